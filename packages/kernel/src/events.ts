@@ -1,0 +1,40 @@
+import { EventEmitter } from 'eventemitter3';
+import type { ConfigIssue } from './errors.js';
+import type { ServerHealth } from './service.js';
+
+export interface ServerRef {
+  service: string;
+  server: string;
+}
+
+export type ConnectionFailureReason = 'refused' | 'reset' | 'timeout' | 'unreachable' | 'oneway-expired' | 'other';
+
+/**
+ * Every event on the kernel's bus, name → payload. Dataplanes emit `connection:*` and
+ * `health:signal`; the kernel emits the rest.
+ */
+export interface FulcrumEventMap {
+  'service:added': { service: string };
+  'service:updated': { service: string; changes: string[] };
+  'service:removed': { service: string };
+  'server:added': ServerRef & { weight: number };
+  'server:removed': ServerRef;
+  'server:health': ServerRef & { health: ServerHealth; checker: string; reason: string };
+  'server:weight': ServerRef & { weight: number; previous: number; reason: string };
+  'plan:compiled': { service: string; kind: string; servers: number };
+  'connection:opened': ServerRef & { client: string };
+  'connection:closed': ServerRef & { client: string; durationMs: number };
+  'connection:failed': ServerRef & { client: string; reason: ConnectionFailureReason; retried: boolean };
+  /** Passive-health signal from a dataplane (DPVS dest-check's inputs). */
+  'health:signal': ServerRef & { ok: boolean; reason: string };
+  'config:applied': { version: number; changes: number };
+  'config:rejected': { issues: readonly ConfigIssue[] };
+  'plugin:error': { plugin: string; hook: string; error: Error };
+}
+
+export type FulcrumEventName = keyof FulcrumEventMap;
+
+type Listeners = { [K in FulcrumEventName]: (payload: FulcrumEventMap[K]) => void };
+
+/** The kernel's typed event bus (eventemitter3). */
+export class EventBus extends EventEmitter<Listeners> {}

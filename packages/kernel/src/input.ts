@@ -1,0 +1,32 @@
+/**
+ * Configuration as written (YAML, JSON or an object given to the API), before validation.
+ * Durations are a number of seconds or a string with a unit; endpoints are strings.
+ */
+export type PluginRef = string | { name: string; options?: Record<string, unknown> };
+export type DurationInput = number | string;
+
+export interface RealServerInput {
+  address: string;
+  weight?: number;
+}
+
+export interface ServiceInput {
+  name: string;
+  protocol?: 'tcp' | 'udp';
+  listen: string;
+  scheduler?: PluginRef;
+  persistence?: { timeout: DurationInput };
+  passthrough?: PluginRef;
+  healthChecks?: PluginRef[];
+  onFailure?: 'inhibit' | 'drain' | 'remove';
+  localAddresses?: string[];
+  realServers?: RealServerInput[];
+}
+
+export interface ConfigInput {
+  $schema?: string;
+  dataplane?: PluginRef;
+  admin?: { listen: string };
+  plugins?: string[];
+  services?: ServiceInput[];
+}

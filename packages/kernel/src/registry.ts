@@ -1,0 +1,177 @@
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import semver from 'semver';
+import { ErrorCodes, FulcrumError } from './errors.js';
+import { PLUGIN_KINDS, type AnyPlugin, type PluginKind } from './plugin.js';
+import { compileOptionsSchema } from './validation.js';
+
+const NAME_RE = /^[a-z0-9][a-z0-9-]*$/;
+
+/** Conventional packages tried for a short name, in order (Babel-style name resolution). */
+export function conventionalPackages(kind: PluginKind, name: string): string[] {
+  switch (kind) {
+    case 'scheduler':
+      return [`@fulcrum/scheduler-${name}`];
+    case 'healthcheck':
+      return [`@fulcrum/healthcheck-${name}`];
+    case 'dataplane':
+      return [`@fulcrum/dataplane-${name}`];
+    case 'passthrough':
+      return [`@fulcrum/${name}`, `@fulcrum/passthrough-${name}`];
+  }
+}
+
+/** A name that can only be a package: scoped, a path inside a package, or a relative/absolute path. */
+export function isPackageSpecifier(name: string): boolean {
+  return name.startsWith('@') || name.includes('/') || name.startsWith('.');
+}
+
+function looksLikePlugin(v: unknown): v is AnyPlugin {
+  return typeof v === 'object' && v !== null && 'kind' in v && 'create' in v && 'name' in v;
+}
+
+/**
+ * Holds the plugins a kernel knows, by kind and name, and loads more from npm packages.
+ * Every plugin is checked once, when it is registered: its shape, its `kernel` range
+ * against this kernel's version, and that its options schema compiles.
+ */
+export class PluginRegistry {
+  readonly kernelVersion: string;
+  readonly resolveFrom: string;
+  #plugins = new Map<PluginKind, Map<string, AnyPlugin>>(PLUGIN_KINDS.map((k) => [k, new Map()]));
+  #packages = new Map<string, AnyPlugin[]>();
+
+  constructor(kernelVersion: string, resolveFrom: string = process.cwd()) {
+    this.kernelVersion = kernelVersion;
+    this.resolveFrom = resolveFrom;
+  }
+
+  register(plugin: unknown, source = 'kernel.use()'): AnyPlugin {
+    const p = checkPluginShape(plugin, source);
+    const range = semver.validRange(p.kernel);
+    if (!range) {
+      throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `${p.kind} plugin "${p.name}" (${source}) declares kernel range "${p.kernel}", which is not a semver range`, { details: { plugin: p.name } });
+    }
+    if (!semver.satisfies(this.kernelVersion, range, { includePrerelease: true })) {
+      throw new FulcrumError(
+        ErrorCodes.KERNEL_VERSION,
+        `${p.kind} plugin "${p.name}" (${source}) supports @fulcrum/kernel ${p.kernel}, but this is ${this.kernelVersion}: install a version of the plugin made for this kernel`,
+        { details: { plugin: p.name, range: p.kernel, kernel: this.kernelVersion } },
+      );
+    }
+    try {
+      compileOptionsSchema(p.optionsSchema);
+    } catch (e) {
+      throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `${p.kind} plugin "${p.name}" (${source}) has an invalid optionsSchema: ${(e as Error).message}`, { cause: e, details: { plugin: p.name } });
+    }
+    const byName = this.#plugins.get(p.kind)!;
+    const existing = byName.get(p.name);
+    if (existing && existing !== p) {
+      throw new FulcrumError(ErrorCodes.PLUGIN_DUPLICATE, `a ${p.kind} plugin named "${p.name}" is already registered; plugin names are unique per kind`, { details: { plugin: p.name, kind: p.kind } });
+    }
+    byName.set(p.name, p);
+    return p;
+  }
+
+  get(kind: PluginKind, name: string): AnyPlugin | undefined {
+    return this.#plugins.get(kind)!.get(name);
+  }
+
+  list(kind?: PluginKind): AnyPlugin[] {
+    const kinds = kind ? [kind] : PLUGIN_KINDS;
+    return kinds.flatMap((k) => [...this.#plugins.get(k)!.values()]);
+  }
+
+  /**
+   * Imports a package and registers every plugin it exports (its default export: a plugin
+   * or an array of plugins; and any named export that is a plugin). Returns them, or
+   * undefined when the package is not installed.
+   */
+  async loadPackage(specifier: string): Promise<AnyPlugin[] | undefined> {
+    const cached = this.#packages.get(specifier);
+    if (cached) return cached;
+    const url = resolvePackage(specifier, this.resolveFrom);
+    if (!url) return undefined;
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(url)) as Record<string, unknown>;
+    } catch (e) {
+      throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `package "${specifier}" failed to load: ${(e as Error).message}`, { cause: e, details: { package: specifier } });
+    }
+    const found = new Set<AnyPlugin>();
+    const collect = (v: unknown) => {
+      if (Array.isArray(v)) v.forEach(collect);
+      else if (looksLikePlugin(v)) found.add(v);
+    };
+    collect(mod.default);
+    for (const [k, v] of Object.entries(mod)) if (k !== 'default') collect(v);
+    if (found.size === 0) {
+      throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `package "${specifier}" exports no Fulcrum plugin (export one made with defineScheduler, defineHealthCheck, definePassthrough or defineDataplane)`, { details: { package: specifier } });
+    }
+    const plugins = [...found].map((p) => this.register(p, specifier));
+    this.#packages.set(specifier, plugins);
+    return plugins;
+  }
+
+  /**
+   * Finds the plugin a config names: a registered plugin of that kind and name; else a
+   * package named so (`@acme/fulcrum-scheduler-x`), or the conventional package for a short
+   * name (`wrr` → `@fulcrum/scheduler-wrr`). Throws FULCRUM_PLUGIN_NOT_FOUND or _KIND.
+   */
+  async resolve(kind: PluginKind, name: string): Promise<AnyPlugin> {
+    const known = this.get(kind, name);
+    if (known) return known;
+    const candidates = isPackageSpecifier(name) ? [name] : conventionalPackages(kind, name);
+    for (const pkg of candidates) {
+      const plugins = await this.loadPackage(pkg);
+      if (!plugins) continue;
+      const ofKind = plugins.filter((p) => p.kind === kind);
+      const exact = ofKind.find((p) => p.name === name);
+      if (exact) return exact;
+      if (ofKind.length === 1) return ofKind[0]!;
+      if (ofKind.length > 1) {
+        throw new FulcrumError(ErrorCodes.PLUGIN_NOT_FOUND, `package "${pkg}" exports several ${kind} plugins (${ofKind.map((p) => p.name).join(', ')}): name one of them`, { details: { kind, name } });
+      }
+      throw new FulcrumError(ErrorCodes.PLUGIN_KIND, `package "${pkg}" has no ${kind} plugin (it exports: ${plugins.map((p) => `${p.kind} "${p.name}"`).join(', ')})`, { details: { kind, name } });
+    }
+    const registered = [...this.#plugins.get(kind)!.keys()];
+    throw new FulcrumError(
+      ErrorCodes.PLUGIN_NOT_FOUND,
+      `no ${kind} plugin "${name}": ${registered.length ? `registered ${kind}s are ${registered.join(', ')}, and ` : ''}${candidates.map((c) => `"${c}"`).join(' and ')} ${candidates.length > 1 ? 'are' : 'is'} not installed (npm install ${candidates[0]})`,
+      { details: { kind, name, tried: candidates } },
+    );
+  }
+}
+
+function resolvePackage(specifier: string, base: string): string | undefined {
+  try {
+    return pathToFileURL(createRequire(join(base, 'fulcrum-resolve.js')).resolve(specifier)).href;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw e;
+  }
+  // ESM-only exports ("import" condition) or a package only the kernel's tree can see.
+  try {
+    return typeof import.meta.resolve === 'function' ? import.meta.resolve(specifier) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function checkPluginShape(plugin: unknown, source: string): AnyPlugin {
+  const problems: string[] = [];
+  const p = (typeof plugin === 'object' && plugin !== null ? plugin : {}) as Record<string, unknown>;
+  if (!PLUGIN_KINDS.includes(p.kind as PluginKind)) problems.push(`kind must be one of ${PLUGIN_KINDS.join(', ')} (use defineScheduler() and friends)`);
+  if (typeof p.name !== 'string' || !NAME_RE.test(p.name)) problems.push('name must be kebab-case, e.g. "wrr" or "my-check"');
+  if (typeof p.kernel !== 'string') problems.push('kernel must be a semver range of @fulcrum/kernel, e.g. "^1.0.0"');
+  if (typeof p.optionsSchema !== 'object' || p.optionsSchema === null) problems.push('optionsSchema must be a JSON Schema object');
+  if (typeof p.create !== 'function') problems.push('create must be a function (ctx, options) => instance');
+  if (p.kind === 'dataplane' && !Array.isArray(p.capabilities)) problems.push('a dataplane must declare capabilities: string[]');
+  if (p.kind === 'passthrough' && !Array.isArray(p.requires)) problems.push('a passthrough must declare requires: string[]');
+  if (problems.length) {
+    const label = typeof p.name === 'string' ? `"${p.name}"` : '';
+    throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `invalid plugin ${label} (${source}): ${problems.join('; ')}`, { details: { problems } });
+  }
+  return plugin as AnyPlugin;
+}

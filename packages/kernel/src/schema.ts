@@ -1,0 +1,115 @@
+import type { AnyPlugin, JsonSchema, PluginKind } from './plugin.js';
+
+/** Plugins a config can name, by the name it uses for them (short name or package name). */
+export type ResolvedPlugins = Map<PluginKind, Map<string, AnyPlugin>>;
+
+const SERVICE_NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
+
+/**
+ * A plugin reference: `wrr`, or `{ name: wrr, options: {...} }`. With resolved plugins, each
+ * plugin's options schema applies when the name matches it.
+ */
+function pluginRef(kind: PluginKind, resolved: ResolvedPlugins | undefined, description: string): JsonSchema {
+  const byName = resolved?.get(kind) ?? new Map<string, AnyPlugin>();
+  const groups = new Map<AnyPlugin, string[]>();
+  for (const [name, p] of byName) groups.set(p, [...(groups.get(p) ?? []), name]);
+  return {
+    description,
+    type: ['string', 'object'],
+    minLength: 1,
+    if: { type: 'object' },
+    then: {
+      required: ['name'],
+      additionalProperties: false,
+      properties: {
+        name: { type: 'string', minLength: 1, description: `the ${kind}'s name or npm package` },
+        options: { type: 'object' },
+      },
+    },
+    ...(groups.size
+      ? {
+          allOf: [...groups].map(([plugin, names]) => ({
+            if: { type: 'object', required: ['name'], properties: { name: { enum: names } } },
+            then: { properties: { options: plugin.optionsSchema } },
+          })),
+        }
+      : {}),
+  };
+}
+
+/**
+ * The one JSON Schema of a Fulcrum configuration: the kernel's, with every resolved
+ * plugin's options schema in place. Without plugins it checks the kernel's part only
+ * (what `fulcrum schema` prints for editors before any plugin is known).
+ */
+export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
+  const endpoint = { type: 'string', format: 'endpoint' };
+  const realServer = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['address'],
+    properties: {
+      address: { ...endpoint, description: 'the real server, address:port' },
+      weight: { type: 'integer', minimum: 0, maximum: 65535, default: 1, description: '0 takes no new connections' },
+    },
+  };
+  const service = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'listen'],
+    properties: {
+      name: { type: 'string', pattern: SERVICE_NAME, maxLength: 64, description: 'unique name of the virtual service' },
+      protocol: { enum: ['tcp', 'udp'], default: 'tcp' },
+      listen: { ...endpoint, description: 'the virtual address and port (VIP:port)' },
+      scheduler: pluginRef('scheduler', resolved, 'the scheduling algorithm; wlc when absent, as ipvsadm'),
+      persistence: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['timeout'],
+        properties: { timeout: { duration: { min: '1s', max: '30d' }, description: 'how long a client sticks to its server' } },
+      },
+      passthrough: pluginRef('passthrough', resolved, 'how the client address reaches the server'),
+      healthChecks: {
+        type: 'array',
+        default: [],
+        items: pluginRef('healthcheck', resolved, 'a health checker'),
+      },
+      onFailure: { enum: ['inhibit', 'drain', 'remove'], default: 'inhibit' },
+      localAddresses: {
+        type: 'array',
+        default: [],
+        uniqueItems: true,
+        items: { type: 'string', format: 'ip' },
+        description: 'FULLNAT source addresses toward the servers',
+      },
+      realServers: { type: 'array', default: [], items: realServer },
+    },
+  };
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'Fulcrum configuration',
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      $schema: { type: 'string' },
+      dataplane: pluginRef('dataplane', resolved, 'the dataplane; socket when absent'),
+      admin: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['listen'],
+        properties: { listen: { ...endpoint, description: 'admin HTTP API and /metrics' } },
+      },
+      plugins: {
+        type: 'array',
+        default: [],
+        items: { type: 'string', minLength: 1 },
+        description: 'npm packages of plugins to load before names are resolved',
+      },
+      services: { type: 'array', default: [], items: service },
+    },
+  };
+}
+
+/** Defaults for plugin references, applied before validation. */
+export const DEFAULT_DATAPLANE = 'socket';
+export const DEFAULT_SCHEDULER = 'wlc';

@@ -1,0 +1,113 @@
+import type { Endpoint } from './endpoint.js';
+import { formatEndpoint } from './endpoint.js';
+import type { SchedulePlan } from './plan.js';
+
+export type Protocol = 'tcp' | 'udp';
+
+/**
+ * What happens to a server's existing connections when it fails or is taken out:
+ * - `inhibit`: weight 0, established connections keep flowing (keepalived inhibit_on_failure)
+ * - `drain`: weight 0, idle connections closed, the rest closed at a deadline
+ * - `remove`: the server leaves the service and its connections are expired at once
+ */
+export type OnFailure = 'inhibit' | 'drain' | 'remove';
+
+/** A plugin as a config names it, after validation: options have their defaults filled in. */
+export interface PluginUse {
+  name: string;
+  options: Record<string, unknown>;
+}
+
+export interface RealServerSpec {
+  address: string;
+  port: number;
+  /** Configured weight, 0..65535 (ipvsadm's range). 0 takes no new connections. */
+  weight: number;
+}
+
+/** A virtual service as configured, normalised (durations in ms, endpoints parsed). */
+export interface ServiceSpec {
+  name: string;
+  protocol: Protocol;
+  listen: Endpoint;
+  scheduler: PluginUse;
+  /** IPVS persistence: a client address returns to the same server while its template lives. */
+  persistence?: { timeoutMs: number };
+  passthrough?: PluginUse;
+  healthChecks: PluginUse[];
+  onFailure: OnFailure;
+  /** FULLNAT source addresses toward the servers; empty means the host picks. */
+  localAddresses: string[];
+  realServers: RealServerSpec[];
+}
+
+export interface AdminSpec {
+  listen: Endpoint;
+}
+
+/** A whole configuration, validated and normalised. */
+export interface FulcrumConfig {
+  dataplane: PluginUse;
+  admin?: AdminSpec;
+  /** Packages to load before resolving names (third-party plugins). */
+  plugins: string[];
+  services: ServiceSpec[];
+}
+
+/** `address:port` (`[v6]:port`): how a real server is named in events, metrics and APIs. */
+export function serverKey(server: { address: string; port: number }): string {
+  return formatEndpoint(server);
+}
+
+export type ServerHealth = 'up' | 'down';
+
+/** A real server as schedulers and dataplanes see it: with its *effective* weight. */
+export interface RealServerView {
+  readonly index: number;
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+  /** Effective weight: configured, or set by a health check, or 0 when down or draining. */
+  readonly weight: number;
+  readonly configuredWeight: number;
+  readonly health: ServerHealth;
+}
+
+/** The view of one service that a scheduler compiles; immutable. */
+export interface ServiceView {
+  readonly name: string;
+  readonly protocol: Protocol;
+  readonly listen: Endpoint;
+  readonly realServers: readonly RealServerView[];
+}
+
+/** Passthrough settings that a dataplane executes (the plugin's output, JSON-serialisable). */
+export interface PassthroughSettings {
+  readonly name: string;
+  readonly requires: readonly string[];
+  readonly settings: Readonly<Record<string, unknown>>;
+}
+
+/** Everything a dataplane needs to serve one service; immutable, swapped as a whole. */
+export interface ServiceSnapshot extends ServiceView {
+  /** Increases on every change of this service. */
+  readonly version: number;
+  readonly plan: SchedulePlan;
+  readonly persistence?: { readonly timeoutMs: number };
+  readonly passthrough?: PassthroughSettings;
+  readonly onFailure: OnFailure;
+  readonly localAddresses: readonly string[];
+  /** Servers that left the service and whose connections the dataplane must expire now. */
+  readonly expire: readonly string[];
+}
+
+/** One atomic change handed to a dataplane. */
+export interface DataplaneChange {
+  readonly added: readonly ServiceSnapshot[];
+  readonly updated: readonly ServiceSnapshot[];
+  readonly removed: readonly string[];
+}
+
+export function describeService(s: { protocol: Protocol; listen: Endpoint }): string {
+  return `${s.protocol.toUpperCase()} ${formatEndpoint(s.listen)}`;
+}
