@@ -171,10 +171,12 @@ function toConfig(data: Obj): FulcrumConfig {
       ...(s.passthrough ? { passthrough: use(s.passthrough) } : {}),
       healthChecks: (s.healthChecks as unknown[]).map(use),
       onFailure: s.onFailure as ServiceSpec['onFailure'],
+      drain: { idleCloseMs: (s.drain as Obj).idleClose as number, deadlineMs: (s.drain as Obj).deadline as number },
+      ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections as number } : {}),
       localAddresses: s.localAddresses as string[],
       realServers: (s.realServers as Obj[]).map((r) => {
         const e = parseEndpoint(r.address as string)!;
-        return { address: e.address, port: e.port, weight: r.weight as number };
+        return { address: e.address, port: e.port, weight: r.weight as number, drain: r.drain as boolean };
       }),
     };
   });

@@ -56,6 +56,8 @@ export {
   type Protocol,
   type RealServerSpec,
   type RealServerView,
+  type RetiredServer,
+  type DrainPolicy,
   type ServerHealth,
   type ServiceSnapshot,
   type ServiceSpec,

@@ -8,6 +8,7 @@ export type DurationInput = number | string;
 export interface RealServerInput {
   address: string;
   weight?: number;
+  drain?: boolean;
 }
 
 export interface ServiceInput {
@@ -19,6 +20,8 @@ export interface ServiceInput {
   passthrough?: PluginRef;
   healthChecks?: PluginRef[];
   onFailure?: 'inhibit' | 'drain' | 'remove';
+  drain?: { idleClose?: DurationInput; deadline?: DurationInput };
+  maxConnections?: number;
   localAddresses?: string[];
   realServers?: RealServerInput[];
 }

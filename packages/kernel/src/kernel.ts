@@ -29,6 +29,7 @@ import type {
   PassthroughSettings,
   PluginUse,
   RealServerView,
+  RetiredServer,
   ServiceSnapshot,
   ServiceSpec,
   ServiceView,
@@ -190,6 +191,11 @@ export class Kernel {
     return this.updateRealServer(service, server, { weight });
   }
 
+  /** Takes a server out gracefully: no new connections, existing ones drained per the service's policy. */
+  drainRealServer(service: string, server: string): Promise<ApplyResult> {
+    return this.updateRealServer(service, server, { drain: true });
+  }
+
   removeRealServer(service: string, server: string): Promise<ApplyResult> {
     return this.#edit((cfg) => {
       const svc = cfg.services![serviceIndex(cfg, service)]!;
@@ -262,8 +268,7 @@ export class Kernel {
       next.services.forEach((spec, i) => {
         const old = this.#services.get(spec.name);
         const rt = this.#prepare(spec, i, old, compiled, created);
-        const expire = old ? removedServers(old.spec, spec) : [];
-        const snapshot = this.#snapshot(rt, old?.snapshot, spec.onFailure === 'remove' ? expire : []);
+        const snapshot = this.#snapshot(rt, old?.snapshot, retiredByChange(old?.spec, spec));
         rt.snapshot = snapshot;
         prepared.set(spec.name, rt);
         if (!old) change.added.push(snapshot);
@@ -347,12 +352,13 @@ export class Kernel {
   }
 
   /** Builds the service's snapshot; returns `previous` itself when nothing changed. */
-  #snapshot(rt: ServiceRuntime, previous: ServiceSnapshot | undefined, expire: string[]): ServiceSnapshot {
+  #snapshot(rt: ServiceRuntime, previous: ServiceSnapshot | undefined, retired: RetiredServer[]): ServiceSnapshot {
     const { spec } = rt;
     const realServers: RealServerView[] = spec.realServers.map((rs, index) => {
       const key = serverKey(rs);
       const agg = aggregateHealth(rs.weight, rt.verdicts.get(key) ?? new Map());
-      return Object.freeze({ index, key, address: rs.address, port: rs.port, weight: agg.weight, configuredWeight: rs.weight, health: agg.health });
+      const weight = rs.drain ? 0 : agg.weight;
+      return Object.freeze({ index, key, address: rs.address, port: rs.port, weight, configuredWeight: rs.weight, health: agg.health, draining: rs.drain });
     });
     const view: ServiceView = Object.freeze({ name: spec.name, protocol: spec.protocol, listen: spec.listen, realServers: Object.freeze(realServers) });
     const plugin = rt.scheduler.plugin.name;
@@ -369,10 +375,12 @@ export class Kernel {
       ...(spec.persistence ? { persistence: spec.persistence } : {}),
       ...(rt.passthrough ? { passthrough: rt.passthrough.settings } : {}),
       onFailure: spec.onFailure,
+      drain: spec.drain,
+      ...(spec.maxConnections !== undefined ? { maxConnections: spec.maxConnections } : {}),
       localAddresses: Object.freeze([...spec.localAddresses]),
-      expire: Object.freeze(expire),
+      retired: Object.freeze(retired.map((r) => Object.freeze(r))),
     };
-    if (previous && expire.length === 0 && isDeepStrictEqual({ ...previous, version: 0 }, { ...body, version: 0 })) return previous;
+    if (previous && retired.length === 0 && isDeepStrictEqual({ ...previous, version: 0, retired: [] }, { ...body, version: 0 })) return previous;
     return Object.freeze({ ...body, version: (previous?.version ?? 0) + 1 });
   }
 
@@ -421,9 +429,9 @@ export class Kernel {
   async #refresh(service: string, server: string, up: boolean): Promise<void> {
     const rt = this.#services.get(service);
     if (!rt || !this.#dataplane) return;
-    const expire = !up && rt.spec.onFailure === 'remove' ? [server] : [];
+    const action = up ? undefined : failureAction(rt.spec.onFailure);
     const previous = rt.snapshot!;
-    const snapshot = this.#snapshot(rt, previous, expire);
+    const snapshot = this.#snapshot(rt, previous, action ? [{ server, action }] : []);
     if (snapshot === previous) return;
     const dp = this.#dataplane;
     await this.#guard(dp.plugin.name, 'apply', () => dp.instance.apply({ added: [], updated: [snapshot], removed: [] }), true);
@@ -561,9 +569,25 @@ function serverIndex(svc: ServiceInput, server: string): number {
   return j;
 }
 
-function removedServers(old: ServiceSpec, next: ServiceSpec): string[] {
-  const keep = new Set(next.realServers.map(serverKey));
-  return old.realServers.map(serverKey).filter((k) => !keep.has(k));
+/** What happens to a failed or removed server's connections under a service's onFailure. */
+function failureAction(onFailure: ServiceSpec['onFailure']): RetiredServer['action'] | undefined {
+  return onFailure === 'remove' ? 'expire' : onFailure === 'drain' ? 'drain' : undefined;
+}
+
+/**
+ * Servers whose connections change fate between two specs of a service: removed ones
+ * (per onFailure; `inhibit` lets their connections run out, as IPVS without
+ * expire_nodest_conn) and ones the operator newly set to drain.
+ */
+function retiredByChange(old: ServiceSpec | undefined, next: ServiceSpec): RetiredServer[] {
+  if (!old) return [];
+  const before = new Map(old.realServers.map((r) => [serverKey(r), r]));
+  const after = new Set(next.realServers.map(serverKey));
+  const out: RetiredServer[] = [];
+  const action = failureAction(next.onFailure);
+  if (action) for (const key of before.keys()) if (!after.has(key)) out.push({ server: key, action });
+  for (const rs of next.realServers) if (rs.drain && !before.get(serverKey(rs))?.drain) out.push({ server: serverKey(rs), action: 'drain' });
+  return out;
 }
 
 function specChanges(a: ServiceSpec, b: ServiceSpec): string[] {

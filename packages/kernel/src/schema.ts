@@ -51,6 +51,7 @@ export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
     properties: {
       address: { ...endpoint, description: 'the real server, address:port' },
       weight: { type: 'integer', minimum: 0, maximum: 65535, default: 1, description: '0 takes no new connections' },
+      drain: { type: 'boolean', default: false, description: 'take the server out gracefully, per the service drain policy' },
     },
   };
   const service = {
@@ -75,6 +76,16 @@ export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
         items: pluginRef('healthcheck', resolved, 'a health checker'),
       },
       onFailure: { enum: ['inhibit', 'drain', 'remove'], default: 'inhibit' },
+      drain: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        properties: {
+          idleClose: { duration: true, default: '30s', description: 'close a draining connection idle this long' },
+          deadline: { duration: true, default: '5m', description: 'close what is left this long after draining starts' },
+        },
+      },
+      maxConnections: { type: 'integer', minimum: 1, description: 'concurrent connections beyond which new ones are refused' },
       localAddresses: {
         type: 'array',
         default: [],

@@ -23,6 +23,16 @@ export interface RealServerSpec {
   port: number;
   /** Configured weight, 0..65535 (ipvsadm's range). 0 takes no new connections. */
   weight: number;
+  /** Taken out gracefully: no new connections, existing ones drained per the service's policy. */
+  drain: boolean;
+}
+
+/** How connections to a server being taken out end (the LVS "weight 0 keeps them for an hour" fix). */
+export interface DrainPolicy {
+  /** A draining connection idle for this long is closed cleanly (FIN). */
+  idleCloseMs: number;
+  /** Whatever is still open this long after draining started is closed. */
+  deadlineMs: number;
 }
 
 /** A virtual service as configured, normalised (durations in ms, endpoints parsed). */
@@ -36,6 +46,9 @@ export interface ServiceSpec {
   passthrough?: PluginUse;
   healthChecks: PluginUse[];
   onFailure: OnFailure;
+  drain: DrainPolicy;
+  /** Most concurrent connections the service accepts; beyond it new ones are refused and counted. */
+  maxConnections?: number;
   /** FULLNAT source addresses toward the servers; empty means the host picks. */
   localAddresses: string[];
   realServers: RealServerSpec[];
@@ -71,6 +84,19 @@ export interface RealServerView {
   readonly weight: number;
   readonly configuredWeight: number;
   readonly health: ServerHealth;
+  /** Set to drain by the operator (config `drain: true` or the API); weight is then 0. */
+  readonly draining: boolean;
+}
+
+/**
+ * A server whose existing connections must change fate in this snapshot: it left the
+ * service or went down (per `onFailure`), or the operator set it to drain.
+ * - `expire`: close its connections now (RST in packet dataplanes)
+ * - `drain`: no new connections; close idle ones after `drain.idleCloseMs`, the rest at `drain.deadlineMs`
+ */
+export interface RetiredServer {
+  readonly server: string;
+  readonly action: 'expire' | 'drain';
 }
 
 /** The view of one service that a scheduler compiles; immutable. */
@@ -96,9 +122,11 @@ export interface ServiceSnapshot extends ServiceView {
   readonly persistence?: { readonly timeoutMs: number };
   readonly passthrough?: PassthroughSettings;
   readonly onFailure: OnFailure;
+  readonly drain: Readonly<DrainPolicy>;
+  readonly maxConnections?: number;
   readonly localAddresses: readonly string[];
-  /** Servers that left the service and whose connections the dataplane must expire now. */
-  readonly expire: readonly string[];
+  /** Servers whose connections change fate with this snapshot; acted on once, when received. */
+  readonly retired: readonly RetiredServer[];
 }
 
 /** One atomic change handed to a dataplane. */
