@@ -14,7 +14,7 @@ import { KERNEL_VERSION } from './version.js';
 /** Injection tokens of the kernel's container: explicit, no emitted decorator metadata. */
 export const Tokens = {
   KernelVersion: Symbol('fulcrum.KernelVersion') as InjectionToken<string>,
-  ResolveFrom: Symbol('fulcrum.ResolveFrom') as InjectionToken<string>,
+  ResolveFrom: Symbol('fulcrum.ResolveFrom') as InjectionToken<readonly string[]>,
   Clock: Symbol('fulcrum.Clock') as InjectionToken<Clock>,
   Logger: Symbol('fulcrum.Logger') as InjectionToken<Logger>,
   Events: Symbol('fulcrum.Events') as InjectionToken<EventBus>,
@@ -29,8 +29,12 @@ export interface KernelOptions {
   clock?: Clock;
   logger?: Logger;
   metrics?: MetricsRegistry;
-  /** Directory that package names in a config resolve from; default: process.cwd(). */
-  resolveFrom?: string;
+  /**
+   * Directories that package names in a config resolve from, in order (the daemon passes
+   * the config file's directory, then the working directory); default: process.cwd().
+   * Packages installed beside @fulcrum/kernel itself are always found last.
+   */
+  resolveFrom?: string | readonly string[];
 }
 
 /**
@@ -41,7 +45,7 @@ export interface KernelOptions {
 export function createKernelContainer(options: KernelOptions = {}): DependencyContainer {
   const c = rootContainer.createChildContainer();
   c.register(Tokens.KernelVersion, { useValue: KERNEL_VERSION });
-  c.register(Tokens.ResolveFrom, { useValue: options.resolveFrom ?? process.cwd() });
+  c.register(Tokens.ResolveFrom, { useValue: [options.resolveFrom ?? process.cwd()].flat() });
   c.register(Tokens.Clock, { useValue: options.clock ?? systemClock });
   c.register(Tokens.Logger, { useValue: options.logger ?? silentLogger });
   c.register(Tokens.Events, { useFactory: instanceCachingFactory(() => new EventBus()) });

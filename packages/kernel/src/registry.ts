@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { resolve as resolveModule } from 'import-meta-resolve';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import semver from 'semver';
@@ -38,13 +38,14 @@ function looksLikePlugin(v: unknown): v is AnyPlugin {
  */
 export class PluginRegistry {
   readonly kernelVersion: string;
-  readonly resolveFrom: string;
+  /** Directories package names resolve from, in order; the kernel's own location is tried last. */
+  readonly resolveFrom: readonly string[];
   #plugins = new Map<PluginKind, Map<string, AnyPlugin>>(PLUGIN_KINDS.map((k) => [k, new Map()]));
   #packages = new Map<string, AnyPlugin[]>();
 
-  constructor(kernelVersion: string, resolveFrom: string = process.cwd()) {
+  constructor(kernelVersion: string, resolveFrom: string | readonly string[] = process.cwd()) {
     this.kernelVersion = kernelVersion;
-    this.resolveFrom = resolveFrom;
+    this.resolveFrom = [resolveFrom].flat();
   }
 
   register(plugin: unknown, source = 'kernel.use()'): AnyPlugin {
@@ -144,19 +145,22 @@ export class PluginRegistry {
   }
 }
 
-function resolvePackage(specifier: string, base: string): string | undefined {
-  try {
-    return pathToFileURL(createRequire(join(base, 'fulcrum-resolve.js')).resolve(specifier)).href;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw e;
+/**
+ * Resolves a package as Node's ESM loader would from `base` (the config's or the app's
+ * directory), honouring "import"-only exports maps; undefined when it is not installed.
+ */
+function resolvePackage(specifier: string, bases: readonly string[]): string | undefined {
+  const parents = [...bases.map((b) => pathToFileURL(join(b, 'fulcrum-resolve.js')).href), import.meta.url];
+  for (const parent of parents) {
+    try {
+      return resolveModule(specifier, parent);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') continue;
+      throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `cannot resolve package "${specifier}": ${(e as Error).message}`, { cause: e });
+    }
   }
-  // ESM-only exports ("import" condition) or a package only the kernel's tree can see.
-  try {
-    return typeof import.meta.resolve === 'function' ? import.meta.resolve(specifier) : undefined;
-  } catch {
-    return undefined;
-  }
+  return undefined;
 }
 
 function checkPluginShape(plugin: unknown, source: string): AnyPlugin {

@@ -41,7 +41,7 @@ interface DurationBounds {
  * - `format: "endpoint"` (`127.0.0.1:80`, `[::1]:80`) and `format: "ip"`.
  */
 export function createAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true, verbose: true });
   ajv.addFormat('endpoint', { type: 'string', validate: (s: string) => parseEndpoint(s) !== undefined });
   ajv.addFormat('ip', { type: 'string', validate: (s: string) => isIP(s) !== 0 });
   ajv.addKeyword({
