@@ -10,6 +10,7 @@ import {
   ManualClock,
   PluginError,
   Tokens,
+  type AnyPlugin,
   type ConfigInput,
   type FulcrumEventMap,
 } from '../index.js';
@@ -20,10 +21,10 @@ const config = (servers: { address: string; weight?: number }[] = [{ address: '1
   services: [{ name: 'web', listen: '127.0.0.1:8080', scheduler: 'rr', realServers: servers, ...extra }],
 });
 
-function setup(extraPlugins: Parameters<typeof createKernel>[0]['plugins'] = []) {
+function setup(extraPlugins: readonly AnyPlugin[] = []) {
   const dp = recordingDataplane();
   const hc = manualHealthCheck();
-  const kernel = createKernel({ plugins: [rr, dp.plugin, hc.plugin, ...(extraPlugins ?? [])] });
+  const kernel = createKernel({ plugins: [rr, dp.plugin, hc.plugin, ...extraPlugins] });
   const events: [string, unknown][] = [];
   for (const name of [
     'service:added',
