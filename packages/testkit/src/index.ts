@@ -1,2 +1,16 @@
 export { requires, type Requirement, type RequirementResult } from './requires.js';
 export { ManualClock } from '@fulcrum/kernel';
+export { PlanSimulator, syntheticAddress, type SimulatedConnection } from './simulator.js';
+export { makeView, type ServerInput } from './views.js';
+export { createMemoryDataplane, type MemoryService } from './memory-dataplane.js';
+export {
+  schedulerCases,
+  healthCheckCases,
+  passthroughCases,
+  dataplaneCases,
+  standardViews,
+  testContext,
+  validOptions,
+  type CaseOptions,
+  type ConformanceCase,
+} from './conformance.js';
