@@ -1,0 +1,1 @@
+export { rr as default, rr, roundRobinSequence } from './rr.js';
