@@ -1,0 +1,1 @@
+export { lc as default, lc, lcPlan } from './lc.js';

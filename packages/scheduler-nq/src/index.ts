@@ -1,0 +1,1 @@
+export { nq as default, nq, nqPlan } from './nq.js';

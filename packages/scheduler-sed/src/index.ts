@@ -1,0 +1,1 @@
+export { sed as default, sed, sedPlan } from './sed.js';

@@ -1,0 +1,1 @@
+export { wlc as default, wlc, wlcPlan } from './wlc.js';
