@@ -123,7 +123,8 @@ export class PluginRegistry {
   async resolve(kind: PluginKind, name: string): Promise<AnyPlugin> {
     const known = this.get(kind, name);
     if (known) return known;
-    const candidates = isPackageSpecifier(name) ? [name] : conventionalPackages(kind, name);
+    // A short name tries the conventional packages, then a package of that very name.
+    const candidates = isPackageSpecifier(name) ? [name] : [...conventionalPackages(kind, name), name];
     for (const pkg of candidates) {
       const plugins = await this.loadPackage(pkg);
       if (!plugins) continue;

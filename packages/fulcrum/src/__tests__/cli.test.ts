@@ -1,0 +1,201 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+
+const bin = fileURLToPath(new URL('../../dist/bin.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'fulcrum-cli-'));
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// A real plugin package beside the config, as a user would install one: a dataplane that
+// owns a TCP listener per service (so start/stop are observable from outside) and rr.
+const pkgDir = join(dir, 'node_modules', 'fulcrum-probe');
+mkdirSync(pkgDir, { recursive: true });
+writeFileSync(join(pkgDir, 'package.json'), JSON.stringify({ name: 'fulcrum-probe', version: '1.0.0', type: 'module', exports: { '.': { import: './index.mjs' } } }));
+writeFileSync(
+  join(pkgDir, 'index.mjs'),
+  `import { createServer } from 'node:net';
+export const probe = {
+  kind: 'dataplane', name: 'probe', kernel: '^0.1.0', capabilities: ['tcp'],
+  optionsSchema: { type: 'object', additionalProperties: false, properties: {} },
+  create: () => {
+    const servers = new Map();
+    const listen = (s) => new Promise((ok, fail) => { const srv = createServer((c) => c.end(s.realServers.map((r) => r.key + '=' + r.weight).join(',') + '\\n')); srv.once('error', fail); srv.listen(s.listen.port, s.listen.address, () => { servers.set(s.name, srv); ok(); }); });
+    return {
+      start: async () => {},
+      apply: async (ch) => {
+        for (const n of ch.removed) { servers.get(n)?.close(); servers.delete(n); }
+        for (const s of ch.added) await listen(s);
+        for (const s of ch.updated) { servers.get(s.name)?.close(); servers.delete(s.name); await listen(s); }
+      },
+      stop: async () => { for (const s of servers.values()) s.close(); servers.clear(); },
+    };
+  },
+};
+export const rr = {
+  kind: 'scheduler', name: 'rr', kernel: '^0.1.0',
+  optionsSchema: { type: 'object', additionalProperties: false, properties: {} },
+  create: () => ({ compile: (v) => ({ kind: 'sequence', sequence: v.realServers.filter((r) => r.weight > 0).map((r) => r.index) }) }),
+};
+`,
+);
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function config(servicePort: number, adminPort: number, servers = ['127.0.0.1:9001', '127.0.0.1:9002']): string {
+  return `plugins: [fulcrum-probe]
+dataplane: probe
+admin: { listen: 127.0.0.1:${adminPort} }
+services:
+  - name: web
+    listen: 127.0.0.1:${servicePort}
+    scheduler: rr
+    realServers:
+${servers.map((s) => `      - { address: ${s} }`).join('\n')}
+`;
+}
+
+function fulcrum(...args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout: 15_000 });
+}
+
+/** Reads a line from the service listener: the servers the dataplane was given. */
+function ask(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = connect(port, '127.0.0.1');
+    let data = '';
+    c.on('data', (d) => (data += d));
+    c.on('end', () => resolve(data.trim()));
+    c.on('error', reject);
+  });
+}
+
+/** Starts `fulcrum run`, collecting its JSON log lines; resolves once it has started. */
+async function startDaemon(file: string) {
+  const child = spawn(process.execPath, [bin, 'run', file, '--log-format', 'json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const lines: Record<string, unknown>[] = [];
+  let stderr = '';
+  let buf = '';
+  const waiters: { event: string; resolve: (l: Record<string, unknown>) => void }[] = [];
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = JSON.parse(buf.slice(0, i)) as Record<string, unknown>;
+      buf = buf.slice(i + 1);
+      lines.push(line);
+      for (const w of waiters.filter((w) => w.event === line.event)) w.resolve(line);
+    }
+  });
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const waitFor = (event: string, timeoutMs = 10_000) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const seen = lines.find((l) => l.event === event);
+      if (seen) return resolve(seen);
+      const t = setTimeout(() => reject(new Error(`no "${event}" log line in ${timeoutMs} ms; stderr: ${stderr}; log: ${JSON.stringify(lines)}`)), timeoutMs);
+      waiters.push({ event, resolve: (l) => (clearTimeout(t), resolve(l)) });
+    });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, lines, waitFor, exited, stderr: () => stderr };
+}
+
+describe('fulcrum CLI', () => {
+  it('prints its version and help, and refuses bad usage with exit code 2', () => {
+    expect(fulcrum('--version')).toMatchObject({ status: 0, stdout: 'fulcrum 0.1.0\n' });
+    expect(fulcrum('--help')).toMatchObject({ status: 0, stdout: expect.stringContaining('Usage: fulcrum <command>') });
+    expect(fulcrum()).toMatchObject({ status: 2, stderr: expect.stringContaining('Usage: fulcrum') });
+    expect(fulcrum('frob')).toMatchObject({ status: 2, stderr: expect.stringContaining('unknown command "frob"') });
+    expect(fulcrum('validate')).toMatchObject({ status: 2, stderr: expect.stringContaining('needs a config file') });
+    expect(fulcrum('validate', 'a.yaml', '--colour')).toMatchObject({ status: 2, stderr: expect.stringContaining("Unknown option '--colour'") });
+    expect(fulcrum('run', 'a.yaml', '--log-format', 'xml')).toMatchObject({ status: 2 });
+  });
+
+  it('validates: exit 0 with a summary, exit 3 with every problem located', () => {
+    writeFileSync(join(dir, 'good.yaml'), config(8080, 9100));
+    expect(fulcrum('validate', 'good.yaml')).toMatchObject({ status: 0, stdout: 'good.yaml: valid (1 service, 2 real servers, dataplane probe)\n' });
+    writeFileSync(join(dir, 'bad.yaml'), config(8080, 9100, ['127.0.0.1:9001', '127.0.0.1:99999']).replace('scheduler: rr', 'scheduler: rr\n    weight: 3'));
+    const bad = fulcrum('validate', 'bad.yaml');
+    expect(bad.status).toBe(3);
+    expect(bad.stderr).toBe(
+      [
+        'bad.yaml:8:5 services[0].weight: unknown key "weight" (allowed: name, protocol, listen, scheduler, persistence, passthrough, healthChecks, onFailure, drain, maxConnections, localAddresses, realServers)',
+        'bad.yaml:11:11 services[0].realServers[1].address: must be an address and port, such as 127.0.0.1:8080 or [::1]:8080',
+        'error FULCRUM_CONFIG_INVALID: the configuration is invalid (2 problems)',
+        '',
+      ].join('\n'),
+    );
+    expect(fulcrum('validate', 'nothing-here.yaml')).toMatchObject({ status: 3, stderr: expect.stringMatching(/^error FULCRUM_CONFIG_READ: cannot read config nothing-here.yaml/) });
+  });
+
+  it('prints the assembled JSON Schema, with the options schemas of the plugins a config names', () => {
+    const r = fulcrum('schema', 'good.yaml');
+    expect(r.status).toBe(0);
+    const schema = JSON.parse(r.stdout);
+    expect(schema.title).toBe('Fulcrum configuration');
+    expect(JSON.stringify(schema.properties.dataplane.allOf)).toContain('"enum":["probe"]');
+  });
+
+  it('runs: serves, reloads on SIGHUP (and keeps running on a broken reload), stops cleanly on SIGTERM', async () => {
+    const [svcPort, adminPort] = [await freePort(), await freePort()];
+    const file = join(dir, 'run.yaml');
+    writeFileSync(file, config(svcPort, adminPort));
+    const d = await startDaemon(file);
+    const started = await d.waitFor('started');
+    expect(started).toMatchObject({ services: ['web'], admin: `127.0.0.1:${adminPort}` });
+    expect(await ask(svcPort)).toBe('127.0.0.1:9001=1,127.0.0.1:9002=1');
+
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    expect(metrics).toMatch(/^fulcrum_config_version 1$/m);
+    expect(metrics).toMatch(/^fulcrum_server_weight\{service="web",server="127.0.0.1:9002"\} 1$/m);
+    const services = (await (await fetch(`http://127.0.0.1:${adminPort}/api/v1/services`)).json()) as { name: string }[];
+    expect(services.map((s) => s.name)).toEqual(['web']);
+    expect((await fetch(`http://127.0.0.1:${adminPort}/nope`)).status).toBe(404);
+
+    writeFileSync(file, config(svcPort, adminPort, ['127.0.0.1:9001', '127.0.0.1:9003']));
+    d.child.kill('SIGHUP');
+    expect(await d.waitFor('reloaded')).toMatchObject({ version: 2, updated: ['web'] });
+    expect(await ask(svcPort)).toBe('127.0.0.1:9001=1,127.0.0.1:9003=1');
+
+    writeFileSync(file, config(svcPort, adminPort).replace('scheduler: rr', 'scheduler: nope'));
+    d.child.kill('SIGHUP');
+    const rejected = await d.waitFor('reload_rejected');
+    expect(rejected.code).toBe('FULCRUM_PLUGIN_NOT_FOUND');
+    expect(String((rejected.issues as string[])[0])).toMatch(/run\.yaml:7:5 services\[0\]\.scheduler\.name: no scheduler plugin "nope"/);
+    expect(await ask(svcPort)).toBe('127.0.0.1:9001=1,127.0.0.1:9003=1');
+
+    d.child.kill('SIGTERM');
+    expect(await d.exited).toBe(0);
+    expect(d.lines.map((l) => l.event)).toContain('stopped');
+    await expect(ask(svcPort)).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('exits 1 when the admin address is taken, and 3 when the config is invalid at start', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const file = join(dir, 'taken.yaml');
+    writeFileSync(file, config(await freePort(), (taken.address() as AddressInfo).port));
+    const d = await startDaemon(file);
+    expect(await d.exited).toBe(1);
+    expect(d.stderr()).toMatch(/EADDRINUSE/);
+    taken.close();
+
+    writeFileSync(file, 'services: [ { name: x } ]\n');
+    const bad = await startDaemon(file);
+    expect(await bad.exited).toBe(3);
+    expect(bad.stderr()).toMatch(/services\[0\]: missing required key "listen"/);
+  });
+});

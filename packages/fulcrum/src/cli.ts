@@ -1,0 +1,223 @@
+import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  ConfigError,
+  configSchema,
+  createKernel,
+  formatIssue,
+  isFulcrumError,
+  readConfigFile,
+  type Kernel,
+} from '@fulcrum/kernel';
+import type { Logger as PinoLogger } from 'pino';
+import { AdminServer } from './admin.js';
+import { ExitCode } from './exit-codes.js';
+import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './logger.js';
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+
+export interface Io {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+export const HELP = `Usage: fulcrum <command> [options]
+
+Commands:
+  run <config>          run the balancer from a YAML or JSON config file
+  validate <config>     check a config (schema, plugins, capabilities) and exit
+  schema [config]       print the config's JSON Schema (with the options of the plugins it names)
+
+Options:
+  --log-format <fmt>    json | pretty (default: pretty on a terminal, json otherwise)
+  --log-level <level>   ${LOG_LEVELS.join(' | ')} (default: info)
+  -h, --help            show this help
+  -v, --version         show the version
+
+Signals (run): SIGINT/SIGTERM stop cleanly (a second one stops at once); SIGHUP reloads the config.
+Exit codes: 0 ok, 1 run-time failure, 2 usage error, 3 invalid config, 130 forced stop.
+`;
+
+class UsageError extends Error {}
+
+interface Parsed {
+  command: string | undefined;
+  args: string[];
+  help: boolean;
+  version: boolean;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+}
+
+function parse(argv: string[], io: Io): Parsed {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+        'log-format': { type: 'string' },
+        'log-level': { type: 'string' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const logFormat = values['log-format'] ?? ((io.stdout as { isTTY?: boolean }).isTTY ? 'pretty' : 'json');
+  if (logFormat !== 'json' && logFormat !== 'pretty') throw new UsageError(`--log-format must be json or pretty, not "${logFormat}"`);
+  const logLevel = values['log-level'] ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel as LogLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  return {
+    command: positionals[0],
+    args: positionals.slice(1),
+    help: !!values.help,
+    version: !!values.version,
+    logFormat,
+    logLevel: logLevel as LogLevel,
+  };
+}
+
+function configArg(p: Parsed, required: boolean): string | undefined {
+  if (p.args.length > 1) throw new UsageError(`${p.command} takes one config file, got ${p.args.length} arguments`);
+  if (required && !p.args[0]) throw new UsageError(`${p.command} needs a config file: fulcrum ${p.command} <config.yaml>`);
+  return p.args[0];
+}
+
+const kernelFor = (file: string, logger?: PinoLogger) =>
+  createKernel({ resolveFrom: [dirname(resolve(file)), process.cwd()], ...(logger ? { logger } : {}) });
+
+function printError(io: Io, e: unknown): number {
+  if (e instanceof ConfigError) {
+    for (const issue of e.issues) io.stderr.write(`${formatIssue(issue)}\n`);
+    io.stderr.write(`error ${e.code}: the configuration is invalid (${e.issues.length} problem${e.issues.length > 1 ? 's' : ''})\n`);
+    return ExitCode.CONFIG;
+  }
+  if (isFulcrumError(e)) {
+    io.stderr.write(`error ${e.code}: ${e.message}\n`);
+    return e.code === 'FULCRUM_CONFIG_READ' ? ExitCode.CONFIG : ExitCode.FAILURE;
+  }
+  io.stderr.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
+  return ExitCode.FAILURE;
+}
+
+/** Runs the `fulcrum` command line; resolves with the exit code. */
+export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  let p: Parsed;
+  try {
+    p = parse(argv, io);
+    if (p.version) return void io.stdout.write(`fulcrum ${version}\n`), ExitCode.OK;
+    if (p.help || !p.command) {
+      (p.help ? io.stdout : io.stderr).write(HELP);
+      return p.help ? ExitCode.OK : ExitCode.USAGE;
+    }
+    switch (p.command) {
+      case 'validate':
+        return await validate(configArg(p, true)!, io);
+      case 'schema':
+        return await schema(configArg(p, false), io);
+      case 'run':
+        return await run(configArg(p, true)!, p, io);
+      default:
+        throw new UsageError(`unknown command "${p.command}" (commands: run, validate, schema)`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr.write(`error: ${e.message}\n\n${HELP}`);
+      return ExitCode.USAGE;
+    }
+    return printError(io, e);
+  }
+}
+
+async function validate(file: string, io: Io): Promise<number> {
+  const { config } = await kernelFor(file).validate(await readConfigFile(file));
+  const servers = config.services.reduce((n, s) => n + s.realServers.length, 0);
+  io.stdout.write(`${file}: valid (${config.services.length} service${config.services.length === 1 ? '' : 's'}, ${servers} real server${servers === 1 ? '' : 's'}, dataplane ${config.dataplane.name})\n`);
+  return ExitCode.OK;
+}
+
+async function schema(file: string | undefined, io: Io): Promise<number> {
+  const resolved = file ? (await kernelFor(file).validate(await readConfigFile(file))).plugins : undefined;
+  io.stdout.write(JSON.stringify(configSchema(resolved), null, 2) + '\n');
+  return ExitCode.OK;
+}
+
+async function run(file: string, p: Parsed, io: Io): Promise<number> {
+  const logger = createLogger(p.logFormat, p.logLevel, io.stdout);
+  const kernel = kernelFor(file, logger);
+  try {
+    await kernel.apply(await readConfigFile(file));
+  } catch (e) {
+    logger.error({ event: 'start_failed', code: isFulcrumError(e) ? e.code : undefined }, (e as Error).message);
+    await kernel.close().catch(() => undefined);
+    return printError(io, e);
+  }
+  const admin = new AdminServer(kernel);
+  const adminAt = kernel.config?.admin?.listen;
+  if (adminAt) {
+    try {
+      await admin.listen(adminAt);
+    } catch (e) {
+      logger.error({ event: 'start_failed', err: e }, `admin listener: ${(e as Error).message}`);
+      await kernel.close().catch(() => undefined);
+      return printError(io, e);
+    }
+  }
+  logger.info(
+    { event: 'started', version, config: resolve(file), services: kernel.snapshots().map((s) => s.name), admin: admin.address() },
+    `fulcrum ${version} running ${kernel.snapshots().length} service(s)${adminAt ? `, admin on http://${admin.address()}` : ''}`,
+  );
+  return serve(kernel, admin, file, logger);
+}
+
+/** Waits for signals: SIGHUP reloads, SIGINT/SIGTERM stop (a second one forces). */
+function serve(kernel: Kernel, admin: AdminServer, file: string, logger: PinoLogger): Promise<number> {
+  return new Promise((done) => {
+    let stopping = false;
+    const handlers: [NodeJS.Signals, () => void][] = [];
+    const on = (signal: NodeJS.Signals, fn: () => void) => {
+      handlers.push([signal, fn]);
+      process.on(signal, fn);
+    };
+    const finish = (code: number) => {
+      for (const [s, fn] of handlers) process.off(s, fn);
+      done(code);
+    };
+    const stop = (signal: NodeJS.Signals) => async () => {
+      if (stopping) {
+        logger.warn({ event: 'stop_forced', signal }, `${signal} again: stopping now`);
+        return finish(ExitCode.FORCED);
+      }
+      stopping = true;
+      logger.info({ event: 'stopping', signal }, `${signal}: stopping`);
+      const force = setTimeout(() => {
+        logger.error({ event: 'stop_timeout' }, 'shutdown took longer than 10s: stopping now');
+        finish(ExitCode.FORCED);
+      }, 10_000);
+      force.unref();
+      await admin.close();
+      await kernel.close().catch((e: unknown) => logger.error({ event: 'stop_failed', err: e }, (e as Error).message));
+      clearTimeout(force);
+      logger.info({ event: 'stopped' }, 'stopped');
+      finish(ExitCode.OK);
+    };
+    on('SIGINT', stop('SIGINT'));
+    on('SIGTERM', stop('SIGTERM'));
+    on('SIGHUP', () => {
+      if (stopping) return;
+      logger.info({ event: 'reload' }, `SIGHUP: reloading ${file}`);
+      void readConfigFile(file)
+        .then((source) => kernel.apply(source))
+        .then((r) => logger.info({ event: 'reloaded', ...r }, `reloaded: version ${r.version}`))
+        .catch((e: unknown) => {
+          const issues = e instanceof ConfigError ? e.issues.map(formatIssue) : undefined;
+          logger.error({ event: 'reload_rejected', code: isFulcrumError(e) ? e.code : undefined, issues }, `reload rejected, still running the previous config: ${(e as Error).message}`);
+        });
+    });
+  });
+}
