@@ -8,17 +8,24 @@ import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const projects = ['packages', 'examples']
-  .flatMap((dir) => (existsSync(join(root, dir)) ? readdirSync(join(root, dir)).map((d) => `${dir}/${d}`) : []))
+  .flatMap((dir) =>
+    existsSync(join(root, dir)) ? readdirSync(join(root, dir)).map((d) => `${dir}/${d}`) : [],
+  )
   .filter((p) => existsSync(join(root, p, 'tsconfig.json')))
   .sort();
 
-const solution = JSON.stringify({ files: [], references: projects.map((path) => ({ path })) }, null, 2) + '\n';
+const solution =
+  JSON.stringify({ files: [], references: projects.map((path) => ({ path })) }, null, 2) + '\n';
 const solutionFile = join(root, 'tsconfig.json');
-if (!existsSync(solutionFile) || readFileSync(solutionFile, 'utf8') !== solution) writeFileSync(solutionFile, solution);
+if (!existsSync(solutionFile) || readFileSync(solutionFile, 'utf8') !== solution)
+  writeFileSync(solutionFile, solution);
 
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 try {
-  execFileSync(process.execPath, [tsc, '-b', ...process.argv.slice(2), 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+  execFileSync(process.execPath, [tsc, '-b', ...process.argv.slice(2), 'tsconfig.json'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
 } catch {
   process.exit(1);
 }

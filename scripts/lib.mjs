@@ -29,14 +29,17 @@ export function workspaceManifests() {
 /** Debian packages the tests use, as packages declare them: "fulcrum": { "debianTestDependencies": [...] }. */
 export function debianTestDependencies() {
   const all = new Set();
-  for (const { pkg } of workspaceManifests()) for (const d of pkg.fulcrum?.debianTestDependencies ?? []) all.add(d);
+  for (const { pkg } of workspaceManifests())
+    for (const d of pkg.fulcrum?.debianTestDependencies ?? []) all.add(d);
   return [...all].sort();
 }
 
 export function missingDebianPackages(names) {
   return names.filter((n) => {
     try {
-      const out = execFileSync('dpkg-query', ['-W', '-f=${Status}', n], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+      const out = execFileSync('dpkg-query', ['-W', '-f=${Status}', n], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).toString();
       return !out.includes('install ok installed');
     } catch {
       return true;

@@ -22,7 +22,14 @@ if (missing.length && isRoot()) {
 const results = join(root, '.vitest-results.json');
 rmSync(results, { force: true });
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
-const args = [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${results}`, ...process.argv.slice(2)];
+const args = [
+  vitest,
+  'run',
+  '--reporter=default',
+  '--reporter=json',
+  `--outputFile.json=${results}`,
+  ...process.argv.slice(2),
+];
 const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
 
 if (existsSync(results)) {

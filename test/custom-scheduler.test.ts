@@ -31,16 +31,29 @@ services:
     await kernel.apply(await readConfigFile(file));
     expect(kernel.registry.get('scheduler', 'swrr')?.name).toBe('swrr');
     const picks = Array.from({ length: 7 }, () => mem.connect('web')!.server.slice(0, 8));
-    expect(picks).toEqual(['10.0.0.1', '10.0.0.1', '10.0.0.2', '10.0.0.1', '10.0.0.3', '10.0.0.1', '10.0.0.1']);
+    expect(picks).toEqual([
+      '10.0.0.1',
+      '10.0.0.1',
+      '10.0.0.2',
+      '10.0.0.1',
+      '10.0.0.3',
+      '10.0.0.1',
+      '10.0.0.1',
+    ]);
     await kernel.close();
   });
 
   it('reports the plugin options error at its line', async () => {
     const file = join(dir, 'bad.yaml');
-    writeFileSync(file, `plugins: ["@fulcrum-examples/scheduler-swrr"]\ndataplane: memory\nservices:\n  - name: web\n    listen: 127.0.0.1:8080\n    scheduler: { name: swrr, options: { maxSequence: 0 } }\n`);
+    writeFileSync(
+      file,
+      `plugins: ["@fulcrum-examples/scheduler-swrr"]\ndataplane: memory\nservices:\n  - name: web\n    listen: 127.0.0.1:8080\n    scheduler: { name: swrr, options: { maxSequence: 0 } }\n`,
+    );
     const kernel = createKernel({ plugins: [createMemoryDataplane().plugin] });
     await expect(kernel.validate(await readConfigFile(file))).rejects.toMatchObject({
-      issues: [{ file, line: 6, path: 'services[0].scheduler.options.maxSequence', message: 'must be integer >= 1' }],
+      issues: [
+        { file, line: 6, path: 'services[0].scheduler.options.maxSequence', message: 'must be integer >= 1' },
+      ],
     });
   });
 });

@@ -20,15 +20,18 @@ describe('README snippets', () => {
   it('there is at least one runnable snippet (the kernel README has one)', () => {
     expect(snippets.some((s) => s.dir.endsWith('packages/kernel'))).toBe(true);
   });
-  it.each(snippets.map((s) => [`${s.dir.slice(root.length)} #${s.i + 1}`, s] as const))('%s runs', (_name, s) => {
-    const file = join(s.dir, `.readme-snippet-${s.i}.mjs`);
-    writeFileSync(file, s.code);
-    try {
-      const r = spawnSync(process.execPath, [file], { cwd: s.dir, encoding: 'utf8', timeout: 30_000 });
-      expect(r.stderr).toBe('');
-      expect(r.status).toBe(0);
-    } finally {
-      rmSync(file, { force: true });
-    }
-  });
+  it.each(snippets.map((s) => [`${s.dir.slice(root.length)} #${s.i + 1}`, s] as const))(
+    '%s runs',
+    (_name, s) => {
+      const file = join(s.dir, `.readme-snippet-${s.i}.mjs`);
+      writeFileSync(file, s.code);
+      try {
+        const r = spawnSync(process.execPath, [file], { cwd: s.dir, encoding: 'utf8', timeout: 30_000 });
+        expect(r.stderr).toBe('');
+        expect(r.status).toBe(0);
+      } finally {
+        rmSync(file, { force: true });
+      }
+    },
+  );
 });

@@ -46,7 +46,8 @@ export class AdminServer {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body, null, 2));
     };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { code: 'FULCRUM_ADMIN_METHOD', message: `${req.method} is not allowed here` });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return json(405, { code: 'FULCRUM_ADMIN_METHOD', message: `${req.method} is not allowed here` });
     try {
       switch (url.pathname) {
         case '/metrics': {

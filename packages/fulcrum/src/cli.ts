@@ -69,9 +69,11 @@ function parse(argv: string[], io: Io): Parsed {
   }
   const { values, positionals } = parsed;
   const logFormat = values['log-format'] ?? ((io.stdout as { isTTY?: boolean }).isTTY ? 'pretty' : 'json');
-  if (logFormat !== 'json' && logFormat !== 'pretty') throw new UsageError(`--log-format must be json or pretty, not "${logFormat}"`);
+  if (logFormat !== 'json' && logFormat !== 'pretty')
+    throw new UsageError(`--log-format must be json or pretty, not "${logFormat}"`);
   const logLevel = values['log-level'] ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel as LogLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_LEVELS.includes(logLevel as LogLevel))
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   return {
     command: positionals[0],
     args: positionals.slice(1),
@@ -83,8 +85,10 @@ function parse(argv: string[], io: Io): Parsed {
 }
 
 function configArg(p: Parsed, required: boolean): string | undefined {
-  if (p.args.length > 1) throw new UsageError(`${p.command} takes one config file, got ${p.args.length} arguments`);
-  if (required && !p.args[0]) throw new UsageError(`${p.command} needs a config file: fulcrum ${p.command} <config.yaml>`);
+  if (p.args.length > 1)
+    throw new UsageError(`${p.command} takes one config file, got ${p.args.length} arguments`);
+  if (required && !p.args[0])
+    throw new UsageError(`${p.command} needs a config file: fulcrum ${p.command} <config.yaml>`);
   return p.args[0];
 }
 
@@ -94,7 +98,9 @@ const kernelFor = (file: string, logger?: PinoLogger) =>
 function printError(io: Io, e: unknown): number {
   if (e instanceof ConfigError) {
     for (const issue of e.issues) io.stderr.write(`${formatIssue(issue)}\n`);
-    io.stderr.write(`error ${e.code}: the configuration is invalid (${e.issues.length} problem${e.issues.length > 1 ? 's' : ''})\n`);
+    io.stderr.write(
+      `error ${e.code}: the configuration is invalid (${e.issues.length} problem${e.issues.length > 1 ? 's' : ''})\n`,
+    );
     return ExitCode.CONFIG;
   }
   if (isFulcrumError(e)) {
@@ -106,11 +112,14 @@ function printError(io: Io, e: unknown): number {
 }
 
 /** Runs the `fulcrum` command line; resolves with the exit code. */
-export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: Io = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   let p: Parsed;
   try {
     p = parse(argv, io);
-    if (p.version) return void io.stdout.write(`fulcrum ${version}\n`), ExitCode.OK;
+    if (p.version) return (void io.stdout.write(`fulcrum ${version}\n`), ExitCode.OK);
     if (p.help || !p.command) {
       (p.help ? io.stdout : io.stderr).write(HELP);
       return p.help ? ExitCode.OK : ExitCode.USAGE;
@@ -137,7 +146,9 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
 async function validate(file: string, io: Io): Promise<number> {
   const { config } = await kernelFor(file).validate(await readConfigFile(file));
   const servers = config.services.reduce((n, s) => n + s.realServers.length, 0);
-  io.stdout.write(`${file}: valid (${config.services.length} service${config.services.length === 1 ? '' : 's'}, ${servers} real server${servers === 1 ? '' : 's'}, dataplane ${config.dataplane.name})\n`);
+  io.stdout.write(
+    `${file}: valid (${config.services.length} service${config.services.length === 1 ? '' : 's'}, ${servers} real server${servers === 1 ? '' : 's'}, dataplane ${config.dataplane.name})\n`,
+  );
   return ExitCode.OK;
 }
 
@@ -153,7 +164,10 @@ async function run(file: string, p: Parsed, io: Io): Promise<number> {
   try {
     await kernel.apply(await readConfigFile(file));
   } catch (e) {
-    logger.error({ event: 'start_failed', code: isFulcrumError(e) ? e.code : undefined }, (e as Error).message);
+    logger.error(
+      { event: 'start_failed', code: isFulcrumError(e) ? e.code : undefined },
+      (e as Error).message,
+    );
     await kernel.close().catch(() => undefined);
     return printError(io, e);
   }
@@ -169,7 +183,13 @@ async function run(file: string, p: Parsed, io: Io): Promise<number> {
     }
   }
   logger.info(
-    { event: 'started', version, config: resolve(file), services: kernel.snapshots().map((s) => s.name), admin: admin.address() },
+    {
+      event: 'started',
+      version,
+      config: resolve(file),
+      services: kernel.snapshots().map((s) => s.name),
+      admin: admin.address(),
+    },
     `fulcrum ${version} running ${kernel.snapshots().length} service(s)${adminAt ? `, admin on http://${admin.address()}` : ''}`,
   );
   return serve(kernel, admin, file, logger);
@@ -201,7 +221,9 @@ function serve(kernel: Kernel, admin: AdminServer, file: string, logger: PinoLog
       }, 10_000);
       force.unref();
       await admin.close();
-      await kernel.close().catch((e: unknown) => logger.error({ event: 'stop_failed', err: e }, (e as Error).message));
+      await kernel
+        .close()
+        .catch((e: unknown) => logger.error({ event: 'stop_failed', err: e }, (e as Error).message));
       clearTimeout(force);
       logger.info({ event: 'stopped' }, 'stopped');
       finish(ExitCode.OK);
@@ -216,7 +238,10 @@ function serve(kernel: Kernel, admin: AdminServer, file: string, logger: PinoLog
         .then((r) => logger.info({ event: 'reloaded', ...r }, `reloaded: version ${r.version}`))
         .catch((e: unknown) => {
           const issues = e instanceof ConfigError ? e.issues.map(formatIssue) : undefined;
-          logger.error({ event: 'reload_rejected', code: isFulcrumError(e) ? e.code : undefined, issues }, `reload rejected, still running the previous config: ${(e as Error).message}`);
+          logger.error(
+            { event: 'reload_rejected', code: isFulcrumError(e) ? e.code : undefined, issues },
+            `reload rejected, still running the previous config: ${(e as Error).message}`,
+          );
         });
     });
   });

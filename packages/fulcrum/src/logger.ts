@@ -10,10 +10,24 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * field) for machines, or pino-pretty for people. Written synchronously so that nothing
  * is lost when the process exits.
  */
-export function createLogger(format: LogFormat, level: LogLevel, destination: NodeJS.WritableStream = process.stdout): PinoLogger {
+export function createLogger(
+  format: LogFormat,
+  level: LogLevel,
+  destination: NodeJS.WritableStream = process.stdout,
+): PinoLogger {
   const options = { level, base: { pid: process.pid }, name: 'fulcrum' };
   if (format === 'pretty') {
-    return pino(options, pretty({ destination: destination as never, sync: true, colorize: (destination as { isTTY?: boolean }).isTTY ?? false }));
+    return pino(
+      options,
+      pretty({
+        destination: destination as never,
+        sync: true,
+        colorize: (destination as { isTTY?: boolean }).isTTY ?? false,
+      }),
+    );
   }
-  return pino(options, destination === process.stdout ? pino.destination({ fd: 1, sync: true }) : (destination as never));
+  return pino(
+    options,
+    destination === process.stdout ? pino.destination({ fd: 1, sync: true }) : (destination as never),
+  );
 }

@@ -99,7 +99,12 @@ export class ManualClock implements Clock {
 
   #add(fn: () => void, delayMs: number, periodMs?: number): TimerHandle {
     const id = this.#nextId++;
-    this.#timers.set(id, { id, at: this.#now + delayMs, fn, ...(periodMs !== undefined ? { periodMs } : {}) });
+    this.#timers.set(id, {
+      id,
+      at: this.#now + delayMs,
+      fn,
+      ...(periodMs !== undefined ? { periodMs } : {}),
+    });
     return { cancel: () => void this.#timers.delete(id) };
   }
 

@@ -22,7 +22,14 @@ export function parseConfigText(text: string, file?: string): ConfigSource {
     throw new ConfigError(
       doc.errors.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
-        return { path: '', message: e.message.split('\n')[0]!, code: ErrorCodes.CONFIG_PARSE, ...(file ? { file } : {}), line: pos.line, column: pos.col };
+        return {
+          path: '',
+          message: e.message.split('\n')[0]!,
+          code: ErrorCodes.CONFIG_PARSE,
+          ...(file ? { file } : {}),
+          line: pos.line,
+          column: pos.col,
+        };
       }),
       ErrorCodes.CONFIG_PARSE,
     );
@@ -31,7 +38,10 @@ export function parseConfigText(text: string, file?: string): ConfigSource {
   try {
     data = doc.toJS({ maxAliasCount: 1000 });
   } catch (e) {
-    throw new ConfigError([{ path: '', message: (e as Error).message, code: ErrorCodes.CONFIG_PARSE, ...(file ? { file } : {}) }], ErrorCodes.CONFIG_PARSE);
+    throw new ConfigError(
+      [{ path: '', message: (e as Error).message, code: ErrorCodes.CONFIG_PARSE, ...(file ? { file } : {}) }],
+      ErrorCodes.CONFIG_PARSE,
+    );
   }
   return { ...(file ? { file } : {}), data: data ?? {}, locate: (path) => locate(doc, lineCounter, path) };
 }
@@ -43,7 +53,10 @@ export async function readConfigFile(file: string): Promise<ConfigSource> {
     if (buf.length > MAX_CONFIG_BYTES) throw new Error(`file is larger than ${MAX_CONFIG_BYTES} bytes`);
     text = buf.toString('utf8');
   } catch (e) {
-    throw new FulcrumError(ErrorCodes.CONFIG_READ, `cannot read config ${file}: ${(e as Error).message}`, { cause: e, details: { file } });
+    throw new FulcrumError(ErrorCodes.CONFIG_READ, `cannot read config ${file}: ${(e as Error).message}`, {
+      cause: e,
+      details: { file },
+    });
   }
   return parseConfigText(text, file);
 }
@@ -53,7 +66,11 @@ export function objectSource(data: unknown, file?: string): ConfigSource {
   return { ...(file ? { file } : {}), data, locate: () => undefined };
 }
 
-function locate(doc: Document, lc: LineCounter, path: readonly PathSegment[]): { line: number; column: number } | undefined {
+function locate(
+  doc: Document,
+  lc: LineCounter,
+  path: readonly PathSegment[],
+): { line: number; column: number } | undefined {
   let node: unknown = doc.contents;
   let offset = (doc.contents as Node | null)?.range?.[0];
   for (const seg of path) {

@@ -27,7 +27,14 @@ interface RefSite {
 }
 
 /** `wrr` → `{ name: 'wrr', options: {} }` in place, noting where each reference is. */
-function normaliseRef(holder: Obj, key: string | number, kind: PluginKind, segments: PathSegment[], sites: RefSite[], fallback?: string): void {
+function normaliseRef(
+  holder: Obj,
+  key: string | number,
+  kind: PluginKind,
+  segments: PathSegment[],
+  sites: RefSite[],
+  fallback?: string,
+): void {
   let v = holder[key];
   if (v === undefined && fallback) v = holder[key] = fallback;
   if (typeof v === 'string' && v.length > 0) v = holder[key] = { name: v, options: {} };
@@ -45,10 +52,13 @@ function collectRefs(root: Obj): RefSite[] {
     if (!isObj(svc)) return;
     const at = ['services', i];
     normaliseRef(svc, 'scheduler', 'scheduler', [...at, 'scheduler'], sites, DEFAULT_SCHEDULER);
-    if (svc.passthrough !== undefined) normaliseRef(svc, 'passthrough', 'passthrough', [...at, 'passthrough'], sites);
+    if (svc.passthrough !== undefined)
+      normaliseRef(svc, 'passthrough', 'passthrough', [...at, 'passthrough'], sites);
     if (Array.isArray(svc.healthChecks)) {
       const checks = svc.healthChecks as unknown as Obj;
-      (svc.healthChecks as unknown[]).forEach((_, j) => normaliseRef(checks, j, 'healthcheck', [...at, 'healthChecks', j], sites));
+      (svc.healthChecks as unknown[]).forEach((_, j) =>
+        normaliseRef(checks, j, 'healthcheck', [...at, 'healthChecks', j], sites),
+      );
     }
   });
   return sites;
@@ -102,9 +112,18 @@ export class ConfigCompiler {
         if (typeof spec !== 'string') continue;
         try {
           const loaded = await this.#registry.loadPackage(spec);
-          if (!loaded) issues.push(at(['plugins', i], `package "${spec}" is not installed (npm install ${spec})`, ErrorCodes.PLUGIN_NOT_FOUND));
+          if (!loaded)
+            issues.push(
+              at(
+                ['plugins', i],
+                `package "${spec}" is not installed (npm install ${spec})`,
+                ErrorCodes.PLUGIN_NOT_FOUND,
+              ),
+            );
         } catch (e) {
-          issues.push(at(['plugins', i], (e as Error).message, isFulcrumError(e) ? e.code : ErrorCodes.PLUGIN_INVALID));
+          issues.push(
+            at(['plugins', i], (e as Error).message, isFulcrumError(e) ? e.code : ErrorCodes.PLUGIN_INVALID),
+          );
         }
       }
     }
@@ -117,7 +136,13 @@ export class ConfigCompiler {
       try {
         byName.set(site.name, await this.#registry.resolve(site.kind, site.name));
       } catch (e) {
-        issues.push(at([...site.segments, 'name'], (e as Error).message, isFulcrumError(e) ? e.code : ErrorCodes.PLUGIN_INVALID));
+        issues.push(
+          at(
+            [...site.segments, 'name'],
+            (e as Error).message,
+            isFulcrumError(e) ? e.code : ErrorCodes.PLUGIN_INVALID,
+          ),
+        );
       }
     }
 
@@ -171,7 +196,10 @@ function toConfig(data: Obj): FulcrumConfig {
       ...(s.passthrough ? { passthrough: use(s.passthrough) } : {}),
       healthChecks: (s.healthChecks as unknown[]).map(use),
       onFailure: s.onFailure as ServiceSpec['onFailure'],
-      drain: { idleCloseMs: (s.drain as Obj).idleClose as number, deadlineMs: (s.drain as Obj).deadline as number },
+      drain: {
+        idleCloseMs: (s.drain as Obj).idleClose as number,
+        deadlineMs: (s.drain as Obj).deadline as number,
+      },
       ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections as number } : {}),
       localAddresses: s.localAddresses as string[],
       realServers: (s.realServers as Obj[]).map((r) => {
@@ -198,22 +226,37 @@ function semanticIssues(
   const issues: ConfigIssue[] = [];
   const names = new Map<string, number>();
   const listens = new Map<string, number>();
-  const dataplane = resolved.get('dataplane')?.get(config.dataplane.name) as DataplanePlugin<never> | undefined;
+  const dataplane = resolved.get('dataplane')?.get(config.dataplane.name) as
+    DataplanePlugin<never> | undefined;
   const caps = new Set(dataplane?.capabilities ?? []);
   const capList = [...caps].join(', ') || 'none';
   const needs = (segments: PathSegment[], cap: string, what: string, hint = '') => {
     if (dataplane && !caps.has(cap))
-      issues.push(at(segments, `${what} needs a dataplane with the "${cap}" capability; the "${config.dataplane.name}" dataplane has: ${capList}${hint}`, ErrorCodes.CAPABILITY));
+      issues.push(
+        at(
+          segments,
+          `${what} needs a dataplane with the "${cap}" capability; the "${config.dataplane.name}" dataplane has: ${capList}${hint}`,
+          ErrorCodes.CAPABILITY,
+        ),
+      );
   };
 
   config.services.forEach((svc, i) => {
     const first = names.get(svc.name);
-    if (first !== undefined) issues.push(at(['services', i, 'name'], `duplicate service name "${svc.name}" (also services[${first}])`));
+    if (first !== undefined)
+      issues.push(
+        at(['services', i, 'name'], `duplicate service name "${svc.name}" (also services[${first}])`),
+      );
     else names.set(svc.name, i);
     const lkey = `${svc.protocol} ${svc.listen.address} ${svc.listen.port}`;
     const firstListen = listens.get(lkey);
     if (firstListen !== undefined)
-      issues.push(at(['services', i, 'listen'], `${svc.protocol} ${svc.listen.address}:${svc.listen.port} is already the address of services[${firstListen}]`));
+      issues.push(
+        at(
+          ['services', i, 'listen'],
+          `${svc.protocol} ${svc.listen.address}:${svc.listen.port} is already the address of services[${firstListen}]`,
+        ),
+      );
     else listens.set(lkey, i);
 
     const servers = new Map<string, number>();
@@ -221,15 +264,22 @@ function semanticIssues(
       const key = `${rs.address} ${rs.port}`;
       const firstRs = servers.get(key);
       if (firstRs !== undefined)
-        issues.push(at(['services', i, 'realServers', j, 'address'], `duplicate real server (also realServers[${firstRs}])`));
+        issues.push(
+          at(
+            ['services', i, 'realServers', j, 'address'],
+            `duplicate real server (also realServers[${firstRs}])`,
+          ),
+        );
       else servers.set(key, j);
     });
 
     needs(['services', i, 'protocol'], svc.protocol, `protocol ${svc.protocol}`);
     if (svc.persistence) needs(['services', i, 'persistence'], 'persistence', 'persistence');
-    if (svc.localAddresses.length) needs(['services', i, 'localAddresses'], 'local-addresses', 'localAddresses');
+    if (svc.localAddresses.length)
+      needs(['services', i, 'localAddresses'], 'local-addresses', 'localAddresses');
     if (svc.passthrough) {
-      const pt = resolved.get('passthrough')?.get(svc.passthrough.name) as PassthroughPlugin<never> | undefined;
+      const pt = resolved.get('passthrough')?.get(svc.passthrough.name) as
+        PassthroughPlugin<never> | undefined;
       const missing = (pt?.requires ?? []).filter((c) => !caps.has(c));
       if (dataplane && missing.length) {
         const hint = missing.includes('toa')

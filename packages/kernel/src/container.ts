@@ -1,7 +1,12 @@
 // tsyringe needs the Reflect metadata API at import time; Fulcrum never uses decorators,
 // but the polyfill must be loaded before tsyringe itself (docs/decisions/0002).
 import 'reflect-metadata';
-import { container as rootContainer, instanceCachingFactory, type DependencyContainer, type InjectionToken } from 'tsyringe';
+import {
+  container as rootContainer,
+  instanceCachingFactory,
+  type DependencyContainer,
+  type InjectionToken,
+} from 'tsyringe';
 import { systemClock, type Clock } from './clock.js';
 import { EventBus } from './events.js';
 import { Kernel } from './kernel.js';
@@ -49,9 +54,13 @@ export function createKernelContainer(options: KernelOptions = {}): DependencyCo
   c.register(Tokens.Clock, { useValue: options.clock ?? systemClock });
   c.register(Tokens.Logger, { useValue: options.logger ?? silentLogger });
   c.register(Tokens.Events, { useFactory: instanceCachingFactory(() => new EventBus()) });
-  c.register(Tokens.Metrics, { useFactory: instanceCachingFactory(() => options.metrics ?? new MetricsRegistry()) });
+  c.register(Tokens.Metrics, {
+    useFactory: instanceCachingFactory(() => options.metrics ?? new MetricsRegistry()),
+  });
   c.register(Tokens.Registry, {
-    useFactory: instanceCachingFactory((d) => new PluginRegistry(d.resolve(Tokens.KernelVersion), d.resolve(Tokens.ResolveFrom))),
+    useFactory: instanceCachingFactory(
+      (d) => new PluginRegistry(d.resolve(Tokens.KernelVersion), d.resolve(Tokens.ResolveFrom)),
+    ),
   });
   c.register(Tokens.Kernel, {
     useFactory: instanceCachingFactory(

@@ -15,7 +15,12 @@ export function parseDuration(value: unknown): number | undefined {
 
 /** `1500` → `1.5s`, `120000` → `2m`; the inverse of parseDuration for messages and dumps. */
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms >= size && ms % (size / 10) === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;

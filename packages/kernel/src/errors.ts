@@ -77,7 +77,8 @@ export class ConfigError extends FulcrumError {
     const first = issues[0];
     const codes = new Set(issues.map((i) => i.code ?? ErrorCodes.CONFIG_INVALID));
     const chosen = code ?? (codes.size === 1 ? [...codes][0]! : ErrorCodes.CONFIG_INVALID);
-    const head = issues.length === 1 && first ? formatIssue(first) : `${issues.length} problems in the configuration`;
+    const head =
+      issues.length === 1 && first ? formatIssue(first) : `${issues.length} problems in the configuration`;
     const body = issues.length > 1 ? '\n' + issues.map((i) => `  - ${formatIssue(i)}`).join('\n') : '';
     super(chosen, head + body, { details: { issues } });
     this.name = 'ConfigError';

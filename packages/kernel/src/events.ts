@@ -7,7 +7,8 @@ export interface ServerRef {
   server: string;
 }
 
-export type ConnectionFailureReason = 'refused' | 'reset' | 'timeout' | 'unreachable' | 'oneway-expired' | 'other';
+export type ConnectionFailureReason =
+  'refused' | 'reset' | 'timeout' | 'unreachable' | 'oneway-expired' | 'other';
 
 /**
  * Every event on the kernel's bus, name → payload. Dataplanes emit `connection:*` and

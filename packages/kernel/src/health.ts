@@ -13,7 +13,10 @@ export interface AggregateHealth {
  * misc_dynamic), else the configured weight. No verdict yet counts as up, as keepalived
  * does without `alpha`.
  */
-export function aggregateHealth(configuredWeight: number, verdicts: Iterable<[string, HealthVerdict]>): AggregateHealth {
+export function aggregateHealth(
+  configuredWeight: number,
+  verdicts: Iterable<[string, HealthVerdict]>,
+): AggregateHealth {
   let weight = configuredWeight;
   let reason = 'no check has reported';
   for (const [checker, v] of verdicts) {

@@ -82,7 +82,13 @@ export {
   type ConfigIssue,
   type ErrorCode,
 } from './errors.js';
-export { EventBus, type FulcrumEventMap, type FulcrumEventName, type ServerRef, type ConnectionFailureReason } from './events.js';
+export {
+  EventBus,
+  type FulcrumEventMap,
+  type FulcrumEventName,
+  type ServerRef,
+  type ConnectionFailureReason,
+} from './events.js';
 export { MetricsRegistry, METRIC_LABELS } from './metrics.js';
 export { aggregateHealth, type AggregateHealth } from './health.js';
 export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.js';

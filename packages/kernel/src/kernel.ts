@@ -229,7 +229,8 @@ export class Kernel {
 
   #edit(mutate: (cfg: ConfigInput) => void): Promise<ApplyResult> {
     return this.#serial(async () => {
-      if (!this.#applied) throw new FulcrumError(ErrorCodes.STATE, 'apply a configuration before changing services');
+      if (!this.#applied)
+        throw new FulcrumError(ErrorCodes.STATE, 'apply a configuration before changing services');
       const next = structuredClone(this.#applied.input);
       mutate(next);
       return this.#apply(objectSource(next, this.#applied.file));
@@ -241,7 +242,12 @@ export class Kernel {
     try {
       compiled = await this.#compiler.compile(source);
       if (this.#dataplane && !isDeepStrictEqual(this.#dataplane.use, compiled.config.dataplane)) {
-        throw new ConfigError([{ path: 'dataplane', message: 'the dataplane cannot change while running: restart with the new configuration' }]);
+        throw new ConfigError([
+          {
+            path: 'dataplane',
+            message: 'the dataplane cannot change while running: restart with the new configuration',
+          },
+        ]);
       }
     } catch (e) {
       if (e instanceof ConfigError) {
@@ -263,7 +269,11 @@ export class Kernel {
 
     // Prepare: new plugin instances and plans. Nothing running is touched yet.
     const prepared = new Map<string, ServiceRuntime>();
-    const change: { added: ServiceSnapshot[]; updated: ServiceSnapshot[]; removed: string[] } = { added: [], updated: [], removed: [] };
+    const change: { added: ServiceSnapshot[]; updated: ServiceSnapshot[]; removed: string[] } = {
+      added: [],
+      updated: [],
+      removed: [],
+    };
     try {
       next.services.forEach((spec, i) => {
         const old = this.#services.get(spec.name);
@@ -279,7 +289,8 @@ export class Kernel {
       });
       for (const name of this.#services.keys()) if (!prepared.has(name)) change.removed.push(name);
 
-      if (startingDataplane) await this.#guard(dataplane.plugin.name, 'start', () => dataplane.instance.start(), true);
+      if (startingDataplane)
+        await this.#guard(dataplane.plugin.name, 'start', () => dataplane.instance.start(), true);
       if (change.added.length || change.updated.length || change.removed.length) {
         await this.#guard(dataplane.plugin.name, 'apply', () => dataplane.instance.apply(change), true);
       }
@@ -293,7 +304,11 @@ export class Kernel {
     const previous = this.#services;
     this.#services = prepared;
     this.#dataplane = dataplane;
-    this.#applied = { compiled, input: structuredClone(source.data) as ConfigInput, ...(source.file ? { file: source.file } : {}) };
+    this.#applied = {
+      compiled,
+      input: structuredClone(source.data) as ConfigInput,
+      ...(source.file ? { file: source.file } : {}),
+    };
     this.#configVersion++;
     for (const [name, old] of previous) this.#dispose(old, prepared.get(name));
     for (const rt of prepared.values()) this.#startWatches(rt);
@@ -302,33 +317,71 @@ export class Kernel {
     this.#kmetrics.applies.inc({ result: 'applied' });
     this.#kmetrics.version.set(this.#configVersion);
     this.events.emit('config:applied', { version: this.#configVersion, changes });
-    this.logger.info({ event: 'config_applied', version: this.#configVersion, ...summary(change) }, 'configuration applied');
+    this.logger.info(
+      { event: 'config_applied', version: this.#configVersion, ...summary(change) },
+      'configuration applied',
+    );
     return { version: this.#configVersion, ...summary(change) };
   }
 
   /** A runtime for `spec`, reusing the old one's plugin instances where their use is unchanged. */
-  #prepare(spec: ServiceSpec, index: number, old: ServiceRuntime | undefined, compiled: CompiledConfig, created: (() => void)[]): ServiceRuntime {
+  #prepare(
+    spec: ServiceSpec,
+    index: number,
+    old: ServiceRuntime | undefined,
+    compiled: CompiledConfig,
+    created: (() => void)[],
+  ): ServiceRuntime {
     const info: ServiceInfo = { name: spec.name, protocol: spec.protocol, listen: spec.listen };
     const at = `services[${index}]`;
-    const same = (a: { use: PluginUse; plugin: AnyPlugin } | undefined, use: PluginUse | undefined, kind: PluginKind) =>
-      a !== undefined && use !== undefined && isDeepStrictEqual(a.use, use) && a.plugin === compiled.plugin(kind, use.name);
+    const same = (
+      a: { use: PluginUse; plugin: AnyPlugin } | undefined,
+      use: PluginUse | undefined,
+      kind: PluginKind,
+    ) =>
+      a !== undefined &&
+      use !== undefined &&
+      isDeepStrictEqual(a.use, use) &&
+      a.plugin === compiled.plugin(kind, use.name);
 
     const schedulerPlugin = compiled.plugin('scheduler', spec.scheduler.name);
     const scheduler = same(old?.scheduler, spec.scheduler, 'scheduler')
       ? old!.scheduler
-      : { use: spec.scheduler, plugin: schedulerPlugin, instance: this.#create(schedulerPlugin, spec.scheduler, `${at}.scheduler`, info) as SchedulerInstance };
+      : {
+          use: spec.scheduler,
+          plugin: schedulerPlugin,
+          instance: this.#create(
+            schedulerPlugin,
+            spec.scheduler,
+            `${at}.scheduler`,
+            info,
+          ) as SchedulerInstance,
+        };
 
     let passthrough: ServiceRuntime['passthrough'];
     if (spec.passthrough) {
       if (same(old?.passthrough, spec.passthrough, 'passthrough')) passthrough = old!.passthrough;
       else {
         const plugin = compiled.plugin('passthrough', spec.passthrough.name) as PassthroughPlugin<never>;
-        const inst = this.#create(plugin, spec.passthrough, `${at}.passthrough`, info) as { settings: Record<string, unknown> };
-        passthrough = { use: spec.passthrough, plugin, settings: Object.freeze({ name: plugin.name, requires: [...plugin.requires], settings: structuredClone(inst.settings ?? {}) }) };
+        const inst = this.#create(plugin, spec.passthrough, `${at}.passthrough`, info) as {
+          settings: Record<string, unknown>;
+        };
+        passthrough = {
+          use: spec.passthrough,
+          plugin,
+          settings: Object.freeze({
+            name: plugin.name,
+            requires: [...plugin.requires],
+            settings: structuredClone(inst.settings ?? {}),
+          }),
+        };
       }
     }
 
-    const checksSame = !!old && old.checks.length === spec.healthChecks.length && spec.healthChecks.every((u, j) => same(old.checks[j], u, 'healthcheck'));
+    const checksSame =
+      !!old &&
+      old.checks.length === spec.healthChecks.length &&
+      spec.healthChecks.every((u, j) => same(old.checks[j], u, 'healthcheck'));
     let checks: CheckRuntime[];
     if (checksSame) checks = old!.checks;
     else {
@@ -336,7 +389,12 @@ export class Kernel {
       spec.healthChecks.forEach((use, j) => {
         const plugin = compiled.plugin('healthcheck', use.name);
         const instance = this.#create(plugin, use, `${at}.healthChecks[${j}]`, info) as HealthCheckInstance;
-        checks.push({ label: spec.healthChecks.length > 1 ? `${plugin.name}#${j}` : plugin.name, use, plugin, instance });
+        checks.push({
+          label: spec.healthChecks.length > 1 ? `${plugin.name}#${j}` : plugin.name,
+          use,
+          plugin,
+          instance,
+        });
         created.push(() => this.#closeCheck(checks[j]!));
       });
     }
@@ -352,22 +410,45 @@ export class Kernel {
   }
 
   /** Builds the service's snapshot; returns `previous` itself when nothing changed. */
-  #snapshot(rt: ServiceRuntime, previous: ServiceSnapshot | undefined, retired: RetiredServer[]): ServiceSnapshot {
+  #snapshot(
+    rt: ServiceRuntime,
+    previous: ServiceSnapshot | undefined,
+    retired: RetiredServer[],
+  ): ServiceSnapshot {
     const { spec } = rt;
     const realServers: RealServerView[] = spec.realServers.map((rs, index) => {
       const key = serverKey(rs);
       const agg = aggregateHealth(rs.weight, rt.verdicts.get(key) ?? new Map());
       const weight = rs.drain ? 0 : agg.weight;
-      return Object.freeze({ index, key, address: rs.address, port: rs.port, weight, configuredWeight: rs.weight, health: agg.health, draining: rs.drain });
+      return Object.freeze({
+        index,
+        key,
+        address: rs.address,
+        port: rs.port,
+        weight,
+        configuredWeight: rs.weight,
+        health: agg.health,
+        draining: rs.drain,
+      });
     });
-    const view: ServiceView = Object.freeze({ name: spec.name, protocol: spec.protocol, listen: spec.listen, realServers: Object.freeze(realServers) });
+    const view: ServiceView = Object.freeze({
+      name: spec.name,
+      protocol: spec.protocol,
+      listen: spec.listen,
+      realServers: Object.freeze(realServers),
+    });
     const plugin = rt.scheduler.plugin.name;
     const started = performance.now();
     const plan = this.#call(plugin, 'compile', () => rt.scheduler.instance.compile(view));
     this.#kmetrics.compileSeconds.observe({ scheduler: plugin }, (performance.now() - started) / 1000);
     const problems = checkPlan(plan, realServers.length);
     if (problems.length) {
-      throw new PluginError(plugin, 'compile', new Error(`the plan is malformed: ${problems.join('; ')}`), ErrorCodes.PLAN_INVALID);
+      throw new PluginError(
+        plugin,
+        'compile',
+        new Error(`the plan is malformed: ${problems.join('; ')}`),
+        ErrorCodes.PLAN_INVALID,
+      );
     }
     const body = {
       ...view,
@@ -380,7 +461,12 @@ export class Kernel {
       localAddresses: Object.freeze([...spec.localAddresses]),
       retired: Object.freeze(retired.map((r) => Object.freeze(r))),
     };
-    if (previous && retired.length === 0 && isDeepStrictEqual({ ...previous, version: 0, retired: [] }, { ...body, version: 0 })) return previous;
+    if (
+      previous &&
+      retired.length === 0 &&
+      isDeepStrictEqual({ ...previous, version: 0, retired: [] }, { ...body, version: 0 })
+    )
+      return previous;
     return Object.freeze({ ...body, version: (previous?.version ?? 0) + 1 });
   }
 
@@ -416,13 +502,35 @@ export class Kernel {
     const byChecker = rt.verdicts.get(server) ?? new Map<string, HealthVerdict>();
     const before = byChecker.get(check.label);
     if (before && before.up === verdict.up && before.weight === verdict.weight) return;
-    byChecker.set(check.label, { up: verdict.up, reason: verdict.reason, ...(verdict.weight !== undefined ? { weight: verdict.weight } : {}) });
+    byChecker.set(check.label, {
+      up: verdict.up,
+      reason: verdict.reason,
+      ...(verdict.weight !== undefined ? { weight: verdict.weight } : {}),
+    });
     rt.verdicts.set(server, byChecker);
     if (!before || before.up !== verdict.up) {
-      this.events.emit('server:health', { service, server, health: verdict.up ? 'up' : 'down', checker: check.label, reason: verdict.reason });
-      this.logger.info({ event: 'server_health', service, server, checker: check.label, up: verdict.up, reason: verdict.reason }, `server ${server} ${verdict.up ? 'up' : 'down'}`);
+      this.events.emit('server:health', {
+        service,
+        server,
+        health: verdict.up ? 'up' : 'down',
+        checker: check.label,
+        reason: verdict.reason,
+      });
+      this.logger.info(
+        {
+          event: 'server_health',
+          service,
+          server,
+          checker: check.label,
+          up: verdict.up,
+          reason: verdict.reason,
+        },
+        `server ${server} ${verdict.up ? 'up' : 'down'}`,
+      );
     }
-    void this.#serial(() => this.#refresh(service, server, verdict.up)).catch((e) => this.#pluginFailed(e as Error));
+    void this.#serial(() => this.#refresh(service, server, verdict.up)).catch((e) =>
+      this.#pluginFailed(e as Error),
+    );
   }
 
   /** Recompiles one service after a health change and swaps its plan in the dataplane. */
@@ -434,14 +542,24 @@ export class Kernel {
     const snapshot = this.#snapshot(rt, previous, action ? [{ server, action }] : []);
     if (snapshot === previous) return;
     const dp = this.#dataplane;
-    await this.#guard(dp.plugin.name, 'apply', () => dp.instance.apply({ added: [], updated: [snapshot], removed: [] }), true);
+    await this.#guard(
+      dp.plugin.name,
+      'apply',
+      () => dp.instance.apply({ added: [], updated: [snapshot], removed: [] }),
+      true,
+    );
     rt.snapshot = snapshot;
     this.#announceWeights(service, previous, snapshot, 'health check');
   }
 
   // ---- plugins -----------------------------------------------------------------------------
 
-  #context(kind: PluginKind, name: string, configPath: string, service: ServiceInfo | undefined): PluginContext {
+  #context(
+    kind: PluginKind,
+    name: string,
+    configPath: string,
+    service: ServiceInfo | undefined,
+  ): PluginContext {
     return Object.freeze({
       kernelVersion: this.version,
       plugin: Object.freeze({ kind, name }),
@@ -456,9 +574,20 @@ export class Kernel {
 
   #create(plugin: AnyPlugin, use: PluginUse, configPath: string, service: ServiceInfo | undefined): unknown {
     const ctx = this.#context(plugin.kind, plugin.name, configPath, service);
-    const instance = this.#call(plugin.name, 'create', () => (plugin.create as (c: PluginContext, o: unknown) => unknown)(ctx, structuredClone(use.options)));
-    if (instance === null || typeof instance !== 'object' || typeof (instance as Promise<unknown>).then === 'function') {
-      throw new PluginError(plugin.name, 'create', new Error('create() must return the instance object synchronously'), ErrorCodes.PLUGIN_INVALID);
+    const instance = this.#call(plugin.name, 'create', () =>
+      (plugin.create as (c: PluginContext, o: unknown) => unknown)(ctx, structuredClone(use.options)),
+    );
+    if (
+      instance === null ||
+      typeof instance !== 'object' ||
+      typeof (instance as Promise<unknown>).then === 'function'
+    ) {
+      throw new PluginError(
+        plugin.name,
+        'create',
+        new Error('create() must return the instance object synchronously'),
+        ErrorCodes.PLUGIN_INVALID,
+      );
     }
     return instance;
   }
@@ -476,7 +605,12 @@ export class Kernel {
       await fn();
     } catch (e) {
       if (e instanceof FulcrumError) throw e;
-      throw asDataplane ? new DataplaneError(`dataplane "${plugin}" failed in ${hook}(): ${(e as Error)?.message ?? e}`, { cause: e, details: { plugin, hook } }) : new PluginError(plugin, hook, e);
+      throw asDataplane
+        ? new DataplaneError(`dataplane "${plugin}" failed in ${hook}(): ${(e as Error)?.message ?? e}`, {
+            cause: e,
+            details: { plugin, hook },
+          })
+        : new PluginError(plugin, hook, e);
     }
   }
 
@@ -523,7 +657,8 @@ export class Kernel {
       const old = previous.get(name);
       const snap = rt.snapshot!;
       if (!old) this.events.emit('service:added', { service: name });
-      else if (old.snapshot !== snap) this.events.emit('service:updated', { service: name, changes: specChanges(old.spec, rt.spec) });
+      else if (old.snapshot !== snap)
+        this.events.emit('service:updated', { service: name, changes: specChanges(old.spec, rt.spec) });
       const before = new Map((old?.snapshot?.realServers ?? []).map((r) => [r.key, r]));
       const after = new Set(snap.realServers.map((r) => r.key));
       for (const key of before.keys()) {
@@ -531,31 +666,56 @@ export class Kernel {
         this.#kmetrics.forget(name, key);
         this.events.emit('server:removed', { service: name, server: key });
       }
-      for (const rs of snap.realServers) if (!before.has(rs.key)) this.events.emit('server:added', { service: name, server: rs.key, weight: rs.weight });
+      for (const rs of snap.realServers)
+        if (!before.has(rs.key))
+          this.events.emit('server:added', { service: name, server: rs.key, weight: rs.weight });
       this.#announceWeights(name, old?.snapshot, snap, 'configuration');
-      if (!old || old.snapshot !== snap) this.events.emit('plan:compiled', { service: name, kind: snap.plan.kind, servers: snap.realServers.length });
+      if (!old || old.snapshot !== snap)
+        this.events.emit('plan:compiled', {
+          service: name,
+          kind: snap.plan.kind,
+          servers: snap.realServers.length,
+        });
     }
   }
 
-  #announceWeights(service: string, before: ServiceSnapshot | undefined, after: ServiceSnapshot, reason: string): void {
+  #announceWeights(
+    service: string,
+    before: ServiceSnapshot | undefined,
+    after: ServiceSnapshot,
+    reason: string,
+  ): void {
     const prev = new Map((before?.realServers ?? []).map((r) => [r.key, r]));
     for (const rs of after.realServers) {
       this.#kmetrics.server(service, rs);
       const p = prev.get(rs.key);
-      if (p && p.weight !== rs.weight) this.events.emit('server:weight', { service, server: rs.key, weight: rs.weight, previous: p.weight, reason });
+      if (p && p.weight !== rs.weight)
+        this.events.emit('server:weight', {
+          service,
+          server: rs.key,
+          weight: rs.weight,
+          previous: p.weight,
+          reason,
+        });
     }
   }
 
   #runtime(service: string): ServiceRuntime {
     const rt = this.#services.get(service);
-    if (!rt) throw new FulcrumError(ErrorCodes.SERVICE_NOT_FOUND, `no service named "${service}"`, { details: { service } });
+    if (!rt)
+      throw new FulcrumError(ErrorCodes.SERVICE_NOT_FOUND, `no service named "${service}"`, {
+        details: { service },
+      });
     return rt;
   }
 }
 
 function serviceIndex(cfg: ConfigInput, name: string): number {
   const i = (cfg.services ?? []).findIndex((s) => s?.name === name);
-  if (i < 0) throw new FulcrumError(ErrorCodes.SERVICE_NOT_FOUND, `no service named "${name}"`, { details: { service: name } });
+  if (i < 0)
+    throw new FulcrumError(ErrorCodes.SERVICE_NOT_FOUND, `no service named "${name}"`, {
+      details: { service: name },
+    });
   return i;
 }
 
@@ -565,7 +725,12 @@ function serverIndex(svc: ServiceInput, server: string): number {
     const e = typeof r?.address === 'string' ? parseEndpoint(r.address) : undefined;
     return !!e && !!want && e.address === want.address && e.port === want.port;
   });
-  if (j < 0) throw new FulcrumError(ErrorCodes.SERVER_NOT_FOUND, `service "${svc.name}" has no real server ${server}`, { details: { service: svc.name, server } });
+  if (j < 0)
+    throw new FulcrumError(
+      ErrorCodes.SERVER_NOT_FOUND,
+      `service "${svc.name}" has no real server ${server}`,
+      { details: { service: svc.name, server } },
+    );
   return j;
 }
 
@@ -586,7 +751,8 @@ function retiredByChange(old: ServiceSpec | undefined, next: ServiceSpec): Retir
   const out: RetiredServer[] = [];
   const action = failureAction(next.onFailure);
   if (action) for (const key of before.keys()) if (!after.has(key)) out.push({ server: key, action });
-  for (const rs of next.realServers) if (rs.drain && !before.get(serverKey(rs))?.drain) out.push({ server: serverKey(rs), action: 'drain' });
+  for (const rs of next.realServers)
+    if (rs.drain && !before.get(serverKey(rs))?.drain) out.push({ server: serverKey(rs), action: 'drain' });
   return out;
 }
 

@@ -23,15 +23,24 @@ export class MetricsRegistry {
   }
 
   counter<L extends string>(spec: MetricSpec<L>): Counter<L> {
-    return this.#get(spec, () => new Counter({ ...spec, labelNames: spec.labelNames ?? [], registers: [this.registry] }));
+    return this.#get(
+      spec,
+      () => new Counter({ ...spec, labelNames: spec.labelNames ?? [], registers: [this.registry] }),
+    );
   }
 
   gauge<L extends string>(spec: MetricSpec<L>): Gauge<L> {
-    return this.#get(spec, () => new Gauge({ ...spec, labelNames: spec.labelNames ?? [], registers: [this.registry] }));
+    return this.#get(
+      spec,
+      () => new Gauge({ ...spec, labelNames: spec.labelNames ?? [], registers: [this.registry] }),
+    );
   }
 
   histogram<L extends string>(spec: MetricSpec<L> & { buckets?: number[] }): Histogram<L> {
-    return this.#get(spec, () => new Histogram({ ...spec, labelNames: spec.labelNames ?? [], registers: [this.registry] }));
+    return this.#get(
+      spec,
+      () => new Histogram({ ...spec, labelNames: spec.labelNames ?? [], registers: [this.registry] }),
+    );
   }
 
   /** The text exposition format, as served on `/metrics`. */

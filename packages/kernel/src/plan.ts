@@ -73,9 +73,11 @@ export function checkPlan(plan: unknown, serverCount: number): string[] {
     Number.isInteger(v) && ((v as number) >= 0 || (allowNone && v === -1)) && (v as number) < serverCount;
   const checkIndices = (name: string, list: unknown, allowNone: boolean) => {
     if (!Array.isArray(list)) return problems.push(`${name} must be an array of server indices`);
-    if (list.length > MAX_PLAN_ENTRIES) problems.push(`${name} has ${list.length} entries, more than ${MAX_PLAN_ENTRIES}`);
+    if (list.length > MAX_PLAN_ENTRIES)
+      problems.push(`${name} has ${list.length} entries, more than ${MAX_PLAN_ENTRIES}`);
     const bad = list.findIndex((v) => !isIndex(v, allowNone));
-    if (bad >= 0) problems.push(`${name}[${bad}] = ${String(list[bad])} is not a server index in 0..${serverCount - 1}`);
+    if (bad >= 0)
+      problems.push(`${name}[${bad}] = ${String(list[bad])} is not a server index in 0..${serverCount - 1}`);
     return 0;
   };
   if (typeof plan !== 'object' || plan === null) return ['a plan must be an object'];
@@ -86,7 +88,8 @@ export function checkPlan(plan: unknown, serverCount: number): string[] {
       break;
     case 'hash':
       checkIndices('table', p.table, true);
-      if (!Array.isArray(p.fields) || p.fields.length === 0) problems.push('fields must name at least one field');
+      if (!Array.isArray(p.fields) || p.fields.length === 0)
+        problems.push('fields must name at least one field');
       else
         for (const f of p.fields)
           if (!HASH_FIELDS.includes(f as HashField)) problems.push(`unknown hash field "${String(f)}"`);
@@ -115,7 +118,11 @@ function addressBytes(address: string, out: number[]): void {
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4) {
     const b = v4[1]!.split('.').map(Number);
-    text = text.slice(0, -v4[1]!.length) + ((b[0]! << 8) | b[1]!).toString(16) + ':' + ((b[2]! << 8) | b[3]!).toString(16);
+    text =
+      text.slice(0, -v4[1]!.length) +
+      ((b[0]! << 8) | b[1]!).toString(16) +
+      ':' +
+      ((b[2]! << 8) | b[3]!).toString(16);
   }
   const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
   const h = head ? head.split(':') : [];

@@ -98,7 +98,11 @@ export interface HealthCheckInstance {
   watch(target: HealthTarget, report: (verdict: HealthVerdict) => void): HealthWatch;
   close?(): void;
 }
-export type HealthCheckPlugin<O = Record<string, unknown>> = PluginBase<'healthcheck', O, HealthCheckInstance>;
+export type HealthCheckPlugin<O = Record<string, unknown>> = PluginBase<
+  'healthcheck',
+  O,
+  HealthCheckInstance
+>;
 
 // ---- passthrough --------------------------------------------------------------------------
 
@@ -106,7 +110,11 @@ export interface PassthroughInstance {
   /** JSON-serialisable settings the dataplane executes (e.g. `{ version: 2 }`). */
   settings: Record<string, unknown>;
 }
-export interface PassthroughPlugin<O = Record<string, unknown>> extends PluginBase<'passthrough', O, PassthroughInstance> {
+export interface PassthroughPlugin<O = Record<string, unknown>> extends PluginBase<
+  'passthrough',
+  O,
+  PassthroughInstance
+> {
   /** Capabilities the dataplane needs to carry this passthrough (e.g. `['toa']`). */
   readonly requires: readonly Capability[];
 }
@@ -122,16 +130,23 @@ export interface DataplaneInstance {
   apply(change: DataplaneChange): Promise<void>;
   stop(): Promise<void>;
 }
-export interface DataplanePlugin<O = Record<string, unknown>> extends PluginBase<'dataplane', O, DataplaneInstance> {
+export interface DataplanePlugin<O = Record<string, unknown>> extends PluginBase<
+  'dataplane',
+  O,
+  DataplaneInstance
+> {
   readonly capabilities: readonly Capability[];
 }
 
-export type AnyPlugin = SchedulerPlugin<never> | HealthCheckPlugin<never> | PassthroughPlugin<never> | DataplanePlugin<never>;
+export type AnyPlugin =
+  SchedulerPlugin<never> | HealthCheckPlugin<never> | PassthroughPlugin<never> | DataplanePlugin<never>;
 
 type Definition<P> = Omit<P, 'kind'>;
 
 /** Declares a scheduler plugin; an identity helper that exists for types. */
-export function defineScheduler<O = Record<string, unknown>>(def: Definition<SchedulerPlugin<O>>): SchedulerPlugin<O> {
+export function defineScheduler<O = Record<string, unknown>>(
+  def: Definition<SchedulerPlugin<O>>,
+): SchedulerPlugin<O> {
   return { ...def, kind: 'scheduler' };
 }
 export function defineHealthCheck<O = Record<string, unknown>>(
@@ -144,7 +159,8 @@ export function definePassthrough<O = Record<string, unknown>>(
 ): PassthroughPlugin<O> {
   return { ...def, kind: 'passthrough' };
 }
-export function defineDataplane<O = Record<string, unknown>>(def: Definition<DataplanePlugin<O>>): DataplanePlugin<O> {
+export function defineDataplane<O = Record<string, unknown>>(
+  def: Definition<DataplanePlugin<O>>,
+): DataplanePlugin<O> {
   return { ...def, kind: 'dataplane' };
 }
-

@@ -52,7 +52,11 @@ export class PluginRegistry {
     const p = checkPluginShape(plugin, source);
     const range = semver.validRange(p.kernel);
     if (!range) {
-      throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `${p.kind} plugin "${p.name}" (${source}) declares kernel range "${p.kernel}", which is not a semver range`, { details: { plugin: p.name } });
+      throw new FulcrumError(
+        ErrorCodes.PLUGIN_INVALID,
+        `${p.kind} plugin "${p.name}" (${source}) declares kernel range "${p.kernel}", which is not a semver range`,
+        { details: { plugin: p.name } },
+      );
     }
     if (!semver.satisfies(this.kernelVersion, range, { includePrerelease: true })) {
       throw new FulcrumError(
@@ -64,12 +68,20 @@ export class PluginRegistry {
     try {
       compileOptionsSchema(p.optionsSchema);
     } catch (e) {
-      throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `${p.kind} plugin "${p.name}" (${source}) has an invalid optionsSchema: ${(e as Error).message}`, { cause: e, details: { plugin: p.name } });
+      throw new FulcrumError(
+        ErrorCodes.PLUGIN_INVALID,
+        `${p.kind} plugin "${p.name}" (${source}) has an invalid optionsSchema: ${(e as Error).message}`,
+        { cause: e, details: { plugin: p.name } },
+      );
     }
     const byName = this.#plugins.get(p.kind)!;
     const existing = byName.get(p.name);
     if (existing && existing !== p) {
-      throw new FulcrumError(ErrorCodes.PLUGIN_DUPLICATE, `a ${p.kind} plugin named "${p.name}" is already registered; plugin names are unique per kind`, { details: { plugin: p.name, kind: p.kind } });
+      throw new FulcrumError(
+        ErrorCodes.PLUGIN_DUPLICATE,
+        `a ${p.kind} plugin named "${p.name}" is already registered; plugin names are unique per kind`,
+        { details: { plugin: p.name, kind: p.kind } },
+      );
     }
     byName.set(p.name, p);
     return p;
@@ -98,7 +110,11 @@ export class PluginRegistry {
     try {
       mod = (await import(url)) as Record<string, unknown>;
     } catch (e) {
-      throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `package "${specifier}" failed to load: ${(e as Error).message}`, { cause: e, details: { package: specifier } });
+      throw new FulcrumError(
+        ErrorCodes.PLUGIN_INVALID,
+        `package "${specifier}" failed to load: ${(e as Error).message}`,
+        { cause: e, details: { package: specifier } },
+      );
     }
     const found = new Set<AnyPlugin>();
     const collect = (v: unknown) => {
@@ -108,7 +124,11 @@ export class PluginRegistry {
     collect(mod.default);
     for (const [k, v] of Object.entries(mod)) if (k !== 'default') collect(v);
     if (found.size === 0) {
-      throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `package "${specifier}" exports no Fulcrum plugin (export one made with defineScheduler, defineHealthCheck, definePassthrough or defineDataplane)`, { details: { package: specifier } });
+      throw new FulcrumError(
+        ErrorCodes.PLUGIN_INVALID,
+        `package "${specifier}" exports no Fulcrum plugin (export one made with defineScheduler, defineHealthCheck, definePassthrough or defineDataplane)`,
+        { details: { package: specifier } },
+      );
     }
     const plugins = [...found].map((p) => this.register(p, specifier));
     this.#packages.set(specifier, plugins);
@@ -133,9 +153,17 @@ export class PluginRegistry {
       if (exact) return exact;
       if (ofKind.length === 1) return ofKind[0]!;
       if (ofKind.length > 1) {
-        throw new FulcrumError(ErrorCodes.PLUGIN_NOT_FOUND, `package "${pkg}" exports several ${kind} plugins (${ofKind.map((p) => p.name).join(', ')}): name one of them`, { details: { kind, name } });
+        throw new FulcrumError(
+          ErrorCodes.PLUGIN_NOT_FOUND,
+          `package "${pkg}" exports several ${kind} plugins (${ofKind.map((p) => p.name).join(', ')}): name one of them`,
+          { details: { kind, name } },
+        );
       }
-      throw new FulcrumError(ErrorCodes.PLUGIN_KIND, `package "${pkg}" has no ${kind} plugin (it exports: ${plugins.map((p) => `${p.kind} "${p.name}"`).join(', ')})`, { details: { kind, name } });
+      throw new FulcrumError(
+        ErrorCodes.PLUGIN_KIND,
+        `package "${pkg}" has no ${kind} plugin (it exports: ${plugins.map((p) => `${p.kind} "${p.name}"`).join(', ')})`,
+        { details: { kind, name } },
+      );
     }
     const registered = [...this.#plugins.get(kind)!.keys()];
     throw new FulcrumError(
@@ -158,7 +186,11 @@ function resolvePackage(specifier: string, bases: readonly string[]): string | u
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') continue;
-      throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `cannot resolve package "${specifier}": ${(e as Error).message}`, { cause: e });
+      throw new FulcrumError(
+        ErrorCodes.PLUGIN_INVALID,
+        `cannot resolve package "${specifier}": ${(e as Error).message}`,
+        { cause: e },
+      );
     }
   }
   return undefined;
@@ -167,16 +199,26 @@ function resolvePackage(specifier: string, bases: readonly string[]): string | u
 function checkPluginShape(plugin: unknown, source: string): AnyPlugin {
   const problems: string[] = [];
   const p = (typeof plugin === 'object' && plugin !== null ? plugin : {}) as Record<string, unknown>;
-  if (!PLUGIN_KINDS.includes(p.kind as PluginKind)) problems.push(`kind must be one of ${PLUGIN_KINDS.join(', ')} (use defineScheduler() and friends)`);
-  if (typeof p.name !== 'string' || !NAME_RE.test(p.name)) problems.push('name must be kebab-case, e.g. "wrr" or "my-check"');
-  if (typeof p.kernel !== 'string') problems.push('kernel must be a semver range of @fulcrum/kernel, e.g. "^1.0.0"');
-  if (typeof p.optionsSchema !== 'object' || p.optionsSchema === null) problems.push('optionsSchema must be a JSON Schema object');
+  if (!PLUGIN_KINDS.includes(p.kind as PluginKind))
+    problems.push(`kind must be one of ${PLUGIN_KINDS.join(', ')} (use defineScheduler() and friends)`);
+  if (typeof p.name !== 'string' || !NAME_RE.test(p.name))
+    problems.push('name must be kebab-case, e.g. "wrr" or "my-check"');
+  if (typeof p.kernel !== 'string')
+    problems.push('kernel must be a semver range of @fulcrum/kernel, e.g. "^1.0.0"');
+  if (typeof p.optionsSchema !== 'object' || p.optionsSchema === null)
+    problems.push('optionsSchema must be a JSON Schema object');
   if (typeof p.create !== 'function') problems.push('create must be a function (ctx, options) => instance');
-  if (p.kind === 'dataplane' && !Array.isArray(p.capabilities)) problems.push('a dataplane must declare capabilities: string[]');
-  if (p.kind === 'passthrough' && !Array.isArray(p.requires)) problems.push('a passthrough must declare requires: string[]');
+  if (p.kind === 'dataplane' && !Array.isArray(p.capabilities))
+    problems.push('a dataplane must declare capabilities: string[]');
+  if (p.kind === 'passthrough' && !Array.isArray(p.requires))
+    problems.push('a passthrough must declare requires: string[]');
   if (problems.length) {
     const label = typeof p.name === 'string' ? `"${p.name}"` : '';
-    throw new FulcrumError(ErrorCodes.PLUGIN_INVALID, `invalid plugin ${label} (${source}): ${problems.join('; ')}`, { details: { problems } });
+    throw new FulcrumError(
+      ErrorCodes.PLUGIN_INVALID,
+      `invalid plugin ${label} (${source}): ${problems.join('; ')}`,
+      { details: { problems } },
+    );
   }
   return plugin as AnyPlugin;
 }

@@ -50,8 +50,18 @@ export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
     required: ['address'],
     properties: {
       address: { ...endpoint, description: 'the real server, address:port' },
-      weight: { type: 'integer', minimum: 0, maximum: 65535, default: 1, description: '0 takes no new connections' },
-      drain: { type: 'boolean', default: false, description: 'take the server out gracefully, per the service drain policy' },
+      weight: {
+        type: 'integer',
+        minimum: 0,
+        maximum: 65535,
+        default: 1,
+        description: '0 takes no new connections',
+      },
+      drain: {
+        type: 'boolean',
+        default: false,
+        description: 'take the server out gracefully, per the service drain policy',
+      },
     },
   };
   const service = {
@@ -59,7 +69,12 @@ export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
     additionalProperties: false,
     required: ['name', 'listen'],
     properties: {
-      name: { type: 'string', pattern: SERVICE_NAME, maxLength: 64, description: 'unique name of the virtual service' },
+      name: {
+        type: 'string',
+        pattern: SERVICE_NAME,
+        maxLength: 64,
+        description: 'unique name of the virtual service',
+      },
       protocol: { enum: ['tcp', 'udp'], default: 'tcp' },
       listen: { ...endpoint, description: 'the virtual address and port (VIP:port)' },
       scheduler: pluginRef('scheduler', resolved, 'the scheduling algorithm; wlc when absent, as ipvsadm'),
@@ -67,7 +82,12 @@ export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
         type: 'object',
         additionalProperties: false,
         required: ['timeout'],
-        properties: { timeout: { duration: { min: '1s', max: '30d' }, description: 'how long a client sticks to its server' } },
+        properties: {
+          timeout: {
+            duration: { min: '1s', max: '30d' },
+            description: 'how long a client sticks to its server',
+          },
+        },
       },
       passthrough: pluginRef('passthrough', resolved, 'how the client address reaches the server'),
       healthChecks: {
@@ -81,11 +101,23 @@ export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
         additionalProperties: false,
         default: {},
         properties: {
-          idleClose: { duration: true, default: '30s', description: 'close a draining connection idle this long' },
-          deadline: { duration: true, default: '5m', description: 'close what is left this long after draining starts' },
+          idleClose: {
+            duration: true,
+            default: '30s',
+            description: 'close a draining connection idle this long',
+          },
+          deadline: {
+            duration: true,
+            default: '5m',
+            description: 'close what is left this long after draining starts',
+          },
         },
       },
-      maxConnections: { type: 'integer', minimum: 1, description: 'concurrent connections beyond which new ones are refused' },
+      maxConnections: {
+        type: 'integer',
+        minimum: 1,
+        description: 'concurrent connections beyond which new ones are refused',
+      },
       localAddresses: {
         type: 'array',
         default: [],

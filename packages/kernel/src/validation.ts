@@ -41,7 +41,13 @@ interface DurationBounds {
  * - `format: "endpoint"` (`127.0.0.1:80`, `[::1]:80`) and `format: "ip"`.
  */
 export function createAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true, verbose: true });
+  const ajv = new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    strict: true,
+    allowUnionTypes: true,
+    verbose: true,
+  });
   ajv.addFormat('endpoint', { type: 'string', validate: (s: string) => parseEndpoint(s) !== undefined });
   ajv.addFormat('ip', { type: 'string', validate: (s: string) => isIP(s) !== 0 });
   ajv.addKeyword({
@@ -74,7 +80,8 @@ export function createAjv(): Ajv {
         return false;
       };
       const ms = parseDuration(data);
-      if (ms === undefined) return fail('must be a duration: a number of seconds, or a string such as "500ms", "2s", "1m"');
+      if (ms === undefined)
+        return fail('must be a duration: a number of seconds, or a string such as "500ms", "2s", "1m"');
       const bounds = typeof schema === 'object' ? schema : {};
       const min = bounds.min === undefined ? undefined : parseDuration(bounds.min);
       const max = bounds.max === undefined ? undefined : parseDuration(bounds.max);
@@ -101,7 +108,14 @@ export function compileOptionsSchema(schema: JsonSchema): ValidateFunction {
 }
 
 /** A schema for a duration option, for plugin authors: `interval: durationSchema({ default: '2s', min: '10ms' })`. */
-export function durationSchema(opts: { default?: number | string; min?: number | string; max?: number | string; description?: string } = {}): JsonSchema {
+export function durationSchema(
+  opts: {
+    default?: number | string;
+    min?: number | string;
+    max?: number | string;
+    description?: string;
+  } = {},
+): JsonSchema {
   const { default: def, description, ...bounds } = opts;
   return {
     duration: Object.keys(bounds).length ? bounds : true,
@@ -116,7 +130,10 @@ const FORMAT_MESSAGES: Record<string, string> = {
 };
 
 /** Turns ajv's errors into issues with operator paths; drops the noise of if/then. */
-export function ajvIssues(errors: readonly ErrorObject[] | null | undefined, prefix: readonly PathSegment[] = []): (ConfigIssue & { segments: PathSegment[] })[] {
+export function ajvIssues(
+  errors: readonly ErrorObject[] | null | undefined,
+  prefix: readonly PathSegment[] = [],
+): (ConfigIssue & { segments: PathSegment[] })[] {
   const out: (ConfigIssue & { segments: PathSegment[] })[] = [];
   const seen = new Set<string>();
   for (const e of errors ?? []) {
@@ -148,7 +165,8 @@ export function ajvIssues(errors: readonly ErrorObject[] | null | undefined, pre
       case 'maximum':
       case 'exclusiveMinimum':
       case 'exclusiveMaximum':
-        if ((e.parentSchema as { type?: unknown } | undefined)?.type === 'integer') message = message.replace(/^must be/, 'must be integer');
+        if ((e.parentSchema as { type?: unknown } | undefined)?.type === 'integer')
+          message = message.replace(/^must be/, 'must be integer');
         break;
     }
     const path = formatPath(segments);

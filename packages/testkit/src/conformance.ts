@@ -59,10 +59,14 @@ export function testContext(plugin: AnyPlugin, overrides: Partial<PluginContext>
 }
 
 /** Validates options as the kernel does (defaults filled, durations in ms). */
-export function validOptions(plugin: AnyPlugin, options: Record<string, unknown> = {}): Record<string, unknown> {
+export function validOptions(
+  plugin: AnyPlugin,
+  options: Record<string, unknown> = {},
+): Record<string, unknown> {
   const copy = structuredClone(options);
   const validate = compileOptionsSchema(plugin.optionsSchema);
-  if (!validate(copy)) fail(`options ${JSON.stringify(options)} are invalid: ${JSON.stringify(validate.errors)}`);
+  if (!validate(copy))
+    fail(`options ${JSON.stringify(options)} are invalid: ${JSON.stringify(validate.errors)}`);
   return copy;
 }
 
@@ -77,7 +81,8 @@ function commonCases(plugin: AnyPlugin, opts: CaseOptions): ConformanceCase[] {
       run: () => {
         const schema = plugin.optionsSchema as { type?: unknown; additionalProperties?: unknown };
         if (schema.type !== 'object') fail('optionsSchema.type must be "object"');
-        if (schema.additionalProperties !== false) fail('optionsSchema must set additionalProperties: false, so typos are errors');
+        if (schema.additionalProperties !== false)
+          fail('optionsSchema must set additionalProperties: false, so typos are errors');
         validOptions(plugin, opts.options);
       },
     },
@@ -90,7 +95,8 @@ function commonCases(plugin: AnyPlugin, opts: CaseOptions): ConformanceCase[] {
         const b = create(testContext(plugin), options);
         if (!a || typeof a !== 'object') fail('create() must return an object');
         if (typeof (a as Promise<unknown>).then === 'function') fail('create() must not return a promise');
-        if (a === b) fail('create() returned the same instance twice: instances must not be shared between services');
+        if (a === b)
+          fail('create() returned the same instance twice: instances must not be shared between services');
       },
     },
   ];
@@ -105,15 +111,28 @@ export function standardViews(): [string, ServiceView][] {
     ['equal weights', makeView([1, 1, 1, 1])],
     ['mixed weights with a 0', makeView([4, 3, 0, 2])],
     ['weights sharing a divisor', makeView([6, 4, 2])],
-    ['down and draining servers at weight 0', makeView([{ weight: 0, health: 'down' }, { weight: 2 }, { weight: 0, draining: true }])],
-    ['IPv6 servers', makeView([{ weight: 1, address: '2001:db8::1' }, { weight: 2, address: '2001:db8::2' }])],
+    [
+      'down and draining servers at weight 0',
+      makeView([{ weight: 0, health: 'down' }, { weight: 2 }, { weight: 0, draining: true }]),
+    ],
+    [
+      'IPv6 servers',
+      makeView([
+        { weight: 1, address: '2001:db8::1' },
+        { weight: 2, address: '2001:db8::2' },
+      ]),
+    ],
     ['1,000 servers, weights 1..100', makeView(Array.from({ length: 1000 }, (_, i) => 1 + ((i * 37) % 100)))],
   ];
 }
 
 /** Conformance of a scheduler: well-formed, deterministic plans that honour weight 0. */
 export function schedulerCases(plugin: SchedulerPlugin<never>, opts: CaseOptions = {}): ConformanceCase[] {
-  const instance = () => (plugin.create as (c: PluginContext, o: unknown) => ReturnType<SchedulerPlugin['create']>)(testContext(plugin), validOptions(plugin, opts.options));
+  const instance = () =>
+    (plugin.create as (c: PluginContext, o: unknown) => ReturnType<SchedulerPlugin['create']>)(
+      testContext(plugin),
+      validOptions(plugin, opts.options),
+    );
   const cases = standardViews().flatMap(([label, view]): ConformanceCase[] => [
     {
       name: `compiles a well-formed plan for ${label}, without touching the view`,
@@ -126,7 +145,8 @@ export function schedulerCases(plugin: SchedulerPlugin<never>, opts: CaseOptions
     {
       name: `compiles the same plan twice for ${label} (deterministic)`,
       run: () => {
-        if (!isDeepStrictEqual(instance().compile(view), instance().compile(view))) fail('two compilations of one view differ');
+        if (!isDeepStrictEqual(instance().compile(view), instance().compile(view)))
+          fail('two compilations of one view differ');
       },
     },
     {
@@ -137,13 +157,20 @@ export function schedulerCases(plugin: SchedulerPlugin<never>, opts: CaseOptions
         const seen = new Set<number>();
         const picks = Math.max(2000, n * 200);
         for (let i = 0; i < picks; i++) {
-          const s = ex.pick({ sourceAddress: syntheticAddress(i), sourcePort: 1024 + (i % 60000), destinationAddress: '198.51.100.1', destinationPort: 80 });
+          const s = ex.pick({
+            sourceAddress: syntheticAddress(i),
+            sourcePort: 1024 + (i % 60000),
+            destinationAddress: '198.51.100.1',
+            destinationPort: 80,
+          });
           if (s >= 0 && view.realServers[s]!.weight === 0) fail(`picked server ${s}, whose weight is 0`);
           if (s >= 0) seen.add(s);
         }
         const live = view.realServers.filter((r) => r.weight > 0);
         if (live.length === 0 && seen.size) fail('picked a server although every weight is 0');
-        for (const r of live) if (!seen.has(r.index)) fail(`server ${r.index} (weight ${r.weight}) was never picked in ${picks} picks`);
+        for (const r of live)
+          if (!seen.has(r.index))
+            fail(`server ${r.index} (weight ${r.weight}) was never picked in ${picks} picks`);
       },
     },
   ]);
@@ -151,18 +178,33 @@ export function schedulerCases(plugin: SchedulerPlugin<never>, opts: CaseOptions
 }
 
 /** Conformance of a health check: watches start and stop cleanly, close is idempotent. */
-export function healthCheckCases(plugin: HealthCheckPlugin<never>, opts: CaseOptions = {}): ConformanceCase[] {
+export function healthCheckCases(
+  plugin: HealthCheckPlugin<never>,
+  opts: CaseOptions = {},
+): ConformanceCase[] {
   return [
     ...commonCases(plugin, opts),
     {
       name: 'watch() returns a handle whose stop() may be called twice; no verdict arrives after stop',
       run: async () => {
         const clock = new ManualClock();
-        const inst = (plugin.create as (c: PluginContext, o: unknown) => ReturnType<HealthCheckPlugin['create']>)(testContext(plugin, { clock }), validOptions(plugin, opts.options));
+        const inst = (
+          plugin.create as (c: PluginContext, o: unknown) => ReturnType<HealthCheckPlugin['create']>
+        )(testContext(plugin, { clock }), validOptions(plugin, opts.options));
         let late = 0;
         let stopped = false;
         const watch = inst.watch(
-          { service: { name: 'conformance', protocol: 'tcp', listen: { address: '127.0.0.1', port: 80, family: 4 } }, server: '127.0.0.1:9', address: '127.0.0.1', port: 9, weight: 1 },
+          {
+            service: {
+              name: 'conformance',
+              protocol: 'tcp',
+              listen: { address: '127.0.0.1', port: 80, family: 4 },
+            },
+            server: '127.0.0.1:9',
+            address: '127.0.0.1',
+            port: 9,
+            weight: 1,
+          },
           () => void (stopped && late++),
         );
         if (!watch || typeof watch.stop !== 'function') fail('watch() must return { stop() }');
@@ -180,15 +222,22 @@ export function healthCheckCases(plugin: HealthCheckPlugin<never>, opts: CaseOpt
 }
 
 /** Conformance of a passthrough: declared requirements, JSON-serialisable settings. */
-export function passthroughCases(plugin: PassthroughPlugin<never>, opts: CaseOptions = {}): ConformanceCase[] {
+export function passthroughCases(
+  plugin: PassthroughPlugin<never>,
+  opts: CaseOptions = {},
+): ConformanceCase[] {
   return [
     ...commonCases(plugin, opts),
     {
       name: 'declares the capabilities it requires, and produces JSON-serialisable settings',
       run: () => {
-        if (!Array.isArray(plugin.requires) || plugin.requires.some((c) => typeof c !== 'string')) fail('requires must be string[]');
-        const inst = (plugin.create as (c: PluginContext, o: unknown) => ReturnType<PassthroughPlugin['create']>)(testContext(plugin), validOptions(plugin, opts.options));
-        if (!isDeepStrictEqual(JSON.parse(JSON.stringify(inst.settings)), inst.settings)) fail('settings must survive a JSON round trip (native dataplanes receive them so)');
+        if (!Array.isArray(plugin.requires) || plugin.requires.some((c) => typeof c !== 'string'))
+          fail('requires must be string[]');
+        const inst = (
+          plugin.create as (c: PluginContext, o: unknown) => ReturnType<PassthroughPlugin['create']>
+        )(testContext(plugin), validOptions(plugin, opts.options));
+        if (!isDeepStrictEqual(JSON.parse(JSON.stringify(inst.settings)), inst.settings))
+          fail('settings must survive a JSON round trip (native dataplanes receive them so)');
       },
     },
   ];
@@ -201,14 +250,17 @@ export function dataplaneCases(plugin: DataplanePlugin<never>, opts: CaseOptions
     {
       name: 'declares at least one of the tcp/udp capabilities',
       run: () => {
-        if (!plugin.capabilities.some((c) => c === 'tcp' || c === 'udp')) fail('capabilities must include tcp or udp');
+        if (!plugin.capabilities.some((c) => c === 'tcp' || c === 'udp'))
+          fail('capabilities must include tcp or udp');
       },
     },
     {
       name: 'starts, applies an empty change, and stops',
       run: async () => {
         const { service: _none, ...ctx } = testContext(plugin); // dataplanes serve no single service
-        const inst = (plugin.create as (c: PluginContext, o: unknown) => ReturnType<DataplanePlugin['create']>)(ctx, validOptions(plugin, opts.options));
+        const inst = (
+          plugin.create as (c: PluginContext, o: unknown) => ReturnType<DataplanePlugin['create']>
+        )(ctx, validOptions(plugin, opts.options));
         await inst.start();
         await inst.apply({ added: [], updated: [], removed: [] });
         await inst.stop();

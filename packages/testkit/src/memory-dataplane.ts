@@ -30,7 +30,8 @@ export function createMemoryDataplane(name = 'memory') {
         if (!state.running) throw new Error('apply() before start()');
         changes.push(change);
         for (const n of change.removed) services.delete(n);
-        for (const s of change.added) services.set(s.name, { snapshot: s, simulator: new PlanSimulator(s.plan) });
+        for (const s of change.added)
+          services.set(s.name, { snapshot: s, simulator: new PlanSimulator(s.plan) });
         for (const s of change.updated) {
           const svc = services.get(s.name);
           if (!svc) throw new Error(`update of unknown service ${s.name}`);
@@ -46,7 +47,10 @@ export function createMemoryDataplane(name = 'memory') {
   });
 
   /** Opens a simulated connection to `service`; returns the chosen server's key. */
-  const connect = (service: string, sourceAddress?: string): { server: string; conn: SimulatedConnection } | undefined => {
+  const connect = (
+    service: string,
+    sourceAddress?: string,
+  ): { server: string; conn: SimulatedConnection } | undefined => {
     const svc = services.get(service);
     if (!svc) throw new Error(`no service ${service} in the memory dataplane`);
     const conn = svc.simulator.connect(sourceAddress ? { sourceAddress } : {});

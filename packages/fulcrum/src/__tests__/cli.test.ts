@@ -18,7 +18,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // owns a TCP listener per service (so start/stop are observable from outside) and rr.
 const pkgDir = join(dir, 'node_modules', 'fulcrum-probe');
 mkdirSync(pkgDir, { recursive: true });
-writeFileSync(join(pkgDir, 'package.json'), JSON.stringify({ name: 'fulcrum-probe', version: '1.0.0', type: 'module', exports: { '.': { import: './index.mjs' } } }));
+writeFileSync(
+  join(pkgDir, 'package.json'),
+  JSON.stringify({
+    name: 'fulcrum-probe',
+    version: '1.0.0',
+    type: 'module',
+    exports: { '.': { import: './index.mjs' } },
+  }),
+);
 writeFileSync(
   join(pkgDir, 'index.mjs'),
   `import { createServer } from 'node:net';
@@ -55,7 +63,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function config(servicePort: number, adminPort: number, servers = ['127.0.0.1:9001', '127.0.0.1:9002']): string {
+function config(
+  servicePort: number,
+  adminPort: number,
+  servers = ['127.0.0.1:9001', '127.0.0.1:9002'],
+): string {
   return `plugins: [fulcrum-probe]
 dataplane: probe
 admin: { listen: 127.0.0.1:${adminPort} }
@@ -85,7 +97,10 @@ function ask(port: number): Promise<string> {
 
 /** Starts `fulcrum run`, collecting its JSON log lines; resolves once it has started. */
 async function startDaemon(file: string) {
-  const child = spawn(process.execPath, [bin, 'run', file, '--log-format', 'json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'run', file, '--log-format', 'json'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   const lines: Record<string, unknown>[] = [];
   let stderr = '';
@@ -106,7 +121,15 @@ async function startDaemon(file: string) {
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const seen = lines.find((l) => l.event === event);
       if (seen) return resolve(seen);
-      const t = setTimeout(() => reject(new Error(`no "${event}" log line in ${timeoutMs} ms; stderr: ${stderr}; log: ${JSON.stringify(lines)}`)), timeoutMs);
+      const t = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `no "${event}" log line in ${timeoutMs} ms; stderr: ${stderr}; log: ${JSON.stringify(lines)}`,
+            ),
+          ),
+        timeoutMs,
+      );
       waiters.push({ event, resolve: (l) => (clearTimeout(t), resolve(l)) });
     });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -116,18 +139,39 @@ async function startDaemon(file: string) {
 describe('fulcrum CLI', () => {
   it('prints its version and help, and refuses bad usage with exit code 2', () => {
     expect(fulcrum('--version')).toMatchObject({ status: 0, stdout: 'fulcrum 0.1.0\n' });
-    expect(fulcrum('--help')).toMatchObject({ status: 0, stdout: expect.stringContaining('Usage: fulcrum <command>') });
+    expect(fulcrum('--help')).toMatchObject({
+      status: 0,
+      stdout: expect.stringContaining('Usage: fulcrum <command>'),
+    });
     expect(fulcrum()).toMatchObject({ status: 2, stderr: expect.stringContaining('Usage: fulcrum') });
-    expect(fulcrum('frob')).toMatchObject({ status: 2, stderr: expect.stringContaining('unknown command "frob"') });
-    expect(fulcrum('validate')).toMatchObject({ status: 2, stderr: expect.stringContaining('needs a config file') });
-    expect(fulcrum('validate', 'a.yaml', '--colour')).toMatchObject({ status: 2, stderr: expect.stringContaining("Unknown option '--colour'") });
+    expect(fulcrum('frob')).toMatchObject({
+      status: 2,
+      stderr: expect.stringContaining('unknown command "frob"'),
+    });
+    expect(fulcrum('validate')).toMatchObject({
+      status: 2,
+      stderr: expect.stringContaining('needs a config file'),
+    });
+    expect(fulcrum('validate', 'a.yaml', '--colour')).toMatchObject({
+      status: 2,
+      stderr: expect.stringContaining("Unknown option '--colour'"),
+    });
     expect(fulcrum('run', 'a.yaml', '--log-format', 'xml')).toMatchObject({ status: 2 });
   });
 
   it('validates: exit 0 with a summary, exit 3 with every problem located', () => {
     writeFileSync(join(dir, 'good.yaml'), config(8080, 9100));
-    expect(fulcrum('validate', 'good.yaml')).toMatchObject({ status: 0, stdout: 'good.yaml: valid (1 service, 2 real servers, dataplane probe)\n' });
-    writeFileSync(join(dir, 'bad.yaml'), config(8080, 9100, ['127.0.0.1:9001', '127.0.0.1:99999']).replace('scheduler: rr', 'scheduler: rr\n    weight: 3'));
+    expect(fulcrum('validate', 'good.yaml')).toMatchObject({
+      status: 0,
+      stdout: 'good.yaml: valid (1 service, 2 real servers, dataplane probe)\n',
+    });
+    writeFileSync(
+      join(dir, 'bad.yaml'),
+      config(8080, 9100, ['127.0.0.1:9001', '127.0.0.1:99999']).replace(
+        'scheduler: rr',
+        'scheduler: rr\n    weight: 3',
+      ),
+    );
     const bad = fulcrum('validate', 'bad.yaml');
     expect(bad.status).toBe(3);
     expect(bad.stderr).toBe(
@@ -138,7 +182,10 @@ describe('fulcrum CLI', () => {
         '',
       ].join('\n'),
     );
-    expect(fulcrum('validate', 'nothing-here.yaml')).toMatchObject({ status: 3, stderr: expect.stringMatching(/^error FULCRUM_CONFIG_READ: cannot read config nothing-here.yaml/) });
+    expect(fulcrum('validate', 'nothing-here.yaml')).toMatchObject({
+      status: 3,
+      stderr: expect.stringMatching(/^error FULCRUM_CONFIG_READ: cannot read config nothing-here.yaml/),
+    });
   });
 
   it('prints the assembled JSON Schema, with the options schemas of the plugins a config names', () => {
@@ -161,7 +208,9 @@ describe('fulcrum CLI', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
     expect(metrics).toMatch(/^fulcrum_config_version 1$/m);
     expect(metrics).toMatch(/^fulcrum_server_weight\{service="web",server="127.0.0.1:9002"\} 1$/m);
-    const services = (await (await fetch(`http://127.0.0.1:${adminPort}/api/v1/services`)).json()) as { name: string }[];
+    const services = (await (await fetch(`http://127.0.0.1:${adminPort}/api/v1/services`)).json()) as {
+      name: string;
+    }[];
     expect(services.map((s) => s.name)).toEqual(['web']);
     expect((await fetch(`http://127.0.0.1:${adminPort}/nope`)).status).toBe(404);
 
@@ -174,7 +223,9 @@ describe('fulcrum CLI', () => {
     d.child.kill('SIGHUP');
     const rejected = await d.waitFor('reload_rejected');
     expect(rejected.code).toBe('FULCRUM_PLUGIN_NOT_FOUND');
-    expect(String((rejected.issues as string[])[0])).toMatch(/run\.yaml:7:5 services\[0\]\.scheduler\.name: no scheduler plugin "nope"/);
+    expect(String((rejected.issues as string[])[0])).toMatch(
+      /run\.yaml:7:5 services\[0\]\.scheduler\.name: no scheduler plugin "nope"/,
+    );
     expect(await ask(svcPort)).toBe('127.0.0.1:9001=1,127.0.0.1:9003=1');
 
     d.child.kill('SIGTERM');

@@ -12,8 +12,9 @@ describe('durations', () => {
     ['1d', 86_400_000],
   ])('%j is %d ms', (input, ms) => expect(parseDuration(input)).toBe(ms));
 
-  it.each([['2 sec'], ['-1s'], [-1], ['s'], [''], [null], [{}], [Number.NaN], ['1e3s']])('%j is not a duration', (input) =>
-    expect(parseDuration(input)).toBeUndefined(),
+  it.each([['2 sec'], ['-1s'], [-1], ['s'], [''], [null], [{}], [Number.NaN], ['1e3s']])(
+    '%j is not a duration',
+    (input) => expect(parseDuration(input)).toBeUndefined(),
   );
 
   it('formats back', () => {
@@ -29,10 +30,16 @@ describe('endpoints', () => {
     expect(parseEndpoint('[::1]:80')).toEqual({ address: '::1', port: 80, family: 6 });
     expect(formatEndpoint({ address: '::1', port: 80 })).toBe('[::1]:80');
   });
-  it.each(['127.0.0.1', '::1:80', '127.0.0.1:0', '127.0.0.1:65536', 'localhost:80', '300.1.1.1:80', '[::1]', ' 127.0.0.1:80'])(
-    'rejects %j',
-    (text) => expect(parseEndpoint(text)).toBeUndefined(),
-  );
+  it.each([
+    '127.0.0.1',
+    '::1:80',
+    '127.0.0.1:0',
+    '127.0.0.1:65536',
+    'localhost:80',
+    '300.1.1.1:80',
+    '[::1]',
+    ' 127.0.0.1:80',
+  ])('rejects %j', (text) => expect(parseEndpoint(text)).toBeUndefined());
 });
 
 describe('ManualClock', () => {

@@ -74,7 +74,10 @@ services:
   });
 
   it('reads JSON as well as YAML', async () => {
-    const json = JSON.stringify({ dataplane: 'memory', services: [{ name: 'a', listen: '127.0.0.1:1', scheduler: 'rr' }] });
+    const json = JSON.stringify({
+      dataplane: 'memory',
+      services: [{ name: 'a', listen: '127.0.0.1:1', scheduler: 'rr' }],
+    });
     const { config } = await kernel().validate(parseConfigText(json, 'fulcrum.json'));
     expect(config.services[0]!.name).toBe('a');
   });
@@ -92,26 +95,44 @@ services:
       - { address: 127.0.0.1, weight: 1.5 }
 `);
     const text = issues.map(formatIssue);
-    expect(text).toContain('fulcrum.yaml:6:5 services[0].colour: unknown key "colour" (allowed: name, protocol, listen, scheduler, persistence, passthrough, healthChecks, onFailure, drain, maxConnections, localAddresses, realServers)');
+    expect(text).toContain(
+      'fulcrum.yaml:6:5 services[0].colour: unknown key "colour" (allowed: name, protocol, listen, scheduler, persistence, passthrough, healthChecks, onFailure, drain, maxConnections, localAddresses, realServers)',
+    );
     expect(text).toContain('fulcrum.yaml:9:36 services[0].realServers[1].weight: must be integer >= 0');
-    expect(text).toContain('fulcrum.yaml:10:11 services[0].realServers[2].address: must be an address and port, such as 127.0.0.1:8080 or [::1]:8080');
+    expect(text).toContain(
+      'fulcrum.yaml:10:11 services[0].realServers[2].address: must be an address and port, such as 127.0.0.1:8080 or [::1]:8080',
+    );
     expect(text).toContain('fulcrum.yaml:10:31 services[0].realServers[2].weight: must be integer');
     expect(issues).toHaveLength(4);
   });
 
   it.each([
     ['protocol: sctp', 'services[0].protocol', 'must be one of: "tcp", "udp"'],
-    ['persistence: { timeout: soon }', 'services[0].persistence.timeout', 'must be a duration: a number of seconds, or a string such as "500ms", "2s", "1m"'],
+    [
+      'persistence: { timeout: soon }',
+      'services[0].persistence.timeout',
+      'must be a duration: a number of seconds, or a string such as "500ms", "2s", "1m"',
+    ],
     ['persistence: { timeout: 500ms }', 'services[0].persistence.timeout', 'must be at least 1s'],
     ['localAddresses: [10.0.0.1, nope]', 'services[0].localAddresses[1]', 'must be an IPv4 or IPv6 address'],
     ['onFailure: explode', 'services[0].onFailure', 'must be one of: "inhibit", "drain", "remove"'],
-    ['healthChecks: [ { name: manual, options: { interval: 0.0.1 } } ]', 'services[0].healthChecks[0].options.interval', 'must be a duration: a number of seconds, or a string such as "500ms", "2s", "1m"'],
-    ['healthChecks: [ { name: manual, options: { timeout: 1 } } ]', 'services[0].healthChecks[0].options.timeout', 'unknown key "timeout" (allowed: interval)'],
+    [
+      'healthChecks: [ { name: manual, options: { interval: 0.0.1 } } ]',
+      'services[0].healthChecks[0].options.interval',
+      'must be a duration: a number of seconds, or a string such as "500ms", "2s", "1m"',
+    ],
+    [
+      'healthChecks: [ { name: manual, options: { timeout: 1 } } ]',
+      'services[0].healthChecks[0].options.timeout',
+      'unknown key "timeout" (allowed: interval)',
+    ],
     ['healthChecks: [ { options: {} } ]', 'services[0].healthChecks[0]', 'missing required key "name"'],
     ['scheduler: 7', 'services[0].scheduler', 'must be string or object'],
     ['maxConnections: 0', 'services[0].maxConnections', 'must be integer >= 1'],
   ])('%s → %s: %s', async (line, path, message) => {
-    const yaml = base.replace('    scheduler: rr\n', `    scheduler: rr\n    ${line}\n`).replace('scheduler: rr\n    scheduler: 7', 'scheduler: 7');
+    const yaml = base
+      .replace('    scheduler: rr\n', `    scheduler: rr\n    ${line}\n`)
+      .replace('scheduler: rr\n    scheduler: 7', 'scheduler: 7');
     const issues = await issuesOf(yaml);
     expect(issues.map((i) => [i.path, i.message])).toContainEqual([path, message]);
   });
@@ -119,7 +140,9 @@ services:
   it('reports YAML syntax errors and duplicate keys with their line', async () => {
     const issues = await issuesOf('services:\n  - name: a\n    name: b\n', 'dup.yaml');
     expect(issues[0]).toMatchObject({ code: ErrorCodes.CONFIG_PARSE, file: 'dup.yaml', line: 3 });
-    await expect((async () => kernel().validate(parseConfigText('services: [\n', 'x.yaml')))()).rejects.toMatchObject({ code: ErrorCodes.CONFIG_PARSE });
+    await expect(
+      (async () => kernel().validate(parseConfigText('services: [\n', 'x.yaml')))(),
+    ).rejects.toMatchObject({ code: ErrorCodes.CONFIG_PARSE });
   });
 
   it('refuses duplicate services, addresses and real servers', async () => {
@@ -151,9 +174,13 @@ services:
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).code).toBe(ErrorCodes.CAPABILITY);
     const text = (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
-    expect(text[0]).toBe('services[0].protocol: protocol udp needs a dataplane with the "udp" capability; the "tcp-only" dataplane has: tcp');
+    expect(text[0]).toBe(
+      'services[0].protocol: protocol udp needs a dataplane with the "udp" capability; the "tcp-only" dataplane has: tcp',
+    );
     expect(text[1]).toMatch(/^services\[1\]\.persistence: persistence needs .* "persistence" capability/);
-    expect(text[2]).toMatch(/^services\[1\]\.passthrough: passthrough "toa" needs a dataplane with the "toa" capability.*use the dpdk dataplane, or .*PROXY protocol/);
+    expect(text[2]).toMatch(
+      /^services\[1\]\.passthrough: passthrough "toa" needs a dataplane with the "toa" capability.*use the dpdk dataplane, or .*PROXY protocol/,
+    );
   });
 
   it('names a plugin that is not there, and what it tried', async () => {
@@ -163,7 +190,8 @@ services:
         code: ErrorCodes.PLUGIN_NOT_FOUND,
         path: 'services[0].scheduler.name',
         line: 5,
-        message: 'no scheduler plugin "fastest": registered schedulers are rr, and "@fulcrum/scheduler-fastest" and "fastest" are not installed (npm install @fulcrum/scheduler-fastest)',
+        message:
+          'no scheduler plugin "fastest": registered schedulers are rr, and "@fulcrum/scheduler-fastest" and "fastest" are not installed (npm install @fulcrum/scheduler-fastest)',
       }),
     ]);
     const pkg = await issuesOf(base.replace('scheduler: rr', 'scheduler: "@acme/not-installed"'));
@@ -175,7 +203,9 @@ services:
   it('uses the default dataplane (socket) and scheduler (wlc) when absent', async () => {
     const socket = recordingDataplane('socket').plugin;
     const wlc = { ...rr, name: 'wlc' };
-    const { config } = await createKernel({ plugins: [socket, wlc] }).validate(parseConfigText('services:\n  - { name: web, listen: 127.0.0.1:80 }\n'));
+    const { config } = await createKernel({ plugins: [socket, wlc] }).validate(
+      parseConfigText('services:\n  - { name: web, listen: 127.0.0.1:80 }\n'),
+    );
     expect(config.dataplane.name).toBe('socket');
     expect(config.services[0]!.scheduler.name).toBe('wlc');
   });
@@ -189,11 +219,18 @@ services:
     const withDefaults = defineScheduler({
       name: 'tuned',
       kernel: '^0.1.0',
-      optionsSchema: { type: 'object', additionalProperties: false, properties: { size: { type: 'integer', default: 7 } } },
+      optionsSchema: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { size: { type: 'integer', default: 7 } },
+      },
       create: () => ({ compile: () => ({ kind: 'sequence', sequence: [] }) }),
     });
     const k = createKernel({ plugins: [withDefaults, recordingDataplane().plugin] });
-    const { config } = await k.validate({ dataplane: 'memory', services: [{ name: 'a', listen: '127.0.0.1:1', scheduler: 'tuned' }] });
+    const { config } = await k.validate({
+      dataplane: 'memory',
+      services: [{ name: 'a', listen: '127.0.0.1:1', scheduler: 'tuned' }],
+    });
     expect(config.services[0]!.scheduler).toEqual({ name: 'tuned', options: { size: 7 } });
   });
 });

@@ -15,12 +15,18 @@ export const rr = defineScheduler({
   kernel: '^0.1.0',
   optionsSchema: noOptions,
   create: () => ({
-    compile: (view) => ({ kind: 'sequence', sequence: view.realServers.filter((r) => r.weight > 0).map((r) => r.index) }),
+    compile: (view) => ({
+      kind: 'sequence',
+      sequence: view.realServers.filter((r) => r.weight > 0).map((r) => r.index),
+    }),
   }),
 });
 
 /** A dataplane that records what it is given and fails on request. */
-export function recordingDataplane(name = 'memory', capabilities = ['tcp', 'udp', 'persistence', 'proxy-protocol']) {
+export function recordingDataplane(
+  name = 'memory',
+  capabilities = ['tcp', 'udp', 'persistence', 'proxy-protocol'],
+) {
   const state = {
     started: 0,
     stopped: 0,
@@ -67,7 +73,11 @@ export function manualHealthCheck(name = 'manual') {
   const plugin = defineHealthCheck({
     name,
     kernel: '^0.1.0',
-    optionsSchema: { type: 'object', additionalProperties: false, properties: { interval: { duration: true, default: '2s' } } },
+    optionsSchema: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { interval: { duration: true, default: '2s' } },
+    },
     create: () => {
       state.created++;
       return {

@@ -16,7 +16,10 @@ import {
 } from '../index.js';
 import { manualHealthCheck, recordingDataplane, rr, settle } from './fixtures.js';
 
-const config = (servers: { address: string; weight?: number }[] = [{ address: '127.0.0.1:9001' }], extra: object = {}): ConfigInput => ({
+const config = (
+  servers: { address: string; weight?: number }[] = [{ address: '127.0.0.1:9001' }],
+  extra: object = {},
+): ConfigInput => ({
   dataplane: 'memory',
   services: [{ name: 'web', listen: '127.0.0.1:8080', scheduler: 'rr', realServers: servers, ...extra }],
 });
@@ -51,18 +54,33 @@ function observe(k: ReturnType<typeof createKernel>) {
 describe('applying configurations', () => {
   it('starts the dataplane once and hands it snapshots with compiled plans', async () => {
     const { kernel, dp, events } = setup();
-    const r = await kernel.apply(config([{ address: '127.0.0.1:9001', weight: 2 }, { address: '127.0.0.1:9002', weight: 0 }]));
+    const r = await kernel.apply(
+      config([
+        { address: '127.0.0.1:9001', weight: 2 },
+        { address: '127.0.0.1:9002', weight: 0 },
+      ]),
+    );
     expect(r).toEqual({ version: 1, added: ['web'], updated: [], removed: [] });
     expect(dp.state.started).toBe(1);
     expect(dp.state.options).toEqual([{ idleTimeout: 90_000 }]);
     const snap = dp.state.changes[0]!.added[0]!;
-    expect(snap).toMatchObject({ name: 'web', version: 1, plan: { kind: 'sequence', sequence: [0] }, retired: [] });
+    expect(snap).toMatchObject({
+      name: 'web',
+      version: 1,
+      plan: { kind: 'sequence', sequence: [0] },
+      retired: [],
+    });
     expect(snap.realServers.map((s) => [s.key, s.weight, s.health])).toEqual([
       ['127.0.0.1:9001', 2, 'up'],
       ['127.0.0.1:9002', 0, 'up'],
     ]);
     expect(Object.isFrozen(snap)).toBe(true);
-    expect(events.map((e) => e[0])).toEqual(['service:added', 'server:added', 'server:added', 'config:applied']);
+    expect(events.map((e) => e[0])).toEqual([
+      'service:added',
+      'server:added',
+      'server:added',
+      'config:applied',
+    ]);
   });
 
   it('applies the difference only: unchanged services are not touched, plans recompile on weight changes', async () => {
@@ -70,8 +88,18 @@ describe('applying configurations', () => {
     const two: ConfigInput = {
       dataplane: 'memory',
       services: [
-        { name: 'web', listen: '127.0.0.1:8080', scheduler: 'rr', realServers: [{ address: '127.0.0.1:9001' }] },
-        { name: 'api', listen: '127.0.0.1:8081', scheduler: 'rr', realServers: [{ address: '127.0.0.1:9101' }] },
+        {
+          name: 'web',
+          listen: '127.0.0.1:8080',
+          scheduler: 'rr',
+          realServers: [{ address: '127.0.0.1:9001' }],
+        },
+        {
+          name: 'api',
+          listen: '127.0.0.1:8081',
+          scheduler: 'rr',
+          realServers: [{ address: '127.0.0.1:9101' }],
+        },
       ],
     };
     await kernel.apply(two);
@@ -79,7 +107,11 @@ describe('applying configurations', () => {
     two.services![0]!.realServers!.push({ address: '127.0.0.1:9002', weight: 3 });
     expect(await kernel.apply(two)).toEqual({ version: 2, added: [], updated: ['web'], removed: [] });
     expect(kernel.snapshot('api')).toBe(api);
-    expect(dp.state.changes[1]).toMatchObject({ added: [], removed: [], updated: [{ name: 'web', version: 2, plan: { sequence: [0, 1] } }] });
+    expect(dp.state.changes[1]).toMatchObject({
+      added: [],
+      removed: [],
+      updated: [{ name: 'web', version: 2, plan: { sequence: [0, 1] } }],
+    });
     // The same config again changes nothing, and the dataplane is not called.
     expect(await kernel.apply(two)).toEqual({ version: 3, added: [], updated: [], removed: [] });
     expect(dp.state.changes).toHaveLength(2);
@@ -91,7 +123,10 @@ describe('applying configurations', () => {
     const moved = config();
     moved.services![0]!.listen = '127.0.0.1:9999';
     expect(await kernel.apply(moved)).toEqual({ version: 2, added: [], updated: ['web'], removed: [] });
-    expect(dp.state.changes[1]).toMatchObject({ removed: ['web'], added: [{ name: 'web', listen: { port: 9999 } }] });
+    expect(dp.state.changes[1]).toMatchObject({
+      removed: ['web'],
+      added: [{ name: 'web', listen: { port: 9999 } }],
+    });
     expect(await kernel.apply({ dataplane: 'memory', services: [] })).toMatchObject({ removed: ['web'] });
     expect(kernel.snapshots()).toEqual([]);
   });
@@ -124,7 +159,12 @@ describe('applying configurations', () => {
     next.services!.push({ name: 'b', listen: '127.0.0.1:1', scheduler: 'boom' });
     const err = await kernel.apply(next).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PluginError);
-    expect(err).toMatchObject({ code: ErrorCodes.PLUGIN_FAILED, plugin: 'boom', hook: 'create', message: 'plugin "boom" failed in create(): no luck' });
+    expect(err).toMatchObject({
+      code: ErrorCodes.PLUGIN_FAILED,
+      plugin: 'boom',
+      hook: 'create',
+      message: 'plugin "boom" failed in create(): no luck',
+    });
     expect(observe(kernel)).toEqual(before);
     // The checks created for the rejected change were closed; the running one still watches.
     expect(hc.state.created).toBe(3);
@@ -175,7 +215,9 @@ describe('applying configurations', () => {
     const { kernel } = setup();
     await kernel.apply(config());
     const other = { ...config(), dataplane: { name: 'memory', options: { idleTimeout: 5 } } };
-    await expect(kernel.apply(other)).rejects.toMatchObject({ issues: [{ path: 'dataplane', message: expect.stringMatching(/restart/) }] });
+    await expect(kernel.apply(other)).rejects.toMatchObject({
+      issues: [{ path: 'dataplane', message: expect.stringMatching(/restart/) }],
+    });
   });
 
   it('serialises concurrent changes', async () => {
@@ -186,7 +228,11 @@ describe('applying configurations', () => {
       kernel.addRealServer('web', { address: '127.0.0.1:9003' }),
       kernel.setWeight('web', '127.0.0.1:9001', 5),
     ]);
-    expect(kernel.snapshot('web').realServers.map((r) => `${r.key}=${r.weight}`)).toEqual(['127.0.0.1:9001=5', '127.0.0.1:9002=1', '127.0.0.1:9003=1']);
+    expect(kernel.snapshot('web').realServers.map((r) => `${r.key}=${r.weight}`)).toEqual([
+      '127.0.0.1:9001=5',
+      '127.0.0.1:9002=1',
+      '127.0.0.1:9003=1',
+    ]);
     expect(kernel.configVersion).toBe(4);
   });
 });
@@ -198,11 +244,24 @@ describe('run-time changes', () => {
     await kernel.addService({ name: 'api', listen: '127.0.0.1:8081', scheduler: 'rr' });
     await kernel.addRealServer('api', { address: '[::1]:9000', weight: 4 });
     await kernel.updateService('api', { onFailure: 'remove' });
-    expect(kernel.snapshot('api')).toMatchObject({ onFailure: 'remove', realServers: [{ key: '[::1]:9000', weight: 4 }] });
+    expect(kernel.snapshot('api')).toMatchObject({
+      onFailure: 'remove',
+      realServers: [{ key: '[::1]:9000', weight: 4 }],
+    });
     await kernel.setWeight('api', '[::1]:9000', 1);
-    expect(events.filter((e) => e[0] === 'server:weight').at(-1)![1]).toEqual({ service: 'api', server: '[::1]:9000', weight: 1, previous: 4, reason: 'configuration' });
+    expect(events.filter((e) => e[0] === 'server:weight').at(-1)![1]).toEqual({
+      service: 'api',
+      server: '[::1]:9000',
+      weight: 1,
+      previous: 4,
+      reason: 'configuration',
+    });
     await kernel.removeRealServer('api', '[::1]:9000');
-    expect(kernel.snapshot('api')).toMatchObject({ realServers: [], retired: [{ server: '[::1]:9000', action: 'expire' }], plan: { sequence: [] } });
+    expect(kernel.snapshot('api')).toMatchObject({
+      realServers: [],
+      retired: [{ server: '[::1]:9000', action: 'expire' }],
+      plan: { sequence: [] },
+    });
     await kernel.removeService('api');
     expect(kernel.snapshots().map((s) => s.name)).toEqual(['web']);
   });
@@ -212,25 +271,41 @@ describe('run-time changes', () => {
     await kernel.apply(config());
     const before = observe(kernel);
     await expect(kernel.addRealServer('web', { address: '127.0.0.1:9001' })).rejects.toMatchObject({
-      issues: [{ path: 'services[0].realServers[1].address', message: 'duplicate real server (also realServers[0])' }],
+      issues: [
+        {
+          path: 'services[0].realServers[1].address',
+          message: 'duplicate real server (also realServers[0])',
+        },
+      ],
     });
     await expect(kernel.setWeight('web', '127.0.0.1:9001', 70000)).rejects.toMatchObject({
       issues: [{ path: 'services[0].realServers[0].weight', message: 'must be integer <= 65535' }],
     });
-    await expect(kernel.setWeight('nope', '127.0.0.1:9001', 1)).rejects.toMatchObject({ code: ErrorCodes.SERVICE_NOT_FOUND });
-    await expect(kernel.setWeight('web', '127.0.0.1:1', 1)).rejects.toMatchObject({ code: ErrorCodes.SERVER_NOT_FOUND });
+    await expect(kernel.setWeight('nope', '127.0.0.1:9001', 1)).rejects.toMatchObject({
+      code: ErrorCodes.SERVICE_NOT_FOUND,
+    });
+    await expect(kernel.setWeight('web', '127.0.0.1:1', 1)).rejects.toMatchObject({
+      code: ErrorCodes.SERVER_NOT_FOUND,
+    });
     expect(observe(kernel)).toEqual(before);
   });
 
   it('drains a server: weight 0, still listed, retired with drain, once', async () => {
     const { kernel } = setup();
-    await kernel.apply(config([{ address: '127.0.0.1:9001' }, { address: '127.0.0.1:9002' }], { drain: { idleClose: '5s', deadline: '1m' } }));
+    await kernel.apply(
+      config([{ address: '127.0.0.1:9001' }, { address: '127.0.0.1:9002' }], {
+        drain: { idleClose: '5s', deadline: '1m' },
+      }),
+    );
     await kernel.drainRealServer('web', '127.0.0.1:9002');
     expect(kernel.snapshot('web')).toMatchObject({
       drain: { idleCloseMs: 5000, deadlineMs: 60_000 },
       plan: { sequence: [0] },
       retired: [{ server: '127.0.0.1:9002', action: 'drain' }],
-      realServers: [{ draining: false }, { key: '127.0.0.1:9002', weight: 0, configuredWeight: 1, draining: true }],
+      realServers: [
+        { draining: false },
+        { key: '127.0.0.1:9002', weight: 0, configuredWeight: 1, draining: true },
+      ],
     });
     await kernel.setWeight('web', '127.0.0.1:9001', 2);
     expect(kernel.snapshot('web').retired).toEqual([]);
@@ -238,7 +313,9 @@ describe('run-time changes', () => {
 
   it('refuses changes before the first apply and after close', async () => {
     const { kernel, dp } = setup();
-    await expect(kernel.addService({ name: 'a', listen: '127.0.0.1:1' })).rejects.toMatchObject({ code: ErrorCodes.STATE });
+    await expect(kernel.addService({ name: 'a', listen: '127.0.0.1:1' })).rejects.toMatchObject({
+      code: ErrorCodes.STATE,
+    });
     await kernel.apply(config());
     await kernel.close();
     expect(dp.state.stopped).toBe(1);
@@ -249,27 +326,50 @@ describe('run-time changes', () => {
 describe('health', () => {
   it('takes a server out when a check says down and back when up, recompiling the plan', async () => {
     const { kernel, hc, dp, events } = setup();
-    await kernel.apply(config([{ address: '127.0.0.1:9001' }, { address: '127.0.0.1:9002', weight: 2 }], { healthChecks: ['manual'] }));
+    await kernel.apply(
+      config([{ address: '127.0.0.1:9001' }, { address: '127.0.0.1:9002', weight: 2 }], {
+        healthChecks: ['manual'],
+      }),
+    );
     expect([...hc.state.watching].sort()).toEqual(['127.0.0.1:9001', '127.0.0.1:9002']);
     hc.report('127.0.0.1:9002', { up: false, reason: 'connect ECONNREFUSED' });
     await settle();
-    expect(kernel.snapshot('web')).toMatchObject({ version: 2, plan: { sequence: [0] }, realServers: [{ health: 'up' }, { health: 'down', weight: 0 }] });
+    expect(kernel.snapshot('web')).toMatchObject({
+      version: 2,
+      plan: { sequence: [0] },
+      realServers: [{ health: 'up' }, { health: 'down', weight: 0 }],
+    });
     expect(dp.state.changes.at(-1)!.updated[0]!.version).toBe(2);
-    expect(events.filter((e) => e[0] === 'server:health' || e[0] === 'server:weight').map((e) => e[1])).toEqual([
-      { service: 'web', server: '127.0.0.1:9002', health: 'down', checker: 'manual', reason: 'connect ECONNREFUSED' },
+    expect(
+      events.filter((e) => e[0] === 'server:health' || e[0] === 'server:weight').map((e) => e[1]),
+    ).toEqual([
+      {
+        service: 'web',
+        server: '127.0.0.1:9002',
+        health: 'down',
+        checker: 'manual',
+        reason: 'connect ECONNREFUSED',
+      },
       { service: 'web', server: '127.0.0.1:9002', weight: 0, previous: 2, reason: 'health check' },
     ]);
-    expect(await kernel.metrics.text()).toMatch(/fulcrum_server_up\{service="web",server="127.0.0.1:9002"\} 0/);
+    expect(await kernel.metrics.text()).toMatch(
+      /fulcrum_server_up\{service="web",server="127.0.0.1:9002"\} 0/,
+    );
     // A repeated verdict changes nothing; a dynamic weight does.
     hc.report('127.0.0.1:9002', { up: false, reason: 'again' });
     hc.report('127.0.0.1:9002', { up: true, reason: 'exit 7', weight: 5 });
     await settle();
-    expect(kernel.snapshot('web')).toMatchObject({ version: 3, realServers: [{}, { health: 'up', weight: 5 }] });
+    expect(kernel.snapshot('web')).toMatchObject({
+      version: 3,
+      realServers: [{}, { health: 'up', weight: 5 }],
+    });
   });
 
   it('keeps checks and their verdicts across changes that do not touch them', async () => {
     const { kernel, hc } = setup();
-    const cfg = config([{ address: '127.0.0.1:9001' }, { address: '127.0.0.1:9002' }], { healthChecks: ['manual'] });
+    const cfg = config([{ address: '127.0.0.1:9001' }, { address: '127.0.0.1:9002' }], {
+      healthChecks: ['manual'],
+    });
     await kernel.apply(cfg);
     hc.report('127.0.0.1:9002', { up: false, reason: 'down' });
     await settle();
@@ -289,7 +389,11 @@ describe('health', () => {
   });
 
   it('expires or drains a failed server as onFailure says', async () => {
-    for (const [onFailure, action] of [['remove', 'expire'], ['drain', 'drain'], ['inhibit', undefined]] as const) {
+    for (const [onFailure, action] of [
+      ['remove', 'expire'],
+      ['drain', 'drain'],
+      ['inhibit', undefined],
+    ] as const) {
       const { kernel, hc } = setup();
       await kernel.apply(config([{ address: '127.0.0.1:9001' }], { healthChecks: ['manual'], onFailure }));
       hc.report('127.0.0.1:9001', { up: false, reason: 'x' });
@@ -337,7 +441,10 @@ describe('composition', () => {
     expect(container.resolve(Tokens.Kernel)).toBe(kernel);
     expect(container.resolve(Tokens.Events)).toBe(kernel.events);
     kernel.use(probe, recordingDataplane().plugin);
-    await kernel.apply({ dataplane: 'memory', services: [{ name: 'x', listen: '127.0.0.1:1', scheduler: 'probe' }] });
+    await kernel.apply({
+      dataplane: 'memory',
+      services: [{ name: 'x', listen: '127.0.0.1:1', scheduler: 'probe' }],
+    });
     expect(seen).toEqual([42, 'services[0].scheduler', 'x', { kind: 'scheduler', name: 'probe' }]);
   });
 
@@ -349,11 +456,19 @@ describe('composition', () => {
       create: (() => Promise.resolve({ compile: () => ({ kind: 'sequence', sequence: [] }) })) as never,
     });
     const { kernel } = setup([lazy]);
-    await expect(kernel.apply(config(undefined, { scheduler: 'lazy' }))).rejects.toMatchObject({ code: ErrorCodes.PLUGIN_INVALID, hook: 'create' });
+    await expect(kernel.apply(config(undefined, { scheduler: 'lazy' }))).rejects.toMatchObject({
+      code: ErrorCodes.PLUGIN_INVALID,
+      hook: 'create',
+    });
   });
 
   it('errors are FulcrumErrors with JSON forms', () => {
     const e = new FulcrumError(ErrorCodes.STATE, 'x', { details: { a: 1 } });
-    expect(JSON.parse(JSON.stringify(e))).toEqual({ name: 'FulcrumError', code: 'FULCRUM_STATE', message: 'x', details: { a: 1 } });
+    expect(JSON.parse(JSON.stringify(e))).toEqual({
+      name: 'FulcrumError',
+      code: 'FULCRUM_STATE',
+      message: 'x',
+      details: { a: 1 },
+    });
   });
 });

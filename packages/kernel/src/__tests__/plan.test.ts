@@ -44,17 +44,22 @@ describe('planHash', () => {
       return h >>> 0;
     };
     expect(planHash(['source-address'], tuple('192.168.1.7'))).toBe(fnv([192, 168, 1, 7]));
-    expect(planHash(['source-address', 'source-port'], tuple('10.1.2.3', 0x1234))).toBe(fnv([10, 1, 2, 3, 0x12, 0x34]));
+    expect(planHash(['source-address', 'source-port'], tuple('10.1.2.3', 0x1234))).toBe(
+      fnv([10, 1, 2, 3, 0x12, 0x34]),
+    );
     const v6 = [0x20, 0x01, 0x0d, 0xb8, ...Array(10).fill(0), 0x00, 0x01];
     expect(planHash(['source-address'], tuple('2001:db8::1'))).toBe(fnv(v6));
     expect(planHash(['source-address'], tuple('2001:DB8:0:0:0:0:0:1'))).toBe(fnv(v6));
-    expect(planHash(['source-address'], tuple('::ffff:10.0.0.1'))).toBe(fnv([...Array(10).fill(0), 0xff, 0xff, 10, 0, 0, 1]));
+    expect(planHash(['source-address'], tuple('::ffff:10.0.0.1'))).toBe(
+      fnv([...Array(10).fill(0), 0xff, 0xff, 10, 0, 0, 1]),
+    );
     expect(planHash(['destination-port'], tuple('1.1.1.1'))).toBe(fnv([0, 80]));
   });
 
   it('spreads consecutive addresses evenly over a small table', () => {
     const buckets = new Array(7).fill(0);
-    for (let i = 0; i < 7000; i++) buckets[planHash(['source-address'], tuple(`10.0.${i >> 8}.${i & 255}`)) % 7]++;
+    for (let i = 0; i < 7000; i++)
+      buckets[planHash(['source-address'], tuple(`10.0.${i >> 8}.${i & 255}`)) % 7]++;
     for (const b of buckets) expect(Math.abs(b - 1000)).toBeLessThan(150);
   });
 });
@@ -70,8 +75,12 @@ describe('PlanExecutor', () => {
 
   it('schedules nothing from an empty plan', () => {
     expect(new PlanExecutor({ kind: 'sequence', sequence: [] }).pick(tuple('1.1.1.1'))).toBe(-1);
-    expect(new PlanExecutor({ kind: 'hash', fields: ['source-address'], table: [] }).pick(tuple('1.1.1.1'))).toBe(-1);
-    expect(new PlanExecutor({ kind: 'least-connections', formula: 'wlc', weights: [0, 0] }).pick(tuple('1.1.1.1'))).toBe(-1);
+    expect(
+      new PlanExecutor({ kind: 'hash', fields: ['source-address'], table: [] }).pick(tuple('1.1.1.1')),
+    ).toBe(-1);
+    expect(
+      new PlanExecutor({ kind: 'least-connections', formula: 'wlc', weights: [0, 0] }).pick(tuple('1.1.1.1')),
+    ).toBe(-1);
   });
 
   it('looks hash plans up by planHash modulo the table size', () => {
@@ -85,17 +94,105 @@ describe('PlanExecutor', () => {
   const loads = (l: [number, number][]) => (i: number) => ({ active: l[i]![0], inactive: l[i]![1] });
   it.each([
     // IPVS wlc: overhead = active*256 + inactive, least overhead/weight, first wins ties.
-    ['wlc', [1, 2], [[1, 0], [1, 0]], 1],
-    ['wlc', [1, 1], [[1, 0], [1, 0]], 0],
-    ['wlc', [1, 3], [[1, 0], [4, 0]], 0], // 256/1 < 1024/3
-    ['wlc', [1, 3], [[1, 0], [2, 0]], 1], // 512/3 < 256/1
-    ['wlc', [0, 1], [[0, 0], [9, 9]], 1], // weight 0 is never chosen
-    ['lc', [1, 100], [[0, 5], [0, 1]], 1], // lc ignores weights
-    ['lc', [1, 1], [[1, 0], [0, 255]], 1], // 256 > 255
-    ['sed', [1, 2], [[0, 0], [1, 0]], 0], // (0+1)/1 = 1 vs (1+1)/2 = 1: tie → first
-    ['sed', [1, 3], [[0, 0], [1, 0]], 1], // 1 vs 2/3
-    ['nq', [1, 5], [[3, 0], [0, 0]], 1], // an idle server first
-    ['nq', [1, 5], [[1, 0], [2, 0]], 1], // else as sed: 2/1 vs 3/5
+    [
+      'wlc',
+      [1, 2],
+      [
+        [1, 0],
+        [1, 0],
+      ],
+      1,
+    ],
+    [
+      'wlc',
+      [1, 1],
+      [
+        [1, 0],
+        [1, 0],
+      ],
+      0,
+    ],
+    [
+      'wlc',
+      [1, 3],
+      [
+        [1, 0],
+        [4, 0],
+      ],
+      0,
+    ], // 256/1 < 1024/3
+    [
+      'wlc',
+      [1, 3],
+      [
+        [1, 0],
+        [2, 0],
+      ],
+      1,
+    ], // 512/3 < 256/1
+    [
+      'wlc',
+      [0, 1],
+      [
+        [0, 0],
+        [9, 9],
+      ],
+      1,
+    ], // weight 0 is never chosen
+    [
+      'lc',
+      [1, 100],
+      [
+        [0, 5],
+        [0, 1],
+      ],
+      1,
+    ], // lc ignores weights
+    [
+      'lc',
+      [1, 1],
+      [
+        [1, 0],
+        [0, 255],
+      ],
+      1,
+    ], // 256 > 255
+    [
+      'sed',
+      [1, 2],
+      [
+        [0, 0],
+        [1, 0],
+      ],
+      0,
+    ], // (0+1)/1 = 1 vs (1+1)/2 = 1: tie → first
+    [
+      'sed',
+      [1, 3],
+      [
+        [0, 0],
+        [1, 0],
+      ],
+      1,
+    ], // 1 vs 2/3
+    [
+      'nq',
+      [1, 5],
+      [
+        [3, 0],
+        [0, 0],
+      ],
+      1,
+    ], // an idle server first
+    [
+      'nq',
+      [1, 5],
+      [
+        [1, 0],
+        [2, 0],
+      ],
+      1,
+    ], // else as sed: 2/1 vs 3/5
   ] as const)('%s weights %j loads %j → %d', (formula, weights, l, expected) => {
     const ex = new PlanExecutor({ kind: 'least-connections', formula, weights: [...weights] });
     expect(ex.pick(tuple('1.1.1.1'), loads(l as unknown as [number, number][]))).toBe(expected);

@@ -2,7 +2,14 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createKernel, defineScheduler, ErrorCodes, FulcrumError, KERNEL_VERSION, PluginRegistry } from '../index.js';
+import {
+  createKernel,
+  defineScheduler,
+  ErrorCodes,
+  FulcrumError,
+  KERNEL_VERSION,
+  PluginRegistry,
+} from '../index.js';
 import { recordingDataplane } from './fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-registry-'));
@@ -12,7 +19,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function pkg(name: string, source: string, exportsField: unknown = { '.': { import: './index.mjs' } }) {
   const root = join(dir, 'node_modules', name);
   mkdirSync(root, { recursive: true });
-  writeFileSync(join(root, 'package.json'), JSON.stringify({ name, version: '1.0.0', type: 'module', exports: exportsField }));
+  writeFileSync(
+    join(root, 'package.json'),
+    JSON.stringify({ name, version: '1.0.0', type: 'module', exports: exportsField }),
+  );
   writeFileSync(join(root, 'index.mjs'), source);
 }
 
@@ -34,17 +44,38 @@ pkg('@acme/dp-only', `export default ${plugin('dp', '^0.1.0', 'dataplane')};`);
 describe('PluginRegistry', () => {
   it('checks a plugin once at registration: shape, kernel range, options schema', () => {
     const r = new PluginRegistry(KERNEL_VERSION, dir);
-    const ok = defineScheduler({ name: 'ok', kernel: '^0.1.0', optionsSchema: { type: 'object' }, create: () => ({ compile: () => ({ kind: 'sequence', sequence: [] }) }) });
+    const ok = defineScheduler({
+      name: 'ok',
+      kernel: '^0.1.0',
+      optionsSchema: { type: 'object' },
+      create: () => ({ compile: () => ({ kind: 'sequence', sequence: [] }) }),
+    });
     expect(r.register(ok)).toBe(ok);
     expect(r.register(ok)).toBe(ok); // the same object twice is harmless
-    expect(() => r.register({ ...ok })).toThrow(expect.objectContaining({ code: ErrorCodes.PLUGIN_DUPLICATE }));
-    expect(() => r.register({ ...ok, name: 'old', kernel: '^2.0.0' })).toThrow(
-      expect.objectContaining({ code: ErrorCodes.KERNEL_VERSION, message: expect.stringMatching(/supports @fulcrum\/kernel \^2\.0\.0, but this is 0\.1\.0/) }),
+    expect(() => r.register({ ...ok })).toThrow(
+      expect.objectContaining({ code: ErrorCodes.PLUGIN_DUPLICATE }),
     );
-    expect(() => r.register({ ...ok, name: 'x', kernel: 'whenever' })).toThrow(expect.objectContaining({ code: ErrorCodes.PLUGIN_INVALID }));
+    expect(() => r.register({ ...ok, name: 'old', kernel: '^2.0.0' })).toThrow(
+      expect.objectContaining({
+        code: ErrorCodes.KERNEL_VERSION,
+        message: expect.stringMatching(/supports @fulcrum\/kernel \^2\.0\.0, but this is 0\.1\.0/),
+      }),
+    );
+    expect(() => r.register({ ...ok, name: 'x', kernel: 'whenever' })).toThrow(
+      expect.objectContaining({ code: ErrorCodes.PLUGIN_INVALID }),
+    );
     expect(() => r.register({ ...ok, name: 'Bad Name' })).toThrow(/name must be kebab-case/);
-    expect(() => r.register({ ...ok, name: 'noschema', optionsSchema: { type: 'object', properties: { a: { tpye: 'string' } } } })).toThrow(
-      expect.objectContaining({ code: ErrorCodes.PLUGIN_INVALID, message: expect.stringMatching(/invalid optionsSchema.*tpye/) }),
+    expect(() =>
+      r.register({
+        ...ok,
+        name: 'noschema',
+        optionsSchema: { type: 'object', properties: { a: { tpye: 'string' } } },
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        code: ErrorCodes.PLUGIN_INVALID,
+        message: expect.stringMatching(/invalid optionsSchema.*tpye/),
+      }),
     );
     expect(() => r.register({ name: 'x' })).toThrow(/kind must be one of/);
     expect(() => r.register({ ...ok, kind: 'dataplane', name: 'dp' })).toThrow(/must declare capabilities/);
@@ -58,14 +89,20 @@ describe('PluginRegistry', () => {
   });
 
   it.each([
-    ['@acme/two', ErrorCodes.PLUGIN_NOT_FOUND, /exports several scheduler plugins \(a, b\): name one of them/],
+    [
+      '@acme/two',
+      ErrorCodes.PLUGIN_NOT_FOUND,
+      /exports several scheduler plugins \(a, b\): name one of them/,
+    ],
     ['@acme/future', ErrorCodes.KERNEL_VERSION, /supports @fulcrum\/kernel \^9\.0\.0/],
     ['@acme/nothing', ErrorCodes.PLUGIN_INVALID, /exports no Fulcrum plugin/],
     ['@acme/broken', ErrorCodes.PLUGIN_INVALID, /failed to load/],
     ['@acme/dp-only', ErrorCodes.PLUGIN_KIND, /has no scheduler plugin \(it exports: dataplane "dp"\)/],
     ['@acme/absent', ErrorCodes.PLUGIN_NOT_FOUND, /"@acme\/absent" is not installed/],
   ])('refuses %s with %s', async (name, code, message) => {
-    const err = await new PluginRegistry(KERNEL_VERSION, dir).resolve('scheduler', name).catch((e: unknown) => e);
+    const err = await new PluginRegistry(KERNEL_VERSION, dir)
+      .resolve('scheduler', name)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FulcrumError);
     expect(err).toMatchObject({ code, message: expect.stringMatching(message) });
   });
@@ -76,9 +113,19 @@ describe('PluginRegistry', () => {
       dataplane: 'memory',
       services: [{ name: 'a', listen: '127.0.0.1:1', scheduler: '@acme/fulcrum-scheduler-first' }],
     });
-    expect(good.config.services[0]!.scheduler).toEqual({ name: '@acme/fulcrum-scheduler-first', options: { spread: 2 } });
+    expect(good.config.services[0]!.scheduler).toEqual({
+      name: '@acme/fulcrum-scheduler-first',
+      options: { spread: 2 },
+    });
     await expect(
-      k.validate({ dataplane: 'memory', services: [{ name: 'a', listen: '127.0.0.1:1', scheduler: { name: 'first', options: { spread: 'x' } } }] }),
-    ).rejects.toMatchObject({ issues: [{ path: 'services[0].scheduler.options.spread', message: 'must be integer' }] });
+      k.validate({
+        dataplane: 'memory',
+        services: [
+          { name: 'a', listen: '127.0.0.1:1', scheduler: { name: 'first', options: { spread: 'x' } } },
+        ],
+      }),
+    ).rejects.toMatchObject({
+      issues: [{ path: 'services[0].scheduler.options.spread', message: 'must be integer' }],
+    });
   });
 });
