@@ -62,10 +62,11 @@ export function bytesToIpv4(b: Uint8Array, at = 0): string {
 export function bytesToIpv6(b: Uint8Array, at = 0, dottedMapped = true): string {
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push((b[at + 2 * i]! << 8) | b[at + 2 * i + 1]!);
-  if (dottedMapped && g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `::ffff:${bytesToIpv4(b, at + 12)}`;
+  if (dottedMapped && g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff)
+    return `::ffff:${bytesToIpv4(b, at + 12)}`;
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;

@@ -13,5 +13,9 @@ import { encodeV2 } from './v2.js';
 export function encodeProxyHeader(input: ProxyHeaderInput): Buffer {
   if (input.version === 1) return encodeV1(input);
   if (input.version === 2) return encodeV2(input);
-  throw new ProxyProtocolError(Codes.ENCODE, `PROXY protocol version ${String((input as { version: unknown }).version)} does not exist (1 or 2)`, {});
+  throw new ProxyProtocolError(
+    Codes.ENCODE,
+    `PROXY protocol version ${String((input as { version: unknown }).version)} does not exist (1 or 2)`,
+    {},
+  );
 }

@@ -14,7 +14,12 @@ export {
   V2_MAX_LENGTH,
   V2_SIGNATURE,
 } from './constants.js';
-export { ProxyProtocolError, ProxyProtocolErrorCodes, isProxyProtocolError, type ProxyProtocolErrorCode } from './errors.js';
+export {
+  ProxyProtocolError,
+  ProxyProtocolErrorCodes,
+  isProxyProtocolError,
+  type ProxyProtocolErrorCode,
+} from './errors.js';
 export {
   isInetEndpoint,
   type InetEndpoint,
@@ -29,7 +34,12 @@ export {
   type SslInfo,
   type UnixEndpoint,
 } from './types.js';
-export { acceptProxyProtocol, proxyHeaderOf, PROXY_PROTOCOL_ERROR, type AcceptProxyProtocolOptions } from './server.js';
+export {
+  acceptProxyProtocol,
+  proxyHeaderOf,
+  PROXY_PROTOCOL_ERROR,
+  type AcceptProxyProtocolOptions,
+} from './server.js';
 export {
   createHeaderEncoder,
   proxyHeaderFor,

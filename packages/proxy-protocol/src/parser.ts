@@ -62,7 +62,12 @@ export class ProxyProtocolParser {
    */
   push(chunk: Uint8Array): ParseResult {
     if (this.#error) throw this.#error;
-    if (this.#result) return { done: true, header: this.#result.header, rest: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) };
+    if (this.#result)
+      return {
+        done: true,
+        header: this.#result.header,
+        rest: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+      };
     try {
       return this.#push(chunk);
     } catch (e) {
@@ -75,7 +80,11 @@ export class ProxyProtocolParser {
   end(): void {
     if (this.#error) throw this.#error;
     if (!this.#result && this.#n > 0) {
-      this.#error = new ProxyProtocolError(Codes.TRUNCATED, `the connection ended after ${this.#n} bytes of an incomplete PROXY v${this.#kind || '?'} header`, { received: this.#n });
+      this.#error = new ProxyProtocolError(
+        Codes.TRUNCATED,
+        `the connection ended after ${this.#n} bytes of an incomplete PROXY v${this.#kind || '?'} header`,
+        { received: this.#n },
+      );
       throw this.#error;
     }
   }
@@ -86,7 +95,12 @@ export class ProxyProtocolParser {
       const first = chunk[0]!;
       if (first === V1_PREFIX[0]) this.#kind = 1;
       else if (first === 0x0d) this.#kind = 2;
-      else throw new ProxyProtocolError(Codes.INVALID, `not a PROXY protocol header: the connection starts with "${preview(chunk)}"; is something connecting directly instead of through the proxy?`, { start: preview(chunk) });
+      else
+        throw new ProxyProtocolError(
+          Codes.INVALID,
+          `not a PROXY protocol header: the connection starts with "${preview(chunk)}"; is something connecting directly instead of through the proxy?`,
+          { start: preview(chunk) },
+        );
     }
     if (this.#kind === 1) {
       for (; i < chunk.length; i++) {
@@ -94,7 +108,12 @@ export class ProxyProtocolParser {
         const at = this.#n;
         this.#buf[this.#n++] = b;
         if (at < V1_PREFIX.length) {
-          if (b !== V1_PREFIX[at]) throw new ProxyProtocolError(Codes.INVALID, `not a PROXY protocol header: the connection starts with "${preview(this.#buf.subarray(0, this.#n))}"`, { start: preview(this.#buf.subarray(0, this.#n)) });
+          if (b !== V1_PREFIX[at])
+            throw new ProxyProtocolError(
+              Codes.INVALID,
+              `not a PROXY protocol header: the connection starts with "${preview(this.#buf.subarray(0, this.#n))}"`,
+              { start: preview(this.#buf.subarray(0, this.#n)) },
+            );
           if (at === V1_PREFIX.length - 1) this.#checkVersion(1);
           continue;
         }
@@ -103,9 +122,14 @@ export class ProxyProtocolParser {
           return this.#finish(decodeV1(this.#buf.subarray(0, this.#n)), chunk, i + 1);
         }
         if (b === 0x0a) throw this.#v1Malformed('a LF without CR before it');
-        if (b !== 0x0d && (b < 0x20 || b > 0x7e) && !this.#v1Unknown()) throw this.#v1Malformed(`byte 0x${b.toString(16).padStart(2, '0')} in the line`);
+        if (b !== 0x0d && (b < 0x20 || b > 0x7e) && !this.#v1Unknown())
+          throw this.#v1Malformed(`byte 0x${b.toString(16).padStart(2, '0')} in the line`);
         if (this.#n >= V1_MAX_LENGTH) {
-          throw new ProxyProtocolError(Codes.TOO_LONG, `PROXY v1 header has no CRLF in its first ${V1_MAX_LENGTH} bytes`, { version: 1, limit: V1_MAX_LENGTH });
+          throw new ProxyProtocolError(
+            Codes.TOO_LONG,
+            `PROXY v1 header has no CRLF in its first ${V1_MAX_LENGTH} bytes`,
+            { version: 1, limit: V1_MAX_LENGTH },
+          );
         }
       }
       return NEED_MORE;
@@ -118,7 +142,11 @@ export class ProxyProtocolParser {
       if (this.#n === V2_FIXED_LENGTH) {
         this.#total = V2_FIXED_LENGTH + this.#buf.readUInt16BE(14);
         if (this.#total > this.#maxV2) {
-          throw new ProxyProtocolError(Codes.TOO_LONG, `PROXY v2 header announces ${this.#total} bytes; this receiver accepts at most ${this.#maxV2}`, { version: 2, length: this.#total, limit: this.#maxV2 });
+          throw new ProxyProtocolError(
+            Codes.TOO_LONG,
+            `PROXY v2 header announces ${this.#total} bytes; this receiver accepts at most ${this.#maxV2}`,
+            { version: 2, length: this.#total, limit: this.#maxV2 },
+          );
         }
         if (this.#total > this.#buf.length) {
           const grown = Buffer.allocUnsafe(this.#total);
@@ -138,7 +166,11 @@ export class ProxyProtocolParser {
 
   #checkVersion(v: 1 | 2): void {
     if (!this.#versions.has(v)) {
-      throw new ProxyProtocolError(Codes.VERSION, `a PROXY v${v} header arrived, but this receiver accepts only v${[...this.#versions].join(' and v')}`, { version: v });
+      throw new ProxyProtocolError(
+        Codes.VERSION,
+        `a PROXY v${v} header arrived, but this receiver accepts only v${[...this.#versions].join(' and v')}`,
+        { version: v },
+      );
     }
   }
 
@@ -147,7 +179,10 @@ export class ProxyProtocolParser {
   }
 
   #v1Malformed(what: string): ProxyProtocolError {
-    return new ProxyProtocolError(Codes.MALFORMED, `malformed PROXY v1 header: ${what}`, { version: 1, line: this.#buf.subarray(0, this.#n).toString('latin1') });
+    return new ProxyProtocolError(Codes.MALFORMED, `malformed PROXY v1 header: ${what}`, {
+      version: 1,
+      line: this.#buf.subarray(0, this.#n).toString('latin1'),
+    });
   }
 
   #finish(header: ProxyHeader, chunk: Uint8Array, at: number): ParseResult {
@@ -162,11 +197,16 @@ export class ProxyProtocolParser {
  * Decodes the header at the start of `data` (a received buffer, or one UDP datagram, which
  * must hold the whole header). Throws FULCRUM_PROXY_PROTOCOL_TRUNCATED when it is incomplete.
  */
-export function decodeProxyHeader(data: Uint8Array, options?: ParserOptions): { header: ProxyHeader; rest: Buffer } {
+export function decodeProxyHeader(
+  data: Uint8Array,
+  options?: ParserOptions,
+): { header: ProxyHeader; rest: Buffer } {
   const parser = new ProxyProtocolParser(options);
   const r = parser.push(data);
   if (!r.done) {
-    throw new ProxyProtocolError(Codes.TRUNCATED, `only ${data.length} bytes of an incomplete PROXY header`, { received: data.length });
+    throw new ProxyProtocolError(Codes.TRUNCATED, `only ${data.length} bytes of an incomplete PROXY header`, {
+      received: data.length,
+    });
   }
   return { header: r.header, rest: r.rest };
 }

@@ -29,7 +29,11 @@ export const proxyProtocolPassthrough = definePassthrough<ProxyProtocolOptions>(
         default: {},
         description: 'v2 TLVs to add to every header',
         properties: {
-          uniqueId: { type: 'boolean', default: false, description: "PP2_TYPE_UNIQUE_ID with the dataplane's connection id" },
+          uniqueId: {
+            type: 'boolean',
+            default: false,
+            description: "PP2_TYPE_UNIQUE_ID with the dataplane's connection id",
+          },
           crc32c: { type: 'boolean', default: false, description: 'PP2_TYPE_CRC32C checksum of the header' },
           authority: { ...TLV_STRING, description: 'PP2_TYPE_AUTHORITY (host name)' },
           alpn: { ...TLV_STRING, description: 'PP2_TYPE_ALPN, e.g. "h2"' },
@@ -58,15 +62,31 @@ export const proxyProtocolPassthrough = definePassthrough<ProxyProtocolOptions>(
     const t = options.tlvs;
     if (options.version === 1) {
       if (ctx.service?.protocol === 'udp') {
-        issues.push({ path: `${ctx.configPath}.options.version`, message: 'PROXY protocol v1 describes TCP only; a UDP service needs version 2' });
+        issues.push({
+          path: `${ctx.configPath}.options.version`,
+          message: 'PROXY protocol v1 describes TCP only; a UDP service needs version 2',
+        });
       }
-      if (t.uniqueId || t.crc32c || t.authority !== undefined || t.alpn !== undefined || t.netns !== undefined || t.custom.length) {
-        issues.push({ path: `${ctx.configPath}.options.tlvs`, message: 'TLVs exist only in PROXY protocol v2: set version: 2 or remove tlvs' });
+      if (
+        t.uniqueId ||
+        t.crc32c ||
+        t.authority !== undefined ||
+        t.alpn !== undefined ||
+        t.netns !== undefined ||
+        t.custom.length
+      ) {
+        issues.push({
+          path: `${ctx.configPath}.options.tlvs`,
+          message: 'TLVs exist only in PROXY protocol v2: set version: 2 or remove tlvs',
+        });
       }
     }
     for (const [i, c] of t.custom.entries()) {
       if (c.encoding === 'hex' && !/^(?:[0-9a-fA-F]{2})*$/.test(c.value)) {
-        issues.push({ path: `${ctx.configPath}.options.tlvs.custom[${i}].value`, message: 'must be an even number of hex digits' });
+        issues.push({
+          path: `${ctx.configPath}.options.tlvs.custom[${i}].value`,
+          message: 'must be an even number of hex digits',
+        });
       }
     }
     if (issues.length) throw new ConfigError(issues);

@@ -35,7 +35,11 @@ function trustList(entries: readonly string[]): (address: string | undefined) =>
     const [addr, bits] = e.split('/') as [string, string | undefined];
     const type = isIPv4(addr) ? 'ipv4' : isIPv6(addr) ? 'ipv6' : undefined;
     if (!type || (bits !== undefined && !/^\d{1,3}$/.test(bits))) {
-      throw new ProxyProtocolError(Codes.UNTRUSTED, `trustedProxies: "${e}" is not an address or CIDR block`, { entry: e });
+      throw new ProxyProtocolError(
+        Codes.UNTRUSTED,
+        `trustedProxies: "${e}" is not an address or CIDR block`,
+        { entry: e },
+      );
     }
     if (bits === undefined) list.addAddress(addr, type);
     else list.addSubnet(addr, Number(bits), type);
@@ -53,7 +57,11 @@ function applyHeader(socket: Socket, header: ProxyHeader): void {
   headers.set(socket, header);
   if (header.command !== 'proxy' || !isInetEndpoint(header.source)) return;
   const family = header.family === 'inet' ? 'IPv4' : 'IPv6';
-  for (const [key, value] of [['remoteAddress', header.source.address], ['remotePort', header.source.port], ['remoteFamily', family]] as const) {
+  for (const [key, value] of [
+    ['remoteAddress', header.source.address],
+    ['remotePort', header.source.port],
+    ['remoteFamily', family],
+  ] as const) {
     Object.defineProperty(socket, key, { value, configurable: true, enumerable: true });
   }
 }
@@ -65,7 +73,10 @@ function applyHeader(socket: Socket, header: ProxyHeader): void {
  * and the bytes after it untouched. Connections with a bad, missing or late header are closed
  * and reported with the `proxyProtocolError` event. Returns the server.
  */
-export function acceptProxyProtocol<S extends Server>(server: S, options: AcceptProxyProtocolOptions = {}): S {
+export function acceptProxyProtocol<S extends Server>(
+  server: S,
+  options: AcceptProxyProtocolOptions = {},
+): S {
   const trusted = options.trustedProxies ? trustList(options.trustedProxies) : () => true;
   const timeoutMs = options.headerTimeoutMs ?? 5000;
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
@@ -79,7 +90,12 @@ export function acceptProxyProtocol<S extends Server>(server: S, options: Accept
     const peer = socket.remoteAddress;
     const believed = trusted(peer);
     if (!believed && (options.onUntrusted ?? 'reject') === 'reject') {
-      refuse(socket, new ProxyProtocolError(Codes.UNTRUSTED, `refused a connection from ${peer}: not in trustedProxies`, { peer }));
+      refuse(
+        socket,
+        new ProxyProtocolError(Codes.UNTRUSTED, `refused a connection from ${peer}: not in trustedProxies`, {
+          peer,
+        }),
+      );
       return;
     }
     const parser = new ProxyProtocolParser(options);
@@ -130,7 +146,14 @@ export function acceptProxyProtocol<S extends Server>(server: S, options: Accept
       socket.destroy();
     };
     const timer = setTimeout(
-      () => fail(new ProxyProtocolError(Codes.TIMEOUT, `no complete PROXY header from ${peer} within ${timeoutMs} ms`, { peer, received: parser.buffered, timeoutMs })),
+      () =>
+        fail(
+          new ProxyProtocolError(
+            Codes.TIMEOUT,
+            `no complete PROXY header from ${peer} within ${timeoutMs} ms`,
+            { peer, received: parser.buffered, timeoutMs },
+          ),
+        ),
       timeoutMs,
     );
     socket.on('readable', onReadable);

@@ -42,18 +42,37 @@ export interface ConnectionEndpoints {
 export function proxyProtocolSettings(settings: unknown): ProxyProtocolSettings {
   const s = (settings ?? {}) as Partial<ProxyProtocolSettings>;
   const version = s.version ?? 2;
-  if (version !== 1 && version !== 2) throw new ProxyProtocolError(Codes.ENCODE, `proxy-protocol settings: version must be 1 or 2, not ${String(version)}`, {});
+  if (version !== 1 && version !== 2)
+    throw new ProxyProtocolError(
+      Codes.ENCODE,
+      `proxy-protocol settings: version must be 1 or 2, not ${String(version)}`,
+      {},
+    );
   const t: Partial<ProxyProtocolSettings['tlvs']> = s.tlvs ?? {};
   const custom = (t.custom ?? []).map((c) => {
     if (!Number.isInteger(c.type) || c.type < PP2_TYPE_CUSTOM.MIN || c.type > PP2_TYPE_CUSTOM.MAX) {
-      throw new ProxyProtocolError(Codes.ENCODE, `custom TLV type ${c.type} is outside the application range 0xE0-0xEF`, { type: c.type });
+      throw new ProxyProtocolError(
+        Codes.ENCODE,
+        `custom TLV type ${c.type} is outside the application range 0xE0-0xEF`,
+        { type: c.type },
+      );
     }
     return { type: c.type, value: String(c.value), encoding: c.encoding ?? 'utf8' } as CustomTlvSetting;
   });
-  const out: ProxyProtocolSettings = { version, tlvs: { uniqueId: !!t.uniqueId, crc32c: !!t.crc32c, custom } };
+  const out: ProxyProtocolSettings = {
+    version,
+    tlvs: { uniqueId: !!t.uniqueId, crc32c: !!t.crc32c, custom },
+  };
   for (const k of ['authority', 'alpn', 'netns'] as const) if (typeof t[k] === 'string') out.tlvs[k] = t[k];
-  const anyTlv = out.tlvs.uniqueId || out.tlvs.crc32c || out.tlvs.authority !== undefined || out.tlvs.alpn !== undefined || out.tlvs.netns !== undefined || custom.length > 0;
-  if (version === 1 && anyTlv) throw new ProxyProtocolError(Codes.ENCODE, 'proxy-protocol settings: TLVs need version 2', {});
+  const anyTlv =
+    out.tlvs.uniqueId ||
+    out.tlvs.crc32c ||
+    out.tlvs.authority !== undefined ||
+    out.tlvs.alpn !== undefined ||
+    out.tlvs.netns !== undefined ||
+    custom.length > 0;
+  if (version === 1 && anyTlv)
+    throw new ProxyProtocolError(Codes.ENCODE, 'proxy-protocol settings: TLVs need version 2', {});
   return out;
 }
 
@@ -64,13 +83,26 @@ export function proxyProtocolSettings(settings: unknown): ProxyProtocolSettings 
  */
 export function createHeaderEncoder(settings: unknown): (conn: ConnectionEndpoints) => Buffer {
   const s = proxyProtocolSettings(settings);
-  const custom: ProxyTlv[] = s.tlvs.custom.map((c) => ({ type: c.type, value: Buffer.from(c.value, c.encoding) }));
+  const custom: ProxyTlv[] = s.tlvs.custom.map((c) => ({
+    type: c.type,
+    value: Buffer.from(c.value, c.encoding),
+  }));
   const alpn = s.tlvs.alpn === undefined ? undefined : Buffer.from(s.tlvs.alpn, 'utf8');
   return (conn) => {
     if (conn.protocol === 'udp' && s.version === 1) {
-      throw new ProxyProtocolError(Codes.ENCODE, 'PROXY v1 cannot describe UDP; UDP services use version 2', {});
+      throw new ProxyProtocolError(
+        Codes.ENCODE,
+        'PROXY v1 cannot describe UDP; UDP services use version 2',
+        {},
+      );
     }
-    const uniqueId = s.tlvs.uniqueId ? (conn.uniqueId === undefined ? Buffer.from(randomUUID(), 'latin1') : typeof conn.uniqueId === 'string' ? Buffer.from(conn.uniqueId, 'utf8') : conn.uniqueId) : undefined;
+    const uniqueId = s.tlvs.uniqueId
+      ? conn.uniqueId === undefined
+        ? Buffer.from(randomUUID(), 'latin1')
+        : typeof conn.uniqueId === 'string'
+          ? Buffer.from(conn.uniqueId, 'utf8')
+          : conn.uniqueId
+      : undefined;
     return encodeProxyHeader({
       version: s.version,
       command: 'proxy',

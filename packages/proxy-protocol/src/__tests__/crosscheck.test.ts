@@ -14,7 +14,8 @@ const v6 = () => Array.from({ length: 16 }, () => (rnd(3) === 0 ? 0 : rnd(256)))
 const v4Text = (b: number[]) => b.join('.');
 // WHATWG URL serialises IPv6 hosts in RFC 5952 form: an oracle for text that owes nothing to our code.
 const canonical6 = (text: string) => new URL(`http://[${text}]/`).hostname.slice(1, -1);
-const full6 = (b: number[]) => Array.from({ length: 8 }, (_, i) => ((b[2 * i]! << 8) | b[2 * i + 1]!).toString(16)).join(':');
+const full6 = (b: number[]) =>
+  Array.from({ length: 8 }, (_, i) => ((b[2 * i]! << 8) | b[2 * i + 1]!).toString(16)).join(':');
 const v6Text = (b: number[]) => canonical6(full6(b));
 
 describe('cross-check with proxy-protocol-js', () => {
@@ -25,16 +26,33 @@ describe('cross-check with proxy-protocol-js', () => {
       const dst = six ? v6Text(v6()) : v4Text(v4());
       const sp = rnd(65536);
       const dp = rnd(65536);
-      const ours = encodeProxyHeader({ version: 1, source: { address: src, port: sp }, destination: { address: dst, port: dp } }).toString('latin1');
+      const ours = encodeProxyHeader({
+        version: 1,
+        source: { address: src, port: sp },
+        destination: { address: dst, port: dp },
+      }).toString('latin1');
       const theirs = pp.V1ProxyProtocol.parse(ours + 'data');
       expect(theirs.inetProtocol).toBe(six ? 'TCP6' : 'TCP4');
       expect([theirs.source.port, theirs.destination.port]).toEqual([sp, dp]);
-      expect(six ? [canonical6(theirs.source.ipAddress), canonical6(theirs.destination.ipAddress)] : [theirs.source.ipAddress, theirs.destination.ipAddress]).toEqual([src, dst]);
+      expect(
+        six
+          ? [canonical6(theirs.source.ipAddress), canonical6(theirs.destination.ipAddress)]
+          : [theirs.source.ipAddress, theirs.destination.ipAddress],
+      ).toEqual([src, dst]);
       expect(theirs.data).toBe('data');
 
-      const built = new pp.V1ProxyProtocol(six ? pp.INETProtocol.TCP6 : pp.INETProtocol.TCP4, new pp.Peer(src, sp), new pp.Peer(dst, dp), 'x').build();
+      const built = new pp.V1ProxyProtocol(
+        six ? pp.INETProtocol.TCP6 : pp.INETProtocol.TCP4,
+        new pp.Peer(src, sp),
+        new pp.Peer(dst, dp),
+        'x',
+      ).build();
       const { header, rest } = decodeProxyHeader(Buffer.from(built, 'latin1'));
-      expect(header).toMatchObject({ family: six ? 'inet6' : 'inet', source: { address: src, port: sp }, destination: { address: dst, port: dp } });
+      expect(header).toMatchObject({
+        family: six ? 'inet6' : 'inet',
+        source: { address: src, port: sp },
+        destination: { address: dst, port: dp },
+      });
       expect(rest.toString()).toBe('x');
     }
   });
@@ -55,19 +73,42 @@ describe('cross-check with proxy-protocol-js', () => {
         : new pp.IPv4ProxyAddress(pp.IPv4Address.createFrom(sb), sp, pp.IPv4Address.createFrom(db), dp);
 
       if (!local) {
-        const ours = encodeProxyHeader({ version: 2, transport: dgram ? 'dgram' : 'stream', source: { address: src, port: sp }, destination: { address: dst, port: dp } });
+        const ours = encodeProxyHeader({
+          version: 2,
+          transport: dgram ? 'dgram' : 'stream',
+          source: { address: src, port: sp },
+          destination: { address: dst, port: dp },
+        });
         const theirs = pp.V2ProxyProtocol.parse(ours);
         expect(theirs.command).toBe(pp.Command.PROXY);
         expect(theirs.transportProtocol).toBe(transport);
         const a = theirs.proxyAddress as pp.IPv4ProxyAddress | pp.IPv6ProxyAddress;
-        expect([a.sourceAddress.address, a.sourcePort, a.destinationAddress.address, a.destinationPort]).toEqual([sb, sp, db, dp]);
+        expect([
+          a.sourceAddress.address,
+          a.sourcePort,
+          a.destinationAddress.address,
+          a.destinationPort,
+        ]).toEqual([sb, sp, db, dp]);
         // Same layout, so the bytes must agree exactly.
-        expect(Buffer.from(new pp.V2ProxyProtocol(pp.Command.PROXY, transport, address).build()).equals(ours)).toBe(true);
+        expect(
+          Buffer.from(new pp.V2ProxyProtocol(pp.Command.PROXY, transport, address).build()).equals(ours),
+        ).toBe(true);
       }
 
-      const built = new pp.V2ProxyProtocol(local ? pp.Command.LOCAL : pp.Command.PROXY, transport, address, new Uint8Array([1, 2, 3])).build();
+      const built = new pp.V2ProxyProtocol(
+        local ? pp.Command.LOCAL : pp.Command.PROXY,
+        transport,
+        address,
+        new Uint8Array([1, 2, 3]),
+      ).build();
       const { header, rest } = decodeProxyHeader(built);
-      expect(header).toMatchObject({ command: local ? 'local' : 'proxy', family: six ? 'inet6' : 'inet', transport: dgram ? 'dgram' : 'stream', source: { address: src, port: sp }, destination: { address: dst, port: dp } });
+      expect(header).toMatchObject({
+        command: local ? 'local' : 'proxy',
+        family: six ? 'inet6' : 'inet',
+        transport: dgram ? 'dgram' : 'stream',
+        source: { address: src, port: sp },
+        destination: { address: dst, port: dp },
+      });
       expect([...rest]).toEqual([1, 2, 3]);
     }
   });

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { decodeProxyHeader, encodeProxyHeader, isProxyProtocolError, ProxyProtocolParser, V2_MAX_LENGTH, V2_SIGNATURE, type ProxyHeaderInput } from '@fulcrum/proxy-protocol';
+import {
+  decodeProxyHeader,
+  encodeProxyHeader,
+  isProxyProtocolError,
+  ProxyProtocolParser,
+  V2_MAX_LENGTH,
+  V2_SIGNATURE,
+  type ProxyHeaderInput,
+} from '@fulcrum/proxy-protocol';
 
 // A seeded generator, so that a failure prints a seed that reproduces it.
 function prng(seed: number): () => number {
@@ -22,11 +30,28 @@ const seeds: ProxyHeaderInput[] = [
   { version: 1, source: { address: '192.0.2.1', port: 1 }, destination: { address: '192.0.2.2', port: 2 } },
   { version: 1, source: { address: '2001:db8::1', port: 65535 }, destination: { address: '::1', port: 0 } },
   { version: 1, command: 'local' },
-  { version: 2, source: { address: '192.0.2.1', port: 1 }, destination: { address: '192.0.2.2', port: 2 }, crc32c: true, uniqueId: Buffer.from('id') },
-  { version: 2, transport: 'dgram', source: { address: '2001:db8::1', port: 5 }, destination: { address: '2001:db8::2', port: 6 }, alpn: Buffer.from('h2') },
+  {
+    version: 2,
+    source: { address: '192.0.2.1', port: 1 },
+    destination: { address: '192.0.2.2', port: 2 },
+    crc32c: true,
+    uniqueId: Buffer.from('id'),
+  },
+  {
+    version: 2,
+    transport: 'dgram',
+    source: { address: '2001:db8::1', port: 5 },
+    destination: { address: '2001:db8::2', port: 6 },
+    alpn: Buffer.from('h2'),
+  },
   { version: 2, source: { path: '/tmp/a' }, destination: { path: '/tmp/b' }, netns: 'ns' },
   { version: 2, command: 'local', authority: 'example.com' },
-  { version: 2, source: { address: '10.0.0.1', port: 3 }, destination: { address: '10.0.0.2', port: 4 }, ssl: { client: 7, verify: 0, version: 'TLSv1.3', cn: 'x' } },
+  {
+    version: 2,
+    source: { address: '10.0.0.1', port: 3 },
+    destination: { address: '10.0.0.2', port: 4 },
+    ssl: { client: 7, verify: 0, version: 'TLSv1.3', cn: 'x' },
+  },
 ];
 const valid = seeds.map(encodeProxyHeader);
 
@@ -35,15 +60,19 @@ function mutate(b: Buffer): Buffer {
   const kind = int(5);
   if (kind === 0) for (let k = 1 + int(4); k > 0; k--) out[int(out.length)] = int(256);
   if (kind === 1) return out.subarray(0, int(out.length));
-  if (kind === 2) return Buffer.concat([out.subarray(0, int(out.length)), bytes(int(8)), out.subarray(int(out.length))]);
+  if (kind === 2)
+    return Buffer.concat([out.subarray(0, int(out.length)), bytes(int(8)), out.subarray(int(out.length))]);
   if (kind === 3 && out.length > 16 && out[0] === 0x0d) out.writeUInt16BE(int(0x10000), 14);
-  if (kind === 4) out[int(out.length)] ^= 1 << int(8);
+  if (kind === 4) {
+    const at = int(out.length);
+    out[at] = (out[at] ?? 0) ^ (1 << int(8));
+  }
   return out;
 }
 
 function chunked(b: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     const n = 1 + int(rnd() < 0.5 ? 4 : 64);
     out.push(b.subarray(i, i + n));
     i += n;
@@ -63,7 +92,10 @@ function run(data: Buffer): 'header' | 'incomplete' | 'error' {
     p.end();
     return 'incomplete';
   } catch (e) {
-    if (!isProxyProtocolError(e)) throw new Error(`seed ${SEED}: a non-coded error escaped for ${data.toString('hex')}: ${String(e)}`, { cause: e });
+    if (!isProxyProtocolError(e))
+      throw new Error(`seed ${SEED}: a non-coded error escaped for ${data.toString('hex')}: ${String(e)}`, {
+        cause: e,
+      });
     expect(e.code).toMatch(/^FULCRUM_PROXY_PROTOCOL_/);
     return 'error';
   }
@@ -74,7 +106,12 @@ describe(`decoder fuzz (seed ${SEED})`, () => {
     const started = Date.now();
     const outcomes = { header: 0, incomplete: 0, error: 0 };
     for (let i = 0; i < 20_000; i++) {
-      const prefix = [Buffer.alloc(0), Buffer.from('PROXY '), V2_SIGNATURE, Buffer.concat([V2_SIGNATURE, Buffer.from([0x21])])][int(4)]!;
+      const prefix = [
+        Buffer.alloc(0),
+        Buffer.from('PROXY '),
+        V2_SIGNATURE,
+        Buffer.concat([V2_SIGNATURE, Buffer.from([0x21])]),
+      ][int(4)]!;
       outcomes[run(Buffer.concat([prefix, bytes(int(160))]))]++;
     }
     expect(outcomes.error).toBeGreaterThan(15_000);
@@ -90,8 +127,21 @@ describe(`decoder fuzz (seed ${SEED})`, () => {
       if (outcome !== 'header') continue;
       const { header } = decodeProxyHeader(data);
       if (header.command !== 'proxy' || header.version === 1) continue;
-      const { header: again } = decodeProxyHeader(encodeProxyHeader({ ...header, crc32c: header.crc32c !== undefined }));
-      for (const k of ['family', 'transport', 'source', 'destination', 'alpn', 'authority', 'uniqueId', 'ssl', 'netns', 'tlvs'] as const) {
+      const { header: again } = decodeProxyHeader(
+        encodeProxyHeader({ ...header, crc32c: header.crc32c !== undefined }),
+      );
+      for (const k of [
+        'family',
+        'transport',
+        'source',
+        'destination',
+        'alpn',
+        'authority',
+        'uniqueId',
+        'ssl',
+        'netns',
+        'tlvs',
+      ] as const) {
         expect(again[k], `seed ${SEED}, ${data.toString('hex')}: ${k}`).toEqual(header[k]);
       }
     }

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { encodeProxyHeader, ProxyProtocolParser, ProxyProtocolErrorCodes as Codes, V2_MAX_LENGTH, type ParseResult } from '@fulcrum/proxy-protocol';
+import {
+  encodeProxyHeader,
+  ProxyProtocolParser,
+  ProxyProtocolErrorCodes as Codes,
+  V2_MAX_LENGTH,
+  type ParseResult,
+} from '@fulcrum/proxy-protocol';
 
-function feed(parser: ProxyProtocolParser, chunks: Buffer[]): { result: ParseResult & { done: true }; rest: Buffer } {
+function feed(
+  parser: ProxyProtocolParser,
+  chunks: Buffer[],
+): { result: ParseResult & { done: true }; rest: Buffer } {
   const rest: Buffer[] = [];
   let result: (ParseResult & { done: true }) | undefined;
   for (const c of chunks) {
@@ -29,8 +38,19 @@ function codeOf(fn: () => unknown): string | undefined {
 }
 
 const headers = {
-  v1: encodeProxyHeader({ version: 1, source: { address: '2001:db8::7', port: 40000 }, destination: { address: '2001:db8::1', port: 443 } }),
-  v2: encodeProxyHeader({ version: 2, source: { address: '203.0.113.7', port: 51000 }, destination: { address: '192.0.2.1', port: 443 }, crc32c: true, authority: 'example.com', uniqueId: Buffer.from('conn-1') }),
+  v1: encodeProxyHeader({
+    version: 1,
+    source: { address: '2001:db8::7', port: 40000 },
+    destination: { address: '2001:db8::1', port: 443 },
+  }),
+  v2: encodeProxyHeader({
+    version: 2,
+    source: { address: '203.0.113.7', port: 51000 },
+    destination: { address: '192.0.2.1', port: 443 },
+    crc32c: true,
+    authority: 'example.com',
+    uniqueId: Buffer.from('conn-1'),
+  }),
 };
 const payload = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
 
@@ -108,12 +128,19 @@ describe('streaming parser', () => {
   it('a v2 header that announces more than the receiver allows is refused at byte 16', () => {
     const h = Buffer.from(headers.v2);
     h.writeUInt16BE(4000, 14);
-    expect(codeOf(() => new ProxyProtocolParser({ maxV2Length: 1024 }).push(h.subarray(0, 16)))).toBe(Codes.TOO_LONG);
+    expect(codeOf(() => new ProxyProtocolParser({ maxV2Length: 1024 }).push(h.subarray(0, 16)))).toBe(
+      Codes.TOO_LONG,
+    );
   });
 
   it('reads the largest v2 header there is (16 + 65535 bytes) in small chunks', () => {
     const s = { address: '10.1.1.1', port: 9 };
-    const header = encodeProxyHeader({ version: 2, source: s, destination: s, tlvs: [{ type: 0xe0, value: Buffer.alloc(65535 - 12 - 3, 7) }] });
+    const header = encodeProxyHeader({
+      version: 2,
+      source: s,
+      destination: s,
+      tlvs: [{ type: 0xe0, value: Buffer.alloc(65535 - 12 - 3, 7) }],
+    });
     expect(header.length).toBe(V2_MAX_LENGTH);
     const chunks: Buffer[] = [];
     for (let i = 0; i < header.length; i += 1400) chunks.push(header.subarray(i, i + 1400));
@@ -125,7 +152,9 @@ describe('streaming parser', () => {
   it('refuses a version it was not configured for', () => {
     expect(codeOf(() => new ProxyProtocolParser({ versions: [2] }).push(headers.v1))).toBe(Codes.VERSION);
     expect(codeOf(() => new ProxyProtocolParser({ versions: [1] }).push(headers.v2))).toBe(Codes.VERSION);
-    expect(codeOf(() => new ProxyProtocolParser({ versions: [2] }).push(Buffer.from('GET')))).toBe(Codes.INVALID);
+    expect(codeOf(() => new ProxyProtocolParser({ versions: [2] }).push(Buffer.from('GET')))).toBe(
+      Codes.INVALID,
+    );
   });
 
   it('end() reports a header cut short, and nothing for an empty stream', () => {

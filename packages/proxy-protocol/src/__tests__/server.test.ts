@@ -1,7 +1,14 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { acceptProxyProtocol, encodeProxyHeader, PROXY_PROTOCOL_ERROR, proxyHeaderOf, type AcceptProxyProtocolOptions, type ProxyProtocolError } from '@fulcrum/proxy-protocol';
+import {
+  acceptProxyProtocol,
+  encodeProxyHeader,
+  PROXY_PROTOCOL_ERROR,
+  proxyHeaderOf,
+  type AcceptProxyProtocolOptions,
+  type ProxyProtocolError,
+} from '@fulcrum/proxy-protocol';
 
 const servers: (Server | HttpServer)[] = [];
 afterEach(async () => {
@@ -28,7 +35,11 @@ async function echoServer(options: AcceptProxyProtocolOptions = {}, host = '127.
   const server = acceptProxyProtocol(
     createServer((socket) => {
       const got: Buffer[] = [];
-      const info = { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, remoteFamily: socket.remoteFamily };
+      const info = {
+        remoteAddress: socket.remoteAddress,
+        remotePort: socket.remotePort,
+        remoteFamily: socket.remoteFamily,
+      };
       socket.on('data', (d) => got.push(d));
       socket.on('end', () => {
         resolvers.shift()?.({ ...info, data: Buffer.concat(got), socket });
@@ -44,7 +55,12 @@ async function echoServer(options: AcceptProxyProtocolOptions = {}, host = '127.
 }
 
 /** Connects, writes each part (pausing between), half-closes, resolves when the server closes. */
-function client(port: number, parts: Buffer[], host = '127.0.0.1', pauseMs = 15): Promise<{ closedAfterMs: number }> {
+function client(
+  port: number,
+  parts: Buffer[],
+  host = '127.0.0.1',
+  pauseMs = 15,
+): Promise<{ closedAfterMs: number }> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const s = connect(port, host, async () => {
@@ -55,7 +71,9 @@ function client(port: number, parts: Buffer[], host = '127.0.0.1', pauseMs = 15)
       }
       if (!s.destroyed) s.end();
     });
-    s.on('error', (e: NodeJS.ErrnoException) => (e.code === 'ECONNRESET' || e.code === 'EPIPE' ? undefined : reject(e)));
+    s.on('error', (e: NodeJS.ErrnoException) =>
+      e.code === 'ECONNRESET' || e.code === 'EPIPE' ? undefined : reject(e),
+    );
     s.on('close', () => resolve({ closedAfterMs: Date.now() - started }));
     s.resume();
   });
@@ -67,7 +85,12 @@ const vip4 = { address: '192.0.2.1', port: 443 };
 describe('acceptProxyProtocol on a net.Server', () => {
   it('reports the header client as remoteAddress/remotePort and hands over the payload untouched', async () => {
     const srv = await echoServer();
-    const header = encodeProxyHeader({ version: 2, source: client4, destination: vip4, uniqueId: Buffer.from('u1') });
+    const header = encodeProxyHeader({
+      version: 2,
+      source: client4,
+      destination: vip4,
+      uniqueId: Buffer.from('u1'),
+    });
     const seen = srv.next();
     await client(srv.port, [Buffer.concat([header, Buffer.from('hello')])]);
     const s = await seen;
@@ -78,16 +101,32 @@ describe('acceptProxyProtocol on a net.Server', () => {
 
   it('reads a header split across TCP segments (v1, IPv6 client)', async () => {
     const srv = await echoServer();
-    const header = encodeProxyHeader({ version: 1, source: { address: '2001:db8::42', port: 6000 }, destination: { address: '2001:db8::1', port: 80 } });
+    const header = encodeProxyHeader({
+      version: 1,
+      source: { address: '2001:db8::42', port: 6000 },
+      destination: { address: '2001:db8::1', port: 80 },
+    });
     const seen = srv.next();
-    await client(srv.port, [header.subarray(0, 3), header.subarray(3, 20), Buffer.concat([header.subarray(20), Buffer.from('ab')]), Buffer.from('cd')]);
-    expect(await seen).toMatchObject({ remoteAddress: '2001:db8::42', remotePort: 6000, remoteFamily: 'IPv6', data: Buffer.from('abcd') });
+    await client(srv.port, [
+      header.subarray(0, 3),
+      header.subarray(3, 20),
+      Buffer.concat([header.subarray(20), Buffer.from('ab')]),
+      Buffer.from('cd'),
+    ]);
+    expect(await seen).toMatchObject({
+      remoteAddress: '2001:db8::42',
+      remotePort: 6000,
+      remoteFamily: 'IPv6',
+      data: Buffer.from('abcd'),
+    });
   });
 
   it('keeps the real address for LOCAL (health checks)', async () => {
     const srv = await echoServer();
     const seen = srv.next();
-    await client(srv.port, [Buffer.concat([encodeProxyHeader({ version: 2, command: 'local' }), Buffer.from('x')])]);
+    await client(srv.port, [
+      Buffer.concat([encodeProxyHeader({ version: 2, command: 'local' }), Buffer.from('x')]),
+    ]);
     const s = await seen;
     expect(s.remoteAddress).toBe('127.0.0.1');
     expect(proxyHeaderOf(s.socket)?.command).toBe('local');
@@ -95,7 +134,12 @@ describe('acceptProxyProtocol on a net.Server', () => {
 
   it('closes a connection that sends "GET /" at once, with a coded error', async () => {
     const srv = await echoServer({ headerTimeoutMs: 5000 });
-    const { closedAfterMs } = await client(srv.port, [Buffer.from('GET / HTTP/1.1\r\n\r\n')], '127.0.0.1', 500);
+    const { closedAfterMs } = await client(
+      srv.port,
+      [Buffer.from('GET / HTTP/1.1\r\n\r\n')],
+      '127.0.0.1',
+      500,
+    );
     expect(closedAfterMs).toBeLessThan(1000);
     expect(srv.errors.map((e) => e.code)).toEqual(['FULCRUM_PROXY_PROTOCOL_INVALID']);
   });
@@ -110,7 +154,9 @@ describe('acceptProxyProtocol on a net.Server', () => {
 
   it('reports a header cut short by the end of the stream', async () => {
     const srv = await echoServer();
-    await client(srv.port, [encodeProxyHeader({ version: 2, source: client4, destination: vip4 }).subarray(0, 20)]);
+    await client(srv.port, [
+      encodeProxyHeader({ version: 2, source: client4, destination: vip4 }).subarray(0, 20),
+    ]);
     await new Promise((r) => setTimeout(r, 20));
     expect(srv.errors.map((e) => e.code)).toEqual(['FULCRUM_PROXY_PROTOCOL_TRUNCATED']);
   });
@@ -125,7 +171,12 @@ describe('acceptProxyProtocol on a net.Server', () => {
   it('trustedProxies: keep-peer-address strips the header but does not believe it', async () => {
     const srv = await echoServer({ trustedProxies: ['10.0.0.0/8'], onUntrusted: 'keep-peer-address' });
     const seen = srv.next();
-    await client(srv.port, [Buffer.concat([encodeProxyHeader({ version: 2, source: client4, destination: vip4 }), Buffer.from('z')])]);
+    await client(srv.port, [
+      Buffer.concat([
+        encodeProxyHeader({ version: 2, source: client4, destination: vip4 }),
+        Buffer.from('z'),
+      ]),
+    ]);
     const s = await seen;
     expect(s.remoteAddress).toBe('127.0.0.1');
     expect(s.data.toString()).toBe('z');
@@ -142,11 +193,19 @@ describe('acceptProxyProtocol on a net.Server', () => {
 
 describe('acceptProxyProtocol on an http.Server', () => {
   it('req.socket.remoteAddress is the client, for every request on a keep-alive connection', async () => {
-    const server = acceptProxyProtocol(createHttpServer((req, res) => res.end(`${req.socket.remoteAddress}:${req.socket.remotePort} ${req.url}`)));
+    const server = acceptProxyProtocol(
+      createHttpServer((req, res) =>
+        res.end(`${req.socket.remoteAddress}:${req.socket.remotePort} ${req.url}`),
+      ),
+    );
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
-    const header = encodeProxyHeader({ version: 1, source: { address: '198.51.100.20', port: 4242 }, destination: { address: '192.0.2.1', port: 80 } });
+    const header = encodeProxyHeader({
+      version: 1,
+      source: { address: '198.51.100.20', port: 4242 },
+      destination: { address: '192.0.2.1', port: 80 },
+    });
     const reqs = 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
     const body = await new Promise<string>((resolve, reject) => {
       const s = connect(port, '127.0.0.1', () => s.write(Buffer.concat([header, Buffer.from(reqs)])));
@@ -160,11 +219,17 @@ describe('acceptProxyProtocol on an http.Server', () => {
   });
 
   it('a header in its own segment, the request later (http consumes the socket handle directly)', async () => {
-    const server = acceptProxyProtocol(createHttpServer((req, res) => res.end(String(req.socket.remoteAddress))));
+    const server = acceptProxyProtocol(
+      createHttpServer((req, res) => res.end(String(req.socket.remoteAddress))),
+    );
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
-    const header = encodeProxyHeader({ version: 2, source: { address: '2001:db8::77', port: 1 }, destination: { address: '2001:db8::1', port: 80 } });
+    const header = encodeProxyHeader({
+      version: 2,
+      source: { address: '2001:db8::77', port: 1 },
+      destination: { address: '2001:db8::1', port: 80 },
+    });
     const body = await new Promise<string>((resolve, reject) => {
       const s = connect(port, '127.0.0.1', async () => {
         s.write(header);
