@@ -1,20 +1,17 @@
-// Test helpers shared by this package's tests: a service view, a plugin instantiated the way
-// the kernel does it (options validated by ajv with defaults filled in), a seeded PRNG.
+// Test helpers shared by this package's tests. Contexts and option validation come from
+// @fulcrum/testkit; views are built here because schedulers that keep a server's place by its
+// configured weight need views whose effective and configured weights differ.
 import {
   checkPlan,
-  compileOptionsSchema,
-  EventBus,
-  KERNEL_VERSION,
-  ManualClock,
-  MetricsRegistry,
-  silentLogger,
-  type PluginContext,
   type RealServerView,
   type SchedulePlan,
   type SchedulerInstance,
   type SchedulerPlugin,
   type ServiceView,
 } from '@fulcrum/kernel';
+import { testContext, validOptions } from '@fulcrum/testkit';
+
+export { validOptions };
 
 /** A server by weight alone, or with some fields given; addresses are 10.0.x.y:80 by index. */
 export type ServerInput = number | (Partial<RealServerView> & { weight: number });
@@ -24,7 +21,7 @@ export function serviceView(servers: readonly ServerInput[]): ServiceView {
     const given = typeof s === 'number' ? { weight: s } : s;
     const address = given.address ?? `10.0.${index >> 8}.${index & 255}`;
     const port = given.port ?? 80;
-    return {
+    return Object.freeze({
       index,
       key: given.key ?? `${address}:${port}`,
       address,
@@ -33,41 +30,21 @@ export function serviceView(servers: readonly ServerInput[]): ServiceView {
       configuredWeight: given.configuredWeight ?? given.weight,
       health: given.health ?? (given.weight > 0 ? 'up' : 'down'),
       draining: given.draining ?? false,
-    };
+    });
   });
-  return {
+  return Object.freeze({
     name: 'test',
     protocol: 'tcp',
-    listen: { address: '192.0.2.1', port: 80, family: 4 },
-    realServers,
-  };
-}
-
-/** Options as the kernel would hand them: validated, defaults filled in; throws when invalid. */
-export function validOptions(
-  plugin: SchedulerPlugin<never>,
-  options: Record<string, unknown> = {},
-): Record<string, unknown> {
-  const copy = structuredClone(options);
-  const validate = compileOptionsSchema(plugin.optionsSchema);
-  if (!validate(copy)) throw new Error(`invalid options: ${JSON.stringify(validate.errors)}`);
-  return copy;
+    listen: Object.freeze({ address: '192.0.2.1', port: 80, family: 4 }),
+    realServers: Object.freeze(realServers),
+  });
 }
 
 export function instantiate(
   plugin: SchedulerPlugin<never>,
   options: Record<string, unknown> = {},
 ): SchedulerInstance {
-  const ctx: PluginContext = {
-    kernelVersion: KERNEL_VERSION,
-    plugin: { kind: 'scheduler', name: plugin.name },
-    configPath: 'services[0].scheduler',
-    service: { name: 'test', protocol: 'tcp', listen: { address: '192.0.2.1', port: 80, family: 4 } },
-    logger: silentLogger,
-    metrics: new MetricsRegistry(),
-    events: new EventBus(),
-    clock: new ManualClock(),
-  };
+  const ctx = testContext(plugin, { configPath: 'services[0].scheduler' });
   return plugin.create(ctx, validOptions(plugin, options) as never);
 }
 
