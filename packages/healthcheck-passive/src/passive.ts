@@ -1,0 +1,76 @@
+import { defineHealthCheck, durationSchema, formatDuration, type HealthVerdict } from '@fulcrum/kernel';
+import { DestCheck, type DestCheckTransition } from './dest-check.js';
+
+export interface PassiveOptions {
+  downNoticeNum: number;
+  downWait: number;
+  upNoticeNum: number;
+  inhibitMin: number;
+  inhibitMax: number;
+  jitter: number;
+}
+
+/** The verdict the aggregator sees: only DOWN takes the server out (weight 0, inhibited). */
+export function verdictOf(t: DestCheckTransition): HealthVerdict {
+  const label = t.to.toUpperCase();
+  const inhibit = t.inhibitMs !== undefined ? `; inhibited for ${formatDuration(t.inhibitMs)}` : '';
+  return { up: t.to !== 'down', reason: `${label}: ${t.reason}${inhibit}` };
+}
+
+/**
+ * DPVS's passive dest-check: no probes, only the dataplane's `health:signal` events
+ * (SYN_SENT/SYN_RECV → CLOSE, SYN timeouts, SYNPROXY step-3 RST, UDP ONEWAY expiry, and
+ * answers). Defaults are DPVS's (`dest-check default`).
+ */
+export const passive = defineHealthCheck<PassiveOptions>({
+  name: 'passive',
+  kernel: '^0.1.0',
+  description: "DPVS's passive dest-check fed by the dataplane's connection outcomes",
+  optionsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      downNoticeNum: { type: 'integer', minimum: 1, maximum: 65535, default: 1 },
+      downWait: durationSchema({ default: '3s', min: '10ms', max: '1h' }),
+      upNoticeNum: { type: 'integer', minimum: 1, maximum: 65535, default: 1 },
+      inhibitMin: durationSchema({ default: '5s', min: '10ms', max: '1d' }),
+      inhibitMax: durationSchema({ default: '3600s', min: '10ms', max: '1d' }),
+      jitter: durationSchema({ default: 0, max: '1h' }),
+    },
+  },
+  create(ctx, options) {
+    const config = {
+      downNoticeNum: options.downNoticeNum,
+      downWaitMs: options.downWait,
+      upNoticeNum: options.upNoticeNum,
+      inhibitMinMs: options.inhibitMin,
+      // an inverted range would make the cap smaller than the floor; the floor wins, as in DPVS
+      inhibitMaxMs: Math.max(options.inhibitMin, options.inhibitMax),
+      jitterMs: options.jitter,
+    };
+    return {
+      watch(target, report) {
+        const log = ctx.logger.child({ service: target.service.name, server: target.server });
+        const check = new DestCheck(config, ctx.clock, (t) => {
+          log.info(
+            { from: t.from, to: t.to, inhibitMs: t.inhibitMs },
+            `passive: ${t.from} -> ${t.to}: ${t.reason}`,
+          );
+          report(verdictOf(t));
+        });
+        const onSignal = (s: { service: string; server: string; ok: boolean; reason: string }) => {
+          if (s.service !== target.service.name || s.server !== target.server) return;
+          if (s.ok) check.success(s.reason);
+          else check.failure(s.reason);
+        };
+        ctx.events.on('health:signal', onSignal);
+        return {
+          stop() {
+            ctx.events.off('health:signal', onSignal);
+            check.stop();
+          },
+        };
+      },
+    };
+  },
+});
