@@ -1,0 +1,279 @@
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import {
+  createKernel,
+  ManualClock,
+  type Clock,
+  type ConfigInput,
+  type FulcrumEventMap,
+  type FulcrumEventName,
+  type Kernel,
+  type ServiceInput,
+} from '@fulcrum/kernel';
+import rr from '@fulcrum/scheduler-rr';
+import sh from '@fulcrum/scheduler-sh';
+import wlc from '@fulcrum/scheduler-wlc';
+import wrr from '@fulcrum/scheduler-wrr';
+import { isSocketDataplane, socketDataplane, type SocketDataplane } from '../index.js';
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, host, r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** A UDP port free on 127.0.0.1 right now. */
+export async function freeUdpPort(host = '127.0.0.1'): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, host, r));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export type BackendMode =
+  /** Answers `name` to the first bytes and closes (FIN). */
+  | 'name'
+  /** Echoes everything; ends its side after the client ended its side. */
+  | 'echo'
+  /** Accepts, reads, and never answers. */
+  | 'silent'
+  /** Accepts, reads, and resets the connection at the first bytes. */
+  | 'reset-on-data';
+
+export interface Backend {
+  name: string;
+  port: number;
+  address: string;
+  server: Server;
+  sockets: Set<Socket>;
+  /** Connections accepted so far. */
+  accepted: number;
+  /** Remote addresses of accepted connections (the balancer's local addresses). */
+  peers: string[];
+  /** Everything received, per connection, in order. */
+  received: Buffer[][];
+  /** Socket error codes seen (ECONNRESET when the balancer propagated a client reset). */
+  errors: string[];
+  close(): Promise<void>;
+}
+
+export async function tcpBackend(
+  name: string,
+  mode: BackendMode = 'name',
+  host = '127.0.0.1',
+): Promise<Backend> {
+  const sockets = new Set<Socket>();
+  const b: Backend = {
+    name,
+    port: 0,
+    address: '',
+    server: undefined as unknown as Server,
+    sockets,
+    accepted: 0,
+    peers: [],
+    received: [],
+    errors: [],
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => b.server.close(r));
+    },
+  };
+  b.server = createServer({ allowHalfOpen: true }, (s) => {
+    b.accepted++;
+    b.peers.push(s.remoteAddress ?? '');
+    const got: Buffer[] = [];
+    b.received.push(got);
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', (e: NodeJS.ErrnoException) => b.errors.push(e.code ?? e.message));
+    if (mode === 'silent') {
+      s.on('data', (d: Buffer) => got.push(d));
+      return;
+    }
+    let answered = false;
+    s.on('data', (d: Buffer) => {
+      got.push(d);
+      if (mode === 'echo') {
+        if (!s.write(d)) {
+          s.pause();
+          s.once('drain', () => s.resume());
+        }
+      } else if (mode === 'reset-on-data') s.resetAndDestroy();
+      else if (!answered) {
+        answered = true;
+        s.end(name);
+      }
+    });
+    s.on('end', () => {
+      if (mode === 'echo') s.end();
+    });
+  });
+  await new Promise<void>((r) => b.server.listen(0, host, r));
+  b.port = (b.server.address() as { port: number }).port;
+  b.address = `${host}:${b.port}`;
+  return b;
+}
+
+export interface ClientResult {
+  data: string;
+  error?: string;
+}
+
+/** Connects, writes `payload`, half-closes when `end`, and resolves with everything read until close. */
+export function request(
+  port: number,
+  payload: string | Buffer = 'hello',
+  opts: { end?: boolean; host?: string } = {},
+): Promise<ClientResult> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let error: string | undefined;
+    const s = connect({ host: opts.host ?? '127.0.0.1', port, allowHalfOpen: false });
+    s.on('data', (d: Buffer) => chunks.push(d));
+    s.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+    s.on('close', () => resolve({ data: Buffer.concat(chunks).toString(), ...(error ? { error } : {}) }));
+    s.write(payload);
+    if (opts.end !== false) s.end();
+  });
+}
+
+/** An open client for step-by-step tests. */
+export interface OpenClient {
+  socket: Socket;
+  received: () => string;
+  ended: Promise<void>;
+  closed: Promise<{ error?: string }>;
+  /** Resolves when at least `n` bytes have been read. */
+  waitBytes(n: number): Promise<void>;
+}
+
+export async function openClient(port: number, host = '127.0.0.1'): Promise<OpenClient> {
+  const s = connect({ host, port, allowHalfOpen: true });
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const waiters: { n: number; r: () => void }[] = [];
+  s.on('data', (d: Buffer) => {
+    chunks.push(d);
+    total += d.length;
+    for (const w of [...waiters]) {
+      if (total < w.n) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.r();
+    }
+  });
+  let error: string | undefined;
+  s.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+  const ended = new Promise<void>((r) => s.once('end', r));
+  const closed = new Promise<{ error?: string }>((r) => s.once('close', () => r(error ? { error } : {})));
+  await new Promise<void>((r, j) => {
+    s.once('connect', r);
+    s.once('error', j);
+  });
+  return {
+    socket: s,
+    received: () => Buffer.concat(chunks).toString(),
+    ended,
+    closed,
+    waitBytes: (n) => (total >= n ? Promise.resolve() : new Promise((r) => waiters.push({ n, r }))),
+  };
+}
+
+/** Polls `check` (real time) until it returns true; fails with `what` after `timeoutMs`. */
+export async function waitFor(check: () => boolean, what = 'condition', timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+
+export interface Harness {
+  kernel: Kernel;
+  clock: Clock;
+  manual: ManualClock | undefined;
+  dp: SocketDataplane;
+  port: number;
+  events: { [K in FulcrumEventName]?: FulcrumEventMap[K][] };
+  apply(services: ServiceInput[]): Promise<unknown>;
+  /** Advances the manual clock in sweep-sized steps, letting I/O run between steps. */
+  advance(ms: number, step?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A kernel with the socket dataplane and the real schedulers, serving `services` (each
+ * `listen` defaults to a fresh port on 127.0.0.1). Uses a ManualClock unless `realClock`.
+ */
+export async function harness(
+  services: (Omit<ServiceInput, 'listen'> & { listen?: string })[],
+  opts: { options?: Record<string, unknown>; realClock?: boolean } = {},
+): Promise<Harness> {
+  const manual = opts.realClock ? undefined : new ManualClock(1_000_000);
+  const kernel = createKernel({
+    plugins: [socketDataplane, rr, wrr, wlc, sh],
+    ...(manual ? { clock: manual } : {}),
+  });
+  const port = await freePort();
+  const events: Harness['events'] = {};
+  for (const name of [
+    'connection:opened',
+    'connection:closed',
+    'connection:failed',
+    'health:signal',
+  ] as const) {
+    kernel.events.on(name, (p: never) => ((events[name] ??= []) as unknown[]).push(p));
+  }
+  const withListen = (list: typeof services): ServiceInput[] =>
+    list.map((s, i) => {
+      if (!s.listen && i > 0) throw new Error('only the first service gets a listen address by default');
+      return { ...s, listen: s.listen ?? `127.0.0.1:${port}` } as ServiceInput;
+    });
+  const config = (list: typeof services): ConfigInput => ({
+    dataplane: { name: 'socket', options: opts.options ?? {} },
+    services: withListen(list),
+  });
+  await kernel.apply(config(services));
+  const dp = kernel.dataplane;
+  if (!isSocketDataplane(dp)) throw new Error('not the socket dataplane');
+  const h: Harness = {
+    kernel,
+    clock: kernel.clock,
+    manual,
+    dp,
+    port,
+    events,
+    apply: (list) => kernel.apply(config(list)),
+    async advance(ms, step = 1000) {
+      if (!manual) throw new Error('advance needs the manual clock');
+      for (let done = 0; done < ms; done += step) {
+        manual.advance(Math.min(step, ms - done));
+        await tick(2);
+      }
+      await tick(10);
+    },
+    close: () => kernel.close(),
+  };
+  return h;
+}
+
+/** `{ server: active/inactive }` of one service, for compact assertions. */
+export function counts(
+  dp: SocketDataplane,
+  service: string,
+): Record<string, { active: number; inactive: number }> {
+  const s = dp.services().find((x) => x.name === service);
+  return Object.fromEntries(
+    (s?.servers ?? []).map((r) => [r.server, { active: r.activeConns, inactive: r.inactiveConns }]),
+  );
+}
+
+export function udpClient(): Promise<UdpSocket> {
+  const s = createSocket('udp4');
+  return new Promise((r) => s.bind(0, '127.0.0.1', () => r(s)));
+}

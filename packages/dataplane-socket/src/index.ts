@@ -1,0 +1,13 @@
+export { socketDataplane, socketDataplane as default } from './plugin.js';
+export { SocketDataplane } from './dataplane.js';
+export type { SocketDataplaneOptions } from './options.js';
+export type { ConnectionEntry, ServerStatus, ServiceStatus } from './listing.js';
+export type { ConnState, TcpState, UdpState } from './conn.js';
+
+import type { DataplaneInstance } from '@fulcrum/kernel';
+import { SocketDataplane } from './dataplane.js';
+
+/** Narrows `kernel.dataplane` to the socket dataplane, for its connection listing and counts. */
+export function isSocketDataplane(dataplane: DataplaneInstance | undefined): dataplane is SocketDataplane {
+  return dataplane instanceof SocketDataplane;
+}

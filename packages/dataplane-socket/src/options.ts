@@ -1,0 +1,82 @@
+import { durationSchema, type JsonSchema } from '@fulcrum/kernel';
+
+/** The socket dataplane's options after validation: durations are milliseconds. */
+export interface SocketDataplaneOptions {
+  /** Idle timeouts per connection state, as `ipvsadm --set tcp tcpfin udp` plus the states it does not set. */
+  timeouts: {
+    /** ESTABLISHED TCP connection idle this long is closed. */
+    tcp: number;
+    /** FIN_WAIT / CLOSE_WAIT (half-closed) connection idle this long is closed. */
+    tcpFin: number;
+    /** UDP session that has had replies, idle this long, is forgotten. */
+    udp: number;
+    /** UDP session that never heard back (ONEWAY) expires after this; a passive-health failure. */
+    udpOneway: number;
+    /** How long a closed TCP connection stays listed (TIME_WAIT / CLOSE) and counted as inactive. */
+    timeWait: number;
+  };
+  /** SYN_SENT: a connect to a real server that has not completed by then fails (and is retried). */
+  connectTimeout: number;
+  /**
+   * When set: a server that has received client bytes but sent none back within this time
+   * is treated as failed (the "accepts and never answers" server) and the connection is
+   * retried on another server while the replay buffer still holds what the client sent.
+   */
+  responseTimeout?: number;
+  /** Further servers tried, per connection, when a server fails before any byte came back. */
+  retries: number;
+  /** Client bytes kept per connection until the server's first byte, to replay on a retry. */
+  retryBufferBytes: number;
+  /** Resolution of every idle timer: how often the connection table is swept. */
+  sweepInterval: number;
+  /** listen(2) backlog of each TCP listener. */
+  backlog: number;
+}
+
+const ms = (def: string, min = '10ms', description?: string) =>
+  durationSchema({ default: def, min, ...(description ? { description } : {}) });
+
+export const optionsSchema: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    timeouts: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        tcp: ms('15m', '10ms', 'idle timeout of an ESTABLISHED TCP connection (ipvsadm --set tcp)'),
+        tcpFin: ms('2m', '10ms', 'idle timeout of a half-closed TCP connection (ipvsadm --set tcpfin)'),
+        udp: ms('5m', '10ms', 'idle timeout of a UDP session that has had replies (ipvsadm --set udp)'),
+        udpOneway: ms('60s', '10ms', 'lifetime of a UDP session that never heard back (DPVS oneway)'),
+        timeWait: ms('10s', '0ms', 'how long a closed TCP connection stays in the table'),
+      },
+    },
+    connectTimeout: ms('5s', '10ms', 'connect to a real server (SYN_SENT) must complete within this'),
+    responseTimeout: durationSchema({
+      min: '10ms',
+      description: 'a server that got client bytes and answered nothing within this is failed and retried',
+    }),
+    retries: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 32,
+      default: 2,
+      description: 'other servers tried when a server fails before any byte came back',
+    },
+    retryBufferBytes: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 16 * 1024 * 1024,
+      default: 65536,
+      description: 'client bytes kept until the first server byte, to replay on a retry',
+    },
+    sweepInterval: durationSchema({
+      default: '1s',
+      min: '5ms',
+      max: '10s',
+      description: 'how often timeouts are checked',
+    }),
+    backlog: { type: 'integer', minimum: 1, maximum: 65535, default: 511, description: 'listen(2) backlog' },
+  },
+};

@@ -1,0 +1,59 @@
+import type { Clock, EventBus, FulcrumEventMap, FulcrumEventName, Logger } from '@fulcrum/kernel';
+import type { ConnTable } from './conn-table.js';
+import type { SocketMetrics } from './metrics.js';
+import type { SocketDataplaneOptions } from './options.js';
+
+/** One warning per key per this long: a flood of refusals must not become a flood of log lines. */
+const WARN_EVERY_MS = 10_000;
+
+/** What every service and connection of one dataplane instance shares. */
+export class Runtime {
+  readonly options: SocketDataplaneOptions;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly events: EventBus;
+  readonly metrics: SocketMetrics;
+  readonly table: ConnTable;
+  /** Set while stop() runs: nothing is retried or rescheduled any more. */
+  stopping = false;
+  readonly #warned = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(deps: {
+    options: SocketDataplaneOptions;
+    clock: Clock;
+    logger: Logger;
+    events: EventBus;
+    metrics: SocketMetrics;
+    table: ConnTable;
+  }) {
+    this.options = deps.options;
+    this.clock = deps.clock;
+    this.logger = deps.logger;
+    this.events = deps.events;
+    this.metrics = deps.metrics;
+    this.table = deps.table;
+  }
+
+  /** Emits only when someone listens, so payloads are not built per connection for nobody. */
+  emit<K extends FulcrumEventName>(name: K, payload: () => FulcrumEventMap[K]): void {
+    if (this.events.listenerCount(name) === 0) return;
+    try {
+      (this.events.emit as (n: K, p: FulcrumEventMap[K]) => boolean)(name, payload());
+    } catch (e) {
+      this.logger.error({ event: 'listener_error', on: name, err: e }, `a listener of ${name} threw`);
+    }
+  }
+
+  /** A warning logged at most once per key every few seconds, with the count of those held back. */
+  warn(key: string, fields: Record<string, unknown>, msg: string): void {
+    const now = this.clock.now();
+    const last = this.#warned.get(key);
+    if (last && now - last.at < WARN_EVERY_MS) {
+      last.suppressed++;
+      return;
+    }
+    const suppressed = last?.suppressed ?? 0;
+    this.#warned.set(key, { at: now, suppressed: 0 });
+    this.logger.warn({ ...fields, ...(suppressed ? { suppressed } : {}) }, msg);
+  }
+}

@@ -1,0 +1,418 @@
+import { connect, type Socket } from 'node:net';
+import type { ConnectionFailureReason, ConnectionTuple } from '@fulcrum/kernel';
+import { Conn, type CloseCause } from './conn.js';
+import type { Dest } from './dest.js';
+import { endpoint, errorCode, failureReason, finishSocket, isLocalError, resetSocket } from './net-util.js';
+import type { Runtime } from './runtime.js';
+import type { TcpService } from './tcp-service.js';
+
+/**
+ * One client connection relayed to a real server (FULLNAT: the server sees the balancer's
+ * address). Both sockets allow half-open, so a FIN travels one way while data still flows
+ * the other; a reset on one side resets the other; back-pressure pauses the side that
+ * reads when the other cannot keep up.
+ *
+ * Until the server's first byte, what the client sent is kept (up to retryBufferBytes) so
+ * that a server that refuses, resets or times out can be replaced by another one without
+ * the client noticing.
+ */
+export class TcpConn extends Conn {
+  readonly protocol = 'tcp';
+  readonly clientSocket: Socket;
+  readonly tuple: ConnectionTuple;
+  server: Socket | undefined;
+  readonly #tried: Dest[] = [];
+  #retriesLeft: number;
+  #replay: Buffer[] | null;
+  #replayBytes = 0;
+  /** Client bytes read so far: a retry needs them all in the replay buffer, or none read. */
+  #clientBytes = 0;
+  /** Client bytes read while no server socket could take them (only without a replay buffer). */
+  #pending: Buffer[] = [];
+  #connected = false;
+  #answered = false;
+  /** When the current server was last sent client bytes it has not answered (responseTimeout). */
+  #waitingSince = 0;
+  #clientEnded = false;
+  #serverEnded = false;
+  #clientClosed = false;
+  #serverClosed = true;
+  #reset = false;
+  #closing = false;
+  #expired = false;
+  #opened = false;
+  #openedAt = 0;
+  #localTries = 0;
+
+  constructor(rt: Runtime, service: TcpService, client: Socket, tuple: ConnectionTuple) {
+    super(
+      rt,
+      service,
+      tuple.sourceAddress,
+      tuple.sourcePort,
+      endpoint(tuple.sourceAddress, tuple.sourcePort),
+      'SYN_SENT',
+    );
+    this.clientSocket = client;
+    this.tuple = tuple;
+    this.#retriesLeft = rt.options.retries;
+    this.#replay = rt.options.retries > 0 && rt.options.retryBufferBytes > 0 ? [] : null;
+    client.on('data', this.#onClientData);
+    client.on('end', this.#onClientEnd);
+    client.on('error', this.#onClientError);
+    client.on('close', this.#onClientClose);
+    client.on('drain', this.#onClientDrain);
+  }
+
+  /** Opens the connection to `dest` (first attempt or a retry); the client stays paused until it is up. */
+  connect(dest: Dest): void {
+    this.setState('SYN_SENT');
+    this.bindDest(dest);
+    const localAddress = this.service.localAddressFor(dest);
+    const s = connect({
+      host: dest.address,
+      port: dest.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(localAddress ? { localAddress } : {}),
+    });
+    this.server = s;
+    this.#connected = false;
+    this.#serverEnded = false;
+    this.#serverClosed = false;
+    this.#waitingSince = 0;
+    s.on('connect', () => this.#onServerConnect(s));
+    s.on('data', (chunk: Buffer) => this.#onServerData(s, chunk));
+    s.on('end', () => this.#onServerEnd(s));
+    s.on('error', (err) => this.#onServerError(s, err, localAddress));
+    s.on('close', () => this.#onServerClose(s));
+    s.on('drain', () => {
+      if (s === this.server && !this.#clientEnded) this.clientSocket.resume();
+    });
+  }
+
+  timeoutMs(): number {
+    const t = this.rt.options.timeouts;
+    switch (this.state) {
+      case 'SYN_SENT':
+        return this.rt.options.connectTimeout;
+      case 'ESTABLISHED':
+        return t.tcp;
+      case 'TIME_WAIT':
+      case 'CLOSE':
+        return t.timeWait;
+      default:
+        return t.tcpFin;
+    }
+  }
+
+  onTimeout(): void {
+    switch (this.state) {
+      case 'SYN_SENT':
+        if (this.server && !this.#connected) this.#serverFailed(this.server, 'timeout', undefined);
+        else this.#expire();
+        return;
+      case 'TIME_WAIT':
+      case 'CLOSE':
+        this.#expire();
+        return;
+      default:
+        this.#expire();
+    }
+  }
+
+  override tick(now: number): void {
+    const limit = this.rt.options.responseTimeout;
+    if (limit === undefined || this.#answered || this.#waitingSince === 0 || !this.server) return;
+    if (now - this.#waitingSince >= limit) this.#serverFailed(this.server, 'timeout', undefined);
+  }
+
+  close(cause: CloseCause): void {
+    if (!this.live) {
+      if (cause === 'stop') this.remove();
+      return;
+    }
+    if (cause === 'drain') {
+      // Drain closes cleanly: a FIN to both sides once what is queued has been written.
+      if (this.#closing) return;
+      this.#closing = true;
+      this.setState('LAST_ACK');
+      finishSocket(this.clientSocket);
+      if (this.server) finishSocket(this.server);
+      return;
+    }
+    if (cause === 'stop') this.#expired = true;
+    this.#reset = true;
+    resetSocket(this.clientSocket);
+    if (this.server) resetSocket(this.server);
+  }
+
+  /** The entry ends now: sockets closed if still open, and it leaves the table. */
+  #expire(): void {
+    if (!this.live) {
+      this.remove();
+      return;
+    }
+    this.#expired = true;
+    this.clientSocket.destroy();
+    this.server?.destroy();
+  }
+
+  // ---- client side ------------------------------------------------------------------------
+
+  #onClientData = (chunk: Buffer): void => {
+    const n = chunk.length;
+    this.lastActive = this.rt.clock.now();
+    const st = this.dest!.stats;
+    st.inBytes += n;
+    st.inPkts++;
+    this.#clientBytes += n;
+    const replay = this.#replay;
+    if (replay) {
+      replay.push(chunk);
+      this.#replayBytes += n;
+      // Only bytes already written may be dropped from the buffer; while connecting it is the
+      // only copy (the client is paused then, so it grows by one read at most).
+      if (this.#connected && this.#replayBytes > this.rt.options.retryBufferBytes) this.#replay = null;
+    }
+    if (this.#connected) {
+      if (this.#waitingSince === 0 && !this.#answered) this.#waitingSince = this.lastActive;
+      if (!this.server!.write(chunk)) this.clientSocket.pause();
+    } else {
+      if (!replay) this.#pending.push(chunk);
+      this.clientSocket.pause();
+    }
+  };
+
+  #onClientEnd = (): void => {
+    this.#clientEnded = true;
+    if (this.#connected) this.server!.end();
+    if (this.state !== 'SYN_SENT') this.setState(this.#serverEnded ? 'LAST_ACK' : 'CLOSE_WAIT');
+  };
+
+  #onClientError = (): void => {
+    // A client reset (or a write to a client that is gone) resets the server side too.
+    this.#reset = true;
+    if (this.server) resetSocket(this.server);
+  };
+
+  #onClientDrain = (): void => {
+    if (this.server && this.#connected && !this.#serverEnded) this.server.resume();
+  };
+
+  #onClientClose = (): void => {
+    this.#clientClosed = true;
+    const s = this.server;
+    if (s && !s.destroyed) {
+      // The client is gone before the server finished: nothing more can reach it.
+      if (!this.#connected || this.#reset) resetSocket(s);
+      else if (!this.#clientEnded && !this.#closing) s.destroy();
+    }
+    this.#maybeFinished();
+  };
+
+  // ---- server side ------------------------------------------------------------------------
+
+  #onServerConnect(s: Socket): void {
+    if (s !== this.server) return;
+    this.#connected = true;
+    this.#localTries = 0;
+    this.local = s.localAddress ? endpoint(s.localAddress, s.localPort ?? 0) : undefined;
+    this.setState(this.#clientEnded ? 'CLOSE_WAIT' : 'ESTABLISHED');
+    const encoder = this.service.encoder;
+    if (encoder) {
+      s.write(
+        encoder({
+          protocol: 'tcp',
+          clientAddress: this.clientAddress,
+          clientPort: this.clientPort,
+          virtualAddress: this.tuple.destinationAddress,
+          virtualPort: this.tuple.destinationPort,
+          id: this.id,
+        }),
+      );
+    }
+    const backlog = this.#replay ?? this.#pending;
+    let flowing = true;
+    for (const chunk of backlog) flowing = s.write(chunk);
+    this.#pending = [];
+    if (this.#replayBytes > this.rt.options.retryBufferBytes) this.#replay = null;
+    if (backlog.length) this.#waitingSince = this.rt.clock.now();
+    if (this.#clientEnded) s.end();
+    if (!this.#opened) {
+      this.#opened = true;
+      this.#openedAt = this.rt.clock.now();
+      this.dest!.stats.conns++;
+      const server = this.dest!.key;
+      this.rt.emit('connection:opened', () => ({ service: this.service.name, server, client: this.client }));
+    }
+    if (flowing && !this.#clientEnded) this.clientSocket.resume();
+  }
+
+  #onServerData(s: Socket, chunk: Buffer): void {
+    if (s !== this.server) return;
+    const n = chunk.length;
+    this.lastActive = this.rt.clock.now();
+    const st = this.dest!.stats;
+    st.outBytes += n;
+    st.outPkts++;
+    if (!this.#answered) this.#serverAnswered();
+    if (!this.clientSocket.write(chunk)) s.pause();
+  }
+
+  #serverAnswered(): void {
+    this.#answered = true;
+    this.#replay = null;
+    this.#waitingSince = 0;
+    const server = this.dest!.key;
+    this.rt.emit('health:signal', () => ({
+      service: this.service.name,
+      server,
+      ok: true,
+      reason: 'answered',
+    }));
+  }
+
+  #onServerEnd(s: Socket): void {
+    if (s !== this.server) return;
+    this.#serverEnded = true;
+    this.clientSocket.end();
+    this.setState(this.#clientEnded ? 'LAST_ACK' : 'FIN_WAIT');
+  }
+
+  #onServerError(s: Socket, err: Error, localAddress: string | undefined): void {
+    if (s !== this.server) return;
+    if (!this.#connected && localAddress && errorCode(err) === 'EADDRNOTAVAIL') {
+      // The FULLNAT local address is not (or no longer) on this host: try the next one.
+      this.rt.metrics.localAddressErrors.inc({
+        service: this.service.name,
+        address: localAddress,
+        code: 'EADDRNOTAVAIL',
+      });
+      this.rt.warn(
+        `laddr:${this.service.name}:${localAddress}`,
+        {
+          event: 'local_address_error',
+          service: this.service.name,
+          address: localAddress,
+          code: 'EADDRNOTAVAIL',
+        },
+        `service ${this.service.name}: local address ${localAddress} is not usable on this host (EADDRNOTAVAIL)`,
+      );
+      const dest = this.dest!;
+      if (++this.#localTries < this.service.localAddressCount(dest) && !this.#clientClosed) {
+        this.connect(dest);
+        return;
+      }
+    }
+    if (!this.#answered) {
+      this.#serverFailed(s, failureReason(err), err);
+      return;
+    }
+    // After the server answered, its reset is the client's reset.
+    this.#reset = true;
+    resetSocket(this.clientSocket);
+  }
+
+  #onServerClose(s: Socket): void {
+    if (s !== this.server) return;
+    this.#serverClosed = true;
+    if (!this.#clientClosed && !this.#clientEnded && !this.#serverEnded && !this.#closing) {
+      // Closed without a FIN reaching us (destroyed on our side): the client cannot go on.
+      resetSocket(this.clientSocket);
+    }
+    this.#maybeFinished();
+  }
+
+  /**
+   * The server failed before sending a byte: a passive-health failure (unless the cause is
+   * this host's), then another server if a retry is left and the client's bytes can still
+   * be replayed; else the client gets a reset.
+   */
+  #serverFailed(s: Socket, reason: ConnectionFailureReason, err: Error | undefined): void {
+    const dest = this.dest!;
+    const service = this.service.name;
+    const local = err !== undefined && isLocalError(err);
+    s.destroy();
+    this.server = undefined;
+    this.#serverClosed = true;
+    this.#connected = false;
+    this.rt.metrics.failures.inc({ service, server: dest.key, reason });
+    if (!local)
+      this.rt.emit('health:signal', () => ({
+        service,
+        server: dest.key,
+        ok: false,
+        reason: err ? `${reason} (${errorCode(err)})` : reason,
+      }));
+    this.#tried.push(dest);
+    const replayable = this.#replay !== null || this.#clientBytes === 0;
+    let next: Dest | undefined;
+    if (
+      this.#retriesLeft > 0 &&
+      replayable &&
+      !this.#clientClosed &&
+      !this.rt.stopping &&
+      !this.service.retiring
+    ) {
+      next = this.service.schedule(this.tuple, this.#tried);
+    }
+    this.rt.emit('connection:failed', () => ({
+      service,
+      server: dest.key,
+      client: this.client,
+      reason,
+      retried: next !== undefined,
+    }));
+    if (local) {
+      this.rt.warn(
+        `connect:${service}:${errorCode(err)}`,
+        { event: 'connect_error', service, server: dest.key, code: errorCode(err) },
+        `service ${service}: cannot connect to ${dest.key}: ${errorCode(err)}`,
+      );
+    }
+    if (next) {
+      this.#retriesLeft--;
+      this.rt.metrics.retries.inc({ service, server: dest.key });
+      this.clientSocket.pause();
+      this.service.persist(this, next);
+      this.connect(next);
+      return;
+    }
+    this.rt.metrics.refused.inc({ service, reason: 'retries-exhausted' });
+    this.#reset = true;
+    resetSocket(this.clientSocket);
+    this.#maybeFinished();
+  }
+
+  #maybeFinished(): void {
+    if (!this.#clientClosed || !this.#serverClosed || !this.live) return;
+    this.released();
+    const now = this.rt.clock.now();
+    if (this.#opened) {
+      const server = this.dest!.key;
+      const durationMs = now - this.#openedAt;
+      if (!this.#answered && !this.#reset) {
+        this.rt.emit('health:signal', () => ({
+          service: this.service.name,
+          server,
+          ok: true,
+          reason: 'closed cleanly',
+        }));
+      }
+      this.rt.emit('connection:closed', () => ({
+        service: this.service.name,
+        server,
+        client: this.client,
+        durationMs,
+      }));
+    }
+    this.#pending = [];
+    this.#replay = null;
+    if (this.#expired || this.rt.options.timeouts.timeWait === 0) {
+      this.remove();
+      return;
+    }
+    this.setState(this.#reset ? 'CLOSE' : 'TIME_WAIT');
+  }
+}

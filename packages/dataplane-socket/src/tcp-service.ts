@@ -1,0 +1,161 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { DataplaneError, formatEndpoint, type Endpoint, type ServiceSnapshot } from '@fulcrum/kernel';
+import { errorCode, plainAddress } from './net-util.js';
+import type { HeaderEncoder } from './proxy-header.js';
+import type { Runtime } from './runtime.js';
+import { TcpConn } from './tcp-conn.js';
+import { VirtualService, type Listener } from './virtual-service.js';
+
+export const listenKey = (protocol: string, listen: Endpoint) => `${protocol} ${formatEndpoint(listen)}`;
+
+/**
+ * A listening TCP socket. It belongs to a service but can be handed to the service that
+ * replaces it (a rename, or a change the kernel delivers as remove + add) without closing
+ * the port, so such a change refuses no client.
+ */
+export class TcpListener {
+  readonly key: string;
+  readonly server: Server;
+  owner: TcpService;
+
+  private constructor(key: string, server: Server, owner: TcpService) {
+    this.key = key;
+    this.server = server;
+    this.owner = owner;
+    server.on('connection', (socket: Socket) => this.owner.accept(socket));
+    // EMFILE/ENFILE on accept: libuv drops that one connection and keeps listening; an
+    // unhandled 'error' here would crash the process instead.
+    server.on('error', (err) => this.owner.acceptError(err));
+  }
+
+  /** Binds the VIP:port; rejects with a DataplaneError (EADDRINUSE, EADDRNOTAVAIL, EACCES…). */
+  static open(listen: Endpoint, backlog: number, owner: TcpService): Promise<TcpListener> {
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        server.close();
+        reject(
+          new DataplaneError(
+            `service "${owner.name}": cannot listen on TCP ${formatEndpoint(listen)}: ${err.code ?? err.message}${hint(err.code)}`,
+            { cause: err, details: { service: owner.name, listen: formatEndpoint(listen), errno: err.code } },
+          ),
+        );
+      };
+      server.once('error', onError);
+      server.listen({ host: listen.address, port: listen.port, backlog, exclusive: true }, () => {
+        server.off('error', onError);
+        resolve(new TcpListener(listenKey('tcp', listen), server, owner));
+      });
+    });
+  }
+
+  close(): void {
+    this.server.close();
+  }
+}
+
+export function hint(code: string | undefined): string {
+  switch (code) {
+    case 'EADDRINUSE':
+      return ' (the address is already in use by another process or service)';
+    case 'EADDRNOTAVAIL':
+      return ' (the address is not configured on this host)';
+    case 'EACCES':
+      return ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
+    default:
+      return '';
+  }
+}
+
+/** A TCP virtual service: accepts clients on the VIP and relays each to a real server. */
+export class TcpService extends VirtualService {
+  #listener: TcpListener | undefined;
+
+  constructor(rt: Runtime, snapshot: ServiceSnapshot, encoder: HeaderEncoder | undefined) {
+    super(rt, snapshot, encoder);
+  }
+
+  listenKey(): string {
+    return listenKey('tcp', this.snapshot.listen);
+  }
+
+  get listener(): TcpListener | undefined {
+    return this.#listener;
+  }
+
+  async open(): Promise<void> {
+    this.#listener = await TcpListener.open(this.snapshot.listen, this.rt.options.backlog, this);
+  }
+
+  adopt(listener: Listener): void {
+    const l = listener as TcpListener;
+    l.owner = this;
+    this.#listener = l;
+  }
+
+  /** Established connections go on to their end, as IPVS keeps a deleted service's connections. */
+  retire(keepListener: boolean): void {
+    this.retiring = true;
+    if (!keepListener) this.#listener?.close();
+    this.#listener = undefined;
+    this.persistence?.clear();
+  }
+
+  accept(client: Socket): void {
+    const rt = this.rt;
+    const remote = client.remoteAddress;
+    if (this.retiring || rt.stopping || remote === undefined) {
+      client.destroy();
+      return;
+    }
+    const max = this.snapshot.maxConnections;
+    if (max !== undefined && this.live >= max) {
+      rt.metrics.refused.inc({ service: this.name, reason: 'max-connections' });
+      rt.warn(
+        `max:${this.name}`,
+        { event: 'connection_refused', service: this.name, reason: 'max-connections', maxConnections: max },
+        `service ${this.name}: ${max} connections open (maxConnections), refusing new ones`,
+      );
+      client.on('error', noop);
+      client.resetAndDestroy();
+      return;
+    }
+    const clientAddress = plainAddress(remote);
+    const clientPort = client.remotePort ?? 0;
+    const tuple = {
+      sourceAddress: clientAddress,
+      sourcePort: clientPort,
+      destinationAddress: plainAddress(client.localAddress ?? this.snapshot.listen.address),
+      destinationPort: client.localPort ?? this.snapshot.listen.port,
+    };
+    const dest = this.schedule(tuple, []);
+    if (!dest) {
+      rt.metrics.refused.inc({ service: this.name, reason: 'no-server' });
+      rt.warn(
+        `none:${this.name}`,
+        { event: 'connection_refused', service: this.name, reason: 'no-server' },
+        `service ${this.name}: no real server can take connections, refusing clients`,
+      );
+      client.on('error', noop);
+      client.resetAndDestroy();
+      return;
+    }
+    const conn = new TcpConn(rt, this, client, tuple);
+    this.live++;
+    rt.table.add(conn);
+    this.persist(conn, dest);
+    conn.connect(dest);
+  }
+
+  acceptError(err: Error): void {
+    const code = errorCode(err);
+    this.rt.metrics.acceptErrors.inc({ service: this.name, code });
+    this.rt.warn(
+      `accept:${this.name}:${code}`,
+      { event: 'accept_error', service: this.name, code },
+      `service ${this.name}: accept failed with ${code}${code === 'EMFILE' || code === 'ENFILE' ? ' (out of file descriptors: raise `ulimit -n`); that client was dropped, others are served' : ''}`,
+    );
+  }
+}
+
+const noop = () => {};
