@@ -201,6 +201,15 @@ function toConfig(data: Obj): FulcrumConfig {
         deadlineMs: (s.drain as Obj).deadline as number,
       },
       ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections as number } : {}),
+      quorum: s.quorum as number,
+      hysteresis: s.hysteresis as number,
+      ...(s.sorryServer !== undefined ? { sorryServer: parseEndpoint(s.sorryServer as string)! } : {}),
+      notify: Object.fromEntries(
+        Object.entries(s.notify as Obj).map(([k, v]) => [
+          k,
+          typeof v === 'string' ? v.trim().split(/\s+/) : v,
+        ]),
+      ),
       localAddresses: s.localAddresses as string[],
       realServers: (s.realServers as Obj[]).map((r) => {
         const e = parseEndpoint(r.address as string)!;

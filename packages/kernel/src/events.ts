@@ -20,7 +20,11 @@ export interface FulcrumEventMap {
   'service:removed': { service: string };
   'server:added': ServerRef & { weight: number };
   'server:removed': ServerRef;
+  /** One checker's verdict changed. */
   'server:health': ServerRef & { health: ServerHealth; checker: string; reason: string };
+  /** The server's overall state changed (every checker considered): what notify up/down follow. */
+  'server:state': ServerRef & { health: ServerHealth; reason: string };
+  'service:quorum': { service: string; up: boolean; liveWeight: number; required: number };
   'server:weight': ServerRef & { weight: number; previous: number; reason: string };
   'plan:compiled': { service: string; kind: string; servers: number };
   'connection:opened': ServerRef & { client: string };

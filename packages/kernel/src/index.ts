@@ -57,6 +57,8 @@ export {
   type RealServerSpec,
   type RealServerView,
   type RetiredServer,
+  type NotifySpec,
+  type QuorumState,
   type DrainPolicy,
   type ServerHealth,
   type ServiceSnapshot,
@@ -91,6 +93,7 @@ export {
 } from './events.js';
 export { MetricsRegistry, METRIC_LABELS } from './metrics.js';
 export { aggregateHealth, type AggregateHealth } from './health.js';
+export { buildView, nextQuorum, type Verdicts } from './view.js';
 export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.js';
 export { silentLogger, type Logger } from './logger.js';
 export { parseDuration, formatDuration } from './duration.js';

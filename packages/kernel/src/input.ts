@@ -22,6 +22,15 @@ export interface ServiceInput {
   onFailure?: 'inhibit' | 'drain' | 'remove';
   drain?: { idleClose?: DurationInput; deadline?: DurationInput };
   maxConnections?: number;
+  quorum?: number;
+  hysteresis?: number;
+  sorryServer?: string;
+  notify?: {
+    up?: string | string[];
+    down?: string | string[];
+    quorumUp?: string | string[];
+    quorumDown?: string | string[];
+  };
   localAddresses?: string[];
   realServers?: RealServerInput[];
 }

@@ -6,6 +6,7 @@ import { parseEndpoint } from './endpoint.js';
 import { ConfigError, DataplaneError, ErrorCodes, FulcrumError, PluginError } from './errors.js';
 import type { EventBus } from './events.js';
 import { aggregateHealth } from './health.js';
+import { buildView } from './view.js';
 import type { Logger } from './logger.js';
 import type { MetricsRegistry } from './metrics.js';
 import { checkPlan } from './plan.js';
@@ -28,7 +29,6 @@ import type {
   FulcrumConfig,
   PassthroughSettings,
   PluginUse,
-  RealServerView,
   RetiredServer,
   ServiceSnapshot,
   ServiceSpec,
@@ -416,27 +416,8 @@ export class Kernel {
     retired: RetiredServer[],
   ): ServiceSnapshot {
     const { spec } = rt;
-    const realServers: RealServerView[] = spec.realServers.map((rs, index) => {
-      const key = serverKey(rs);
-      const agg = aggregateHealth(rs.weight, rt.verdicts.get(key) ?? new Map());
-      const weight = rs.drain ? 0 : agg.weight;
-      return Object.freeze({
-        index,
-        key,
-        address: rs.address,
-        port: rs.port,
-        weight,
-        configuredWeight: rs.weight,
-        health: agg.health,
-        draining: rs.drain,
-      });
-    });
-    const view: ServiceView = Object.freeze({
-      name: spec.name,
-      protocol: spec.protocol,
-      listen: spec.listen,
-      realServers: Object.freeze(realServers),
-    });
+    const { view, quorum } = buildView(spec, rt.verdicts, previous?.quorum);
+    const realServers = view.realServers;
     const plugin = rt.scheduler.plugin.name;
     const started = performance.now();
     const plan = this.#call(plugin, 'compile', () => rt.scheduler.instance.compile(view));
@@ -458,6 +439,7 @@ export class Kernel {
       onFailure: spec.onFailure,
       drain: spec.drain,
       ...(spec.maxConnections !== undefined ? { maxConnections: spec.maxConnections } : {}),
+      quorum,
       localAddresses: Object.freeze([...spec.localAddresses]),
       retired: Object.freeze(retired.map((r) => Object.freeze(r))),
     };
@@ -686,6 +668,7 @@ export class Kernel {
     reason: string,
   ): void {
     const prev = new Map((before?.realServers ?? []).map((r) => [r.key, r]));
+    const verdicts = this.#services.get(service)?.verdicts;
     for (const rs of after.realServers) {
       this.#kmetrics.server(service, rs);
       const p = prev.get(rs.key);
@@ -697,6 +680,17 @@ export class Kernel {
           previous: p.weight,
           reason,
         });
+      if (p && p.health !== rs.health) {
+        const why = aggregateHealth(rs.configuredWeight, verdicts?.get(rs.key) ?? new Map()).reason;
+        this.events.emit('server:state', { service, server: rs.key, health: rs.health, reason: why });
+      }
+    }
+    if (before && before.quorum.up !== after.quorum.up) {
+      this.events.emit('service:quorum', { service, ...after.quorum });
+      this.logger.warn(
+        { event: 'service_quorum', service, ...after.quorum },
+        `service ${service} quorum ${after.quorum.up ? 'gained' : 'lost'}: live weight ${after.quorum.liveWeight}, quorum ${after.quorum.required}`,
+      );
     }
   }
 

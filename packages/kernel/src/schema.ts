@@ -5,6 +5,15 @@ export type ResolvedPlugins = Map<PluginKind, Map<string, AnyPlugin>>;
 
 const SERVICE_NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
 
+/** A command: a string split on whitespace, or an argv array; never through a shell. */
+const command = (description: string): JsonSchema => ({
+  description,
+  type: ['string', 'array'],
+  minLength: 1,
+  minItems: 1,
+  items: { type: 'string', minLength: 1 },
+});
+
 /**
  * A plugin reference: `wrr`, or `{ name: wrr, options: {...} }`. With resolved plugins, each
  * plugin's options schema applies when the name matches it.
@@ -117,6 +126,25 @@ export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
         type: 'integer',
         minimum: 1,
         description: 'concurrent connections beyond which new ones are refused',
+      },
+      quorum: {
+        type: 'integer',
+        minimum: 1,
+        default: 1,
+        description: 'live weight needed to serve normally (keepalived quorum)',
+      },
+      hysteresis: { type: 'integer', minimum: 0, default: 0, description: 'keepalived hysteresis' },
+      sorryServer: { ...endpoint, description: 'where connections go while the quorum is lost' },
+      notify: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        properties: {
+          up: command('run when a real server comes up (notify_up)'),
+          down: command('run when a real server goes down (notify_down)'),
+          quorumUp: command('run when the quorum is gained (quorum_up)'),
+          quorumDown: command('run when the quorum is lost (quorum_down)'),
+        },
       },
       localAddresses: {
         type: 'array',

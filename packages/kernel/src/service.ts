@@ -49,9 +49,31 @@ export interface ServiceSpec {
   drain: DrainPolicy;
   /** Most concurrent connections the service accepts; beyond it new ones are refused and counted. */
   maxConnections?: number;
+  /** Live weight needed to serve normally (keepalived `quorum`, default 1). */
+  quorum: number;
+  /** keepalived `hysteresis`: the quorum is lost below quorum − h and regained at quorum + h. */
+  hysteresis: number;
+  /** Where new connections go while the quorum is lost (keepalived `sorry_server`). */
+  sorryServer?: Endpoint;
+  /** Commands run on state changes (keepalived notify_up/notify_down, quorum_up/quorum_down), as argv. */
+  notify: NotifySpec;
   /** FULLNAT source addresses toward the servers; empty means the host picks. */
   localAddresses: string[];
   realServers: RealServerSpec[];
+}
+
+export interface NotifySpec {
+  up?: string[];
+  down?: string[];
+  quorumUp?: string[];
+  quorumDown?: string[];
+}
+
+/** Whether a service has enough live weight; see `quorum` and `hysteresis`. */
+export interface QuorumState {
+  readonly up: boolean;
+  readonly liveWeight: number;
+  readonly required: number;
 }
 
 export interface AdminSpec {
@@ -86,6 +108,8 @@ export interface RealServerView {
   readonly health: ServerHealth;
   /** Set to drain by the operator (config `drain: true` or the API); weight is then 0. */
   readonly draining: boolean;
+  /** The service's sorry server (always the last entry); weight 1 only while the quorum is lost. */
+  readonly sorry?: boolean;
 }
 
 /**
@@ -124,6 +148,7 @@ export interface ServiceSnapshot extends ServiceView {
   readonly onFailure: OnFailure;
   readonly drain: Readonly<DrainPolicy>;
   readonly maxConnections?: number;
+  readonly quorum: QuorumState;
   readonly localAddresses: readonly string[];
   /** Servers whose connections change fate with this snapshot; acted on once, when received. */
   readonly retired: readonly RetiredServer[];

@@ -96,7 +96,7 @@ services:
 `);
     const text = issues.map(formatIssue);
     expect(text).toContain(
-      'fulcrum.yaml:6:5 services[0].colour: unknown key "colour" (allowed: name, protocol, listen, scheduler, persistence, passthrough, healthChecks, onFailure, drain, maxConnections, localAddresses, realServers)',
+      'fulcrum.yaml:6:5 services[0].colour: unknown key "colour" (allowed: name, protocol, listen, scheduler, persistence, passthrough, healthChecks, onFailure, drain, maxConnections, quorum, hysteresis, sorryServer, notify, localAddresses, realServers)',
     );
     expect(text).toContain('fulcrum.yaml:9:36 services[0].realServers[1].weight: must be integer >= 0');
     expect(text).toContain(

@@ -37,6 +37,8 @@ function setup(extraPlugins: readonly AnyPlugin[] = []) {
     'server:removed',
     'server:weight',
     'server:health',
+    'server:state',
+    'service:quorum',
     'config:applied',
     'config:rejected',
     'plugin:error',
@@ -469,6 +471,72 @@ describe('composition', () => {
       code: 'FULCRUM_STATE',
       message: 'x',
       details: { a: 1 },
+    });
+  });
+});
+
+describe('quorum and sorry server (keepalived)', () => {
+  const servers = (n: number) => Array.from({ length: n }, (_, i) => ({ address: `127.0.0.1:${9001 + i}` }));
+
+  it('sends new connections to the sorry server while the quorum is lost, and back after', async () => {
+    const { kernel, hc, events } = setup();
+    await kernel.apply(
+      config(servers(2), { healthChecks: ['manual'], quorum: 2, sorryServer: '127.0.0.1:7000' }),
+    );
+    expect(kernel.snapshot('web')).toMatchObject({
+      quorum: { up: true, liveWeight: 2, required: 2 },
+      plan: { sequence: [0, 1] },
+      realServers: [{}, {}, { key: '127.0.0.1:7000', sorry: true, weight: 0 }],
+    });
+    hc.report('127.0.0.1:9002', { up: false, reason: 'refused' });
+    await settle();
+    expect(kernel.snapshot('web')).toMatchObject({
+      quorum: { up: false, liveWeight: 1 },
+      plan: { sequence: [2] },
+      realServers: [{ weight: 0, health: 'up' }, { weight: 0, health: 'down' }, { weight: 1 }],
+    });
+    hc.report('127.0.0.1:9002', { up: true, reason: 'ok' });
+    await settle();
+    expect(kernel.snapshot('web')).toMatchObject({ quorum: { up: true }, plan: { sequence: [0, 1] } });
+    expect(events.filter((e) => e[0] === 'server:state').map((e) => e[1])).toEqual([
+      { service: 'web', server: '127.0.0.1:9002', health: 'down', reason: 'manual: refused' },
+      { service: 'web', server: '127.0.0.1:9002', health: 'up', reason: 'manual: ok' },
+    ]);
+  });
+
+  it('follows hysteresis: lost below quorum − h, regained at quorum + h', async () => {
+    const { kernel, hc } = setup();
+    await kernel.apply(config(servers(5), { healthChecks: ['manual'], quorum: 3, hysteresis: 1 }));
+    const quorumEvents: unknown[] = [];
+    kernel.events.on('service:quorum', (e) => quorumEvents.push(e));
+    const set = async (port: number, up: boolean) => {
+      hc.report(`127.0.0.1:${port}`, { up, reason: up ? 'ok' : 'down' });
+      await settle();
+      return kernel.snapshot('web').quorum;
+    };
+    expect(await set(9001, false)).toMatchObject({ up: true, liveWeight: 4 });
+    expect(await set(9002, false)).toMatchObject({ up: true, liveWeight: 3 });
+    expect(await set(9003, false)).toMatchObject({ up: true, liveWeight: 2 }); // 2 >= 3 - 1
+    expect(await set(9004, false)).toMatchObject({ up: false, liveWeight: 1 });
+    expect(await set(9001, true)).toMatchObject({ up: false, liveWeight: 2 });
+    expect(await set(9002, true)).toMatchObject({ up: false, liveWeight: 3 }); // needs 3 + 1
+    expect(await set(9003, true)).toMatchObject({ up: true, liveWeight: 4 });
+    expect(quorumEvents).toEqual([
+      { service: 'web', up: false, liveWeight: 1, required: 3 },
+      { service: 'web', up: true, liveWeight: 4, required: 3 },
+    ]);
+    // Without a sorry server, losing the quorum changes no weight.
+    expect(kernel.snapshot('web').plan).toEqual({ kind: 'sequence', sequence: [0, 1, 2, 4] });
+  });
+
+  it('normalises notify commands to argv', async () => {
+    const { kernel } = setup();
+    const { config: c } = await kernel.validate(
+      config(servers(1), { notify: { up: '/usr/local/bin/notify  up --fast', down: ['/bin/echo', 'a b'] } }),
+    );
+    expect(c.services[0]!.notify).toEqual({
+      up: ['/usr/local/bin/notify', 'up', '--fast'],
+      down: ['/bin/echo', 'a b'],
     });
   });
 });
