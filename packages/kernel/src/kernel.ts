@@ -32,7 +32,6 @@ import type {
   RetiredServer,
   ServiceSnapshot,
   ServiceSpec,
-  ServiceView,
 } from './service.js';
 import { serverKey } from './service.js';
 import type { ConfigInput, RealServerInput, ServiceInput } from './input.js';
