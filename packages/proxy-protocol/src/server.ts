@@ -23,6 +23,8 @@ export interface AcceptProxyProtocolOptions extends ParserOptions {
 export const PROXY_PROTOCOL_ERROR = 'proxyProtocolError';
 
 const headers = new WeakMap<Socket, ProxyHeader>();
+/** Sockets whose header was believed (so a TLS socket wrapping one inherits the addresses). */
+const believed = new WeakSet<Socket>();
 
 /** The PROXY header a wrapped server read on this socket (with TLVs: unique id, SSL…). */
 export function proxyHeaderOf(socket: Socket): ProxyHeader | undefined {
@@ -70,7 +72,7 @@ function applyHeader(socket: Socket, header: ProxyHeader): void {
  * Makes a `net.Server` (or `http.Server`, `https.Server`, `tls.Server`) read a PROXY header
  * on each connection before anything else sees it: the server's `connection` listeners get
  * the socket once the header is in, with `remoteAddress`/`remotePort` of the client it names
- * and the bytes after it untouched. Connections with a bad, missing or late header are closed
+ * and the bytes after it untouched (for TLS servers, the secure socket reports them too). Connections with a bad, missing or late header are closed
  * and reported with the `proxyProtocolError` event. Returns the server.
  */
 export function acceptProxyProtocol<S extends Server>(
@@ -88,8 +90,8 @@ export function acceptProxyProtocol<S extends Server>(
 
   const accept = (socket: Socket) => {
     const peer = socket.remoteAddress;
-    const believed = trusted(peer);
-    if (!believed && (options.onUntrusted ?? 'reject') === 'reject') {
+    const trustedPeer = trusted(peer);
+    if (!trustedPeer && (options.onUntrusted ?? 'reject') === 'reject') {
       refuse(
         socket,
         new ProxyProtocolError(Codes.UNTRUSTED, `refused a connection from ${peer}: not in trustedProxies`, {
@@ -123,8 +125,10 @@ export function acceptProxyProtocol<S extends Server>(
         if (!r.done) continue;
         cleanup();
         if (r.rest.length) socket.unshift(r.rest);
-        if (believed) applyHeader(socket, r.header);
-        else headers.set(socket, r.header);
+        if (trustedPeer) {
+          believed.add(socket);
+          applyHeader(socket, r.header);
+        } else headers.set(socket, r.header);
         emit('connection', socket);
         return;
       }
@@ -166,6 +170,17 @@ export function acceptProxyProtocol<S extends Server>(
     if (event === 'connection') {
       accept(args[0] as Socket);
       return true;
+    }
+    if (event === 'secureConnection') {
+      // A TLS server wraps the TCP socket that carried the header in a new TLSSocket, which
+      // answers remoteAddress from the kernel again: give it the header too. Node keeps the
+      // wrapped socket as `_parent` (tls_wrap), the only link from one to the other.
+      const secure = args[0] as Socket & { _parent?: Socket };
+      const header = secure._parent ? headers.get(secure._parent) : undefined;
+      if (header) {
+        if (believed.has(secure._parent!)) applyHeader(secure, header);
+        else headers.set(secure, header);
+      }
     }
     return emit(event, ...args);
   };
