@@ -6,6 +6,9 @@ import { endpoint, errorCode, failureReason, finishSocket, isLocalError, resetSo
 import type { Runtime } from './runtime.js';
 import type { TcpService } from './tcp-service.js';
 
+/** Client bytes read ahead while the server connection is being opened, without a replay buffer. */
+const EARLY_BYTES = 16 * 1024;
+
 /**
  * One client connection relayed to a real server (FULLNAT: the server sees the balancer's
  * address). Both sockets allow half-open, so a FIN travels one way while data still flows
@@ -29,6 +32,7 @@ export class TcpConn extends Conn {
   #clientBytes = 0;
   /** Client bytes read while no server socket could take them (only without a replay buffer). */
   #pending: Buffer[] = [];
+  #pendingBytes = 0;
   #connected = false;
   #answered = false;
   /** When the current server was last sent client bytes it has not answered (responseTimeout). */
@@ -62,9 +66,12 @@ export class TcpConn extends Conn {
     client.on('error', this.#onClientError);
     client.on('close', this.#onClientClose);
     client.on('drain', this.#onClientDrain);
+    // Read while connecting, so a client reset or FIN is seen at once; what arrives is held
+    // (bounded: the client is paused past the limit) and written when the server is up.
+    client.resume();
   }
 
-  /** Opens the connection to `dest` (first attempt or a retry); the client stays paused until it is up. */
+  /** Opens the connection to `dest` (first attempt or a retry). */
   connect(dest: Dest): void {
     this.setState('SYN_SENT');
     this.bindDest(dest);
@@ -172,14 +179,22 @@ export class TcpConn extends Conn {
       replay.push(chunk);
       this.#replayBytes += n;
       // Only bytes already written may be dropped from the buffer; while connecting it is the
-      // only copy (the client is paused then, so it grows by one read at most).
+      // only copy, and the client is paused instead once it is full.
       if (this.#connected && this.#replayBytes > this.rt.options.retryBufferBytes) this.#replay = null;
     }
     if (this.#connected) {
       if (this.#waitingSince === 0 && !this.#answered) this.#waitingSince = this.lastActive;
       if (!this.server!.write(chunk)) this.clientSocket.pause();
-    } else {
-      if (!replay) this.#pending.push(chunk);
+      return;
+    }
+    if (!replay) {
+      this.#pending.push(chunk);
+      this.#pendingBytes += n;
+    }
+    if (
+      (replay ? this.#replayBytes : this.#pendingBytes) >=
+      Math.max(this.rt.options.retryBufferBytes, EARLY_BYTES)
+    ) {
       this.clientSocket.pause();
     }
   };
@@ -236,6 +251,7 @@ export class TcpConn extends Conn {
     let flowing = true;
     for (const chunk of backlog) flowing = s.write(chunk);
     this.#pending = [];
+    this.#pendingBytes = 0;
     if (this.#replayBytes > this.rt.options.retryBufferBytes) this.#replay = null;
     if (backlog.length) this.#waitingSince = this.rt.clock.now();
     if (this.#clientEnded) s.end();
@@ -374,7 +390,6 @@ export class TcpConn extends Conn {
     if (next) {
       this.#retriesLeft--;
       this.rt.metrics.retries.inc({ service, server: dest.key });
-      this.clientSocket.pause();
       this.service.persist(this, next);
       this.connect(next);
       return;

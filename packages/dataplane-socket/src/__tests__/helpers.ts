@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import {
@@ -276,4 +277,43 @@ export function counts(
 export function udpClient(): Promise<UdpSocket> {
   const s = createSocket('udp4');
   return new Promise((r) => s.bind(0, '127.0.0.1', () => r(s)));
+}
+
+/**
+ * A TCP port whose connects hang in SYN_SENT: a listener with a full accept queue (backlog 0
+ * and connections nobody accepts), so Linux drops further SYNs. Python holds it because
+ * Node always accepts; the process ends when its stdin closes or on close().
+ */
+export async function hangingPort(): Promise<{ port: number; close(): void }> {
+  const script = [
+    'import socket, sys, time',
+    's = socket.socket()',
+    "s.bind(('127.0.0.1', 0))",
+    's.listen(0)',
+    'port = s.getsockname()[1]',
+    'fillers = []',
+    'for _ in range(3):',
+    '    c = socket.socket()',
+    '    c.setblocking(False)',
+    '    try:',
+    "        c.connect(('127.0.0.1', port))",
+    '    except BlockingIOError:',
+    '        pass',
+    '    fillers.append(c)',
+    'time.sleep(0.2)',
+    'print(port, flush=True)',
+    'sys.stdin.read()',
+  ].join('\n');
+  const child = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('error', reject);
+  });
+  return {
+    port,
+    close: () => {
+      child.stdin.end();
+      if (child.pid) process.kill(child.pid);
+    },
+  };
 }
