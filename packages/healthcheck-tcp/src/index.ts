@@ -1,0 +1,1 @@
+export { tcp as default, tcp, tcpProbe, type TcpOptions } from './tcp.js';
