@@ -152,7 +152,13 @@ export function maglevTable(servers: readonly MaglevServer[], options: MaglevOpt
     tableSize,
   );
   const owner = maglevPopulate(tableSize, offsets, skips, turns);
+  const serverOf = Int32Array.from(members, (m) => m.index);
+  if (members.every((m) => available[m.index])) {
+    const table = new Array<number>(tableSize);
+    for (let c = 0; c < tableSize; c++) table[c] = serverOf[owner[c]!]!;
+    return table;
+  }
   const table = new Int32Array(tableSize);
-  for (let c = 0; c < tableSize; c++) table[c] = members[owner[c]!]!.index;
+  for (let c = 0; c < tableSize; c++) table[c] = serverOf[owner[c]!]!;
   return resolveUnavailable(table, available, fallback);
 }

@@ -51,12 +51,13 @@ export function wrrSequence(weights: readonly number[], maxLength = DEFAULT_MAX_
     list.push(i);
     if (q > mq) mq = q;
   });
-  const sequence: number[] = [];
+  const sequence = new Array<number>(total);
+  let k = 0;
   let eligible: number[] = [];
   for (let t = mq; t >= 1; t--) {
     const joining = byQuotient.get(t);
     if (joining) eligible = mergeSorted(eligible, joining);
-    for (const i of eligible) sequence.push(i);
+    for (let e = 0; e < eligible.length; e++) sequence[k++] = eligible[e]!;
   }
   return sequence;
 }
