@@ -317,3 +317,54 @@ export async function hangingPort(): Promise<{ port: number; close(): void }> {
     },
   };
 }
+
+export interface UdpBackend {
+  name: string;
+  address: string;
+  port: number;
+  socket: UdpSocket;
+  /** Datagrams received, with the sender's `address:port`. */
+  received: { from: string; data: string }[];
+  close(): Promise<void>;
+}
+
+/** A UDP server answering `name:<datagram>` to each datagram, or nothing when `silent`. */
+export async function udpBackend(name: string, opts: { silent?: boolean } = {}): Promise<UdpBackend> {
+  const socket = createSocket('udp4');
+  const received: UdpBackend['received'] = [];
+  socket.on('message', (msg, rinfo) => {
+    received.push({ from: `${rinfo.address}:${rinfo.port}`, data: msg.toString() });
+    if (!opts.silent) socket.send(`${name}:${msg.toString()}`, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  const port = socket.address().port;
+  return {
+    name,
+    address: `127.0.0.1:${port}`,
+    port,
+    socket,
+    received,
+    close: () => new Promise<void>((r) => socket.close(() => r())),
+  };
+}
+
+/** Sends a datagram from `client` and resolves with the next reply and where it came from (or undefined after `waitMs`). */
+export function udpAsk(
+  client: UdpSocket,
+  port: number,
+  msg: string,
+  waitMs = 2000,
+): Promise<{ data: string; from: string } | undefined> {
+  return new Promise((resolve) => {
+    const onMessage = (m: Buffer, rinfo: { address: string; port: number }) => {
+      clearTimeout(timer);
+      resolve({ data: m.toString(), from: `${rinfo.address}:${rinfo.port}` });
+    };
+    const timer = setTimeout(() => {
+      client.off('message', onMessage);
+      resolve(undefined);
+    }, waitMs);
+    client.once('message', onMessage);
+    client.send(msg, port, '127.0.0.1');
+  });
+}
