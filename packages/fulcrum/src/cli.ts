@@ -12,6 +12,7 @@ import {
 } from '@fulcrum/kernel';
 import type { Logger as PinoLogger } from 'pino';
 import { AdminServer } from './admin.js';
+import { Notifier } from './notifier.js';
 import { ExitCode } from './exit-codes.js';
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './logger.js';
 
@@ -171,6 +172,7 @@ async function run(file: string, p: Parsed, io: Io): Promise<number> {
     await kernel.close().catch(() => undefined);
     return printError(io, e);
   }
+  const notifier = new Notifier(kernel, logger);
   const admin = new AdminServer(kernel);
   const adminAt = kernel.config?.admin?.listen;
   if (adminAt) {
@@ -178,6 +180,7 @@ async function run(file: string, p: Parsed, io: Io): Promise<number> {
       await admin.listen(adminAt);
     } catch (e) {
       logger.error({ event: 'start_failed', err: e }, `admin listener: ${(e as Error).message}`);
+      await notifier.close();
       await kernel.close().catch(() => undefined);
       return printError(io, e);
     }
@@ -192,11 +195,17 @@ async function run(file: string, p: Parsed, io: Io): Promise<number> {
     },
     `fulcrum ${version} running ${kernel.snapshots().length} service(s)${adminAt ? `, admin on http://${admin.address()}` : ''}`,
   );
-  return serve(kernel, admin, file, logger);
+  return serve(kernel, admin, notifier, file, logger);
 }
 
 /** Waits for signals: SIGHUP reloads, SIGINT/SIGTERM stop (a second one forces). */
-function serve(kernel: Kernel, admin: AdminServer, file: string, logger: PinoLogger): Promise<number> {
+function serve(
+  kernel: Kernel,
+  admin: AdminServer,
+  notifier: Notifier,
+  file: string,
+  logger: PinoLogger,
+): Promise<number> {
   return new Promise((done) => {
     let stopping = false;
     const handlers: [NodeJS.Signals, () => void][] = [];
@@ -221,6 +230,7 @@ function serve(kernel: Kernel, admin: AdminServer, file: string, logger: PinoLog
       }, 10_000);
       force.unref();
       await admin.close();
+      await notifier.close();
       await kernel
         .close()
         .catch((e: unknown) => logger.error({ event: 'stop_failed', err: e }, (e as Error).message));

@@ -21,7 +21,8 @@ export const ErrorCodes = {
   STATE: 'FULCRUM_STATE',
 } as const;
 
-export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+/** The kernel's codes; plugin packages add their own, always prefixed `FULCRUM_`. */
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes] | `FULCRUM_${string}`;
 
 export interface FulcrumErrorOptions {
   details?: Record<string, unknown>;
