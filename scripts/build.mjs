@@ -29,3 +29,18 @@ try {
 } catch {
   process.exit(1);
 }
+
+// Native addons: a package with a "build:native" script builds it here (npm 11 runs no
+// install scripts of dependencies by default, and a workspace addon must not rely on them).
+// The script decides what to do when its system libraries are missing, and says so.
+if (!process.argv.includes('--clean')) {
+  for (const p of projects) {
+    const pkg = JSON.parse(readFileSync(join(root, p, 'package.json'), 'utf8'));
+    if (!pkg.scripts?.['build:native']) continue;
+    try {
+      execFileSync('npm', ['run', '--silent', 'build:native'], { cwd: join(root, p), stdio: 'inherit' });
+    } catch {
+      process.exit(1);
+    }
+  }
+}

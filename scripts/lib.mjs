@@ -26,12 +26,31 @@ export function workspaceManifests() {
     .map((d) => ({ dir: d, pkg: JSON.parse(readFileSync(join(d, 'package.json'), 'utf8')) }));
 }
 
-/** Debian packages the tests use, as packages declare them: "fulcrum": { "debianTestDependencies": [...] }. */
-export function debianTestDependencies() {
+/**
+ * Debian packages declared by the workspace packages: "fulcrum": { "debianTestDependencies": [...] }
+ * for what the tests use, "debianBuildDependencies" for what the build needs (e.g. libdpdk-dev).
+ */
+export function debianDependencies(kind = 'debianTestDependencies') {
   const all = new Set();
-  for (const { pkg } of workspaceManifests())
-    for (const d of pkg.fulcrum?.debianTestDependencies ?? []) all.add(d);
+  for (const { pkg } of workspaceManifests()) for (const d of pkg.fulcrum?.[kind] ?? []) all.add(d);
   return [...all].sort();
+}
+
+export const debianTestDependencies = () => debianDependencies('debianTestDependencies');
+
+/** Installs missing Debian packages when root; returns those still missing. */
+export function installDebianPackages(names, why) {
+  const missing = missingDebianPackages(names);
+  if (!missing.length) return [];
+  if (!isRoot()) {
+    log(`not root: cannot install ${missing.join(' ')} (${why}); what needs them will say so`);
+    return missing;
+  }
+  log(`installing Debian packages (${why}): ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run('apt-get', ['update', '-qq'], { env });
+  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env });
+  return [];
 }
 
 export function missingDebianPackages(names) {

@@ -6,18 +6,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { debianTestDependencies, isRoot, log, missingDebianPackages, root, run } from './lib.mjs';
+import { debianTestDependencies, installDebianPackages, log, root } from './lib.mjs';
 
-const wanted = debianTestDependencies();
-const missing = missingDebianPackages(wanted);
-if (missing.length && isRoot()) {
-  log(`installing Debian packages for the tests: ${missing.join(' ')}`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  run('apt-get', ['update', '-qq'], { env });
-  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env });
-} else if (missing.length) {
-  log(`not root: cannot install ${missing.join(' ')}; the tests that need them will say they are skipped`);
-}
+installDebianPackages(debianTestDependencies(), 'for the tests');
 
 const results = join(root, '.vitest-results.json');
 rmSync(results, { force: true });
