@@ -133,7 +133,12 @@ export function request(
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let error: string | undefined;
-    const s = connect({ host: opts.host ?? '127.0.0.1', port, allowHalfOpen: false });
+    const s = connect({
+      host: opts.host ?? '127.0.0.1',
+      port,
+      allowHalfOpen: false,
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+    });
     s.on('data', (d: Buffer) => chunks.push(d));
     s.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
     s.on('close', () => resolve({ data: Buffer.concat(chunks).toString(), ...(error ? { error } : {}) }));
@@ -152,8 +157,12 @@ export interface OpenClient {
   waitBytes(n: number): Promise<void>;
 }
 
-export async function openClient(port: number, host = '127.0.0.1'): Promise<OpenClient> {
-  const s = connect({ host, port, allowHalfOpen: true });
+export async function openClient(
+  port: number,
+  host = '127.0.0.1',
+  localAddress?: string,
+): Promise<OpenClient> {
+  const s = connect({ host, port, allowHalfOpen: true, ...(localAddress ? { localAddress } : {}) });
   const chunks: Buffer[] = [];
   let total = 0;
   const waiters: { n: number; r: () => void }[] = [];
@@ -213,11 +222,11 @@ export interface Harness {
  */
 export async function harness(
   services: (Omit<ServiceInput, 'listen'> & { listen?: string })[],
-  opts: { options?: Record<string, unknown>; realClock?: boolean } = {},
+  opts: { options?: Record<string, unknown>; realClock?: boolean; plugins?: AnyPlugin[] } = {},
 ): Promise<Harness> {
   const manual = opts.realClock ? undefined : new ManualClock(1_000_000);
   const kernel = createKernel({
-    plugins: [socketDataplane, rr, wrr, wlc, sh],
+    plugins: [socketDataplane, rr, wrr, wlc, sh, ...(opts.plugins ?? [])],
     ...(manual ? { clock: manual } : {}),
   });
   const port = await freePort();
