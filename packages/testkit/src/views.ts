@@ -1,7 +1,10 @@
 import type { RealServerView, ServiceView } from '@fulcrum/kernel';
 
 export interface ServerInput {
+  /** Effective weight, as the scheduler sees it. */
   weight: number;
+  /** Configured weight; defaults to `weight` (differs when a check inhibits or re-weights). */
+  configuredWeight?: number;
   address?: string;
   port?: number;
   health?: 'up' | 'down';
@@ -23,7 +26,7 @@ export function makeView(servers: readonly (number | ServerInput)[], name = 'svc
       address,
       port,
       weight: input.weight,
-      configuredWeight: input.weight,
+      configuredWeight: input.configuredWeight ?? input.weight,
       health: input.health ?? 'up',
       draining: input.draining ?? false,
     });
