@@ -1,0 +1,1 @@
+export { script as default, script, scriptProbe, exitVerdict, type ScriptOptions } from './script.js';
