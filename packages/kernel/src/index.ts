@@ -1,6 +1,7 @@
 export { createKernel, createKernelContainer, Tokens, type KernelOptions } from './container.js';
 export { Kernel, type ApplyResult, type KernelDeps } from './kernel.js';
 export { KERNEL_VERSION } from './version.js';
+export type { ConnectionEntry, ConnectionQuery, ServerStatus, ServiceStatus } from './status.js';
 
 export {
   defineScheduler,

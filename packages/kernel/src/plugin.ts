@@ -5,6 +5,7 @@ import type { MetricsRegistry } from './metrics.js';
 import type { SchedulePlan } from './plan.js';
 import type { DataplaneChange, Protocol, ServiceView } from './service.js';
 import type { Endpoint } from './endpoint.js';
+import type { ConnectionEntry, ConnectionQuery, ServiceStatus } from './status.js';
 
 export const PLUGIN_KINDS = ['scheduler', 'healthcheck', 'passthrough', 'dataplane'] as const;
 export type PluginKind = (typeof PLUGIN_KINDS)[number];
@@ -123,6 +124,10 @@ export interface PassthroughPlugin<O = Record<string, unknown>> extends PluginBa
 
 export interface DataplaneInstance {
   start(): Promise<void>;
+  /** Live per-service and per-server counters (optional; for operators). */
+  services?(): ServiceStatus[];
+  /** The connection table (optional; for `fulcrum adm -Lnc`); must not stall forwarding. */
+  connections?(query?: ConnectionQuery): ConnectionEntry[];
   /**
    * Applies one change atomically: on error the dataplane must be left serving exactly
    * what it served before, and reject with a DataplaneError.
