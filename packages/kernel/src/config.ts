@@ -217,10 +217,17 @@ function toConfig(data: Obj): FulcrumConfig {
       }),
     };
   });
-  const admin = data.admin as { listen: string } | undefined;
+  const admin = data.admin as { listen: string; tokenFile?: string } | undefined;
   return {
     dataplane: use(data.dataplane),
-    ...(admin ? { admin: { listen: parseEndpoint(admin.listen)! } } : {}),
+    ...(admin
+      ? {
+          admin: {
+            listen: parseEndpoint(admin.listen)!,
+            ...(admin.tokenFile ? { tokenFile: admin.tokenFile } : {}),
+          },
+        }
+      : {}),
     plugins: data.plugins as string[],
     services,
   };

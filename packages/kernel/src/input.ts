@@ -38,7 +38,7 @@ export interface ServiceInput {
 export interface ConfigInput {
   $schema?: string;
   dataplane?: PluginRef;
-  admin?: { listen: string };
+  admin?: { listen: string; tokenFile?: string };
   plugins?: string[];
   services?: ServiceInput[];
 }

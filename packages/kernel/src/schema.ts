@@ -168,7 +168,15 @@ export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
         type: 'object',
         additionalProperties: false,
         required: ['listen'],
-        properties: { listen: { ...endpoint, description: 'admin HTTP API and /metrics' } },
+        properties: {
+          listen: { ...endpoint, description: 'admin HTTP API and /metrics' },
+          tokenFile: {
+            type: 'string',
+            minLength: 1,
+            description:
+              'file holding the bearer token that write requests must carry (required off loopback)',
+          },
+        },
       },
       plugins: {
         type: 'array',

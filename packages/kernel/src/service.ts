@@ -78,6 +78,8 @@ export interface QuorumState {
 
 export interface AdminSpec {
   listen: Endpoint;
+  /** File holding the bearer token for write requests (the daemon reads it). */
+  tokenFile?: string;
 }
 
 /** A whole configuration, validated and normalised. */
