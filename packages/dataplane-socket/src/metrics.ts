@@ -43,7 +43,7 @@ export class SocketMetrics {
   readonly retries: Counter;
   readonly refused: Counter;
   readonly acceptErrors: Counter;
-  readonly localAddressErrors: Counter;
+  readonly localErrors: Counter;
   readonly #active: Gauge;
   readonly #inactive: Gauge;
   readonly #persistent: Gauge;
@@ -102,10 +102,10 @@ export class SocketMetrics {
       help: 'Errors accepting client connections, by errno code (EMFILE: out of file descriptors)',
       labelNames: ['service', 'code'],
     });
-    this.localAddressErrors = registry.counter({
-      name: 'fulcrum_local_address_errors_total',
-      help: 'Connects that could not use a FULLNAT local address, by address and errno code',
-      labelNames: ['service', 'address', 'code'],
+    this.localErrors = registry.counter({
+      name: 'fulcrum_local_errors_total',
+      help: 'Sockets toward real servers this host could not open, by errno code (EMFILE, ENFILE, EADDRNOTAVAIL…): never counted against a server',
+      labelNames: ['service', 'code'],
     });
   }
 

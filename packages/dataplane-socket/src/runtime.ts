@@ -44,6 +44,12 @@ export class Runtime {
     }
   }
 
+  /** A socket this host could not open (out of descriptors, a local address gone…): counted and logged, never the server's fault. */
+  localError(service: string, code: string, fields: Record<string, unknown>, msg: string): void {
+    this.metrics.localErrors.inc({ service, code });
+    this.warn(`local:${service}:${code}`, { event: 'local_error', service, code, ...fields }, msg);
+  }
+
   /** A warning logged at most once per key every few seconds, with the count of those held back. */
   warn(key: string, fields: Record<string, unknown>, msg: string): void {
     const now = this.clock.now();

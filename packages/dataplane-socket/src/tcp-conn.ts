@@ -300,19 +300,10 @@ export class TcpConn extends Conn {
     if (s !== this.server) return;
     if (!this.#connected && localAddress && errorCode(err) === 'EADDRNOTAVAIL') {
       // The FULLNAT local address is not (or no longer) on this host: try the next one.
-      this.rt.metrics.localAddressErrors.inc({
-        service: this.service.name,
-        address: localAddress,
-        code: 'EADDRNOTAVAIL',
-      });
-      this.rt.warn(
-        `laddr:${this.service.name}:${localAddress}`,
-        {
-          event: 'local_address_error',
-          service: this.service.name,
-          address: localAddress,
-          code: 'EADDRNOTAVAIL',
-        },
+      this.rt.localError(
+        this.service.name,
+        'EADDRNOTAVAIL',
+        { address: localAddress },
         `service ${this.service.name}: local address ${localAddress} is not usable on this host (EADDRNOTAVAIL)`,
       );
       const dest = this.dest!;
@@ -353,14 +344,23 @@ export class TcpConn extends Conn {
     this.server = undefined;
     this.#serverClosed = true;
     this.#connected = false;
-    this.rt.metrics.failures.inc({ service, server: dest.key, reason });
-    if (!local)
+    if (local) {
+      const code = errorCode(err);
+      this.rt.localError(
+        service,
+        code,
+        { server: dest.key },
+        `service ${service}: cannot open a connection to ${dest.key}: ${code}`,
+      );
+    } else {
+      this.rt.metrics.failures.inc({ service, server: dest.key, reason });
       this.rt.emit('health:signal', () => ({
         service,
         server: dest.key,
         ok: false,
         reason: err ? `${reason} (${errorCode(err)})` : reason,
       }));
+    }
     this.#tried.push(dest);
     const replayable = this.#replay !== null || this.#clientBytes === 0;
     let next: Dest | undefined;
@@ -380,13 +380,6 @@ export class TcpConn extends Conn {
       reason,
       retried: next !== undefined,
     }));
-    if (local) {
-      this.rt.warn(
-        `connect:${service}:${errorCode(err)}`,
-        { event: 'connect_error', service, server: dest.key, code: errorCode(err) },
-        `service ${service}: cannot connect to ${dest.key}: ${errorCode(err)}`,
-      );
-    }
     if (next) {
       this.#retriesLeft--;
       this.rt.metrics.retries.inc({ service, server: dest.key });

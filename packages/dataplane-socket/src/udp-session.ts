@@ -135,10 +135,10 @@ export class UdpSession extends Conn {
     if (sock !== this.upstream) return;
     const code = errorCode(err);
     if (localAddress && code === 'EADDRNOTAVAIL') {
-      this.rt.metrics.localAddressErrors.inc({ service: this.service.name, address: localAddress, code });
-      this.rt.warn(
-        `laddr:${this.service.name}:${localAddress}`,
-        { event: 'local_address_error', service: this.service.name, address: localAddress, code },
+      this.rt.localError(
+        this.service.name,
+        code,
+        { address: localAddress },
         `service ${this.service.name}: local address ${localAddress} is not usable on this host (EADDRNOTAVAIL)`,
       );
       const dest = this.dest!;
@@ -155,20 +155,23 @@ export class UdpSession extends Conn {
     const dest = this.dest!;
     const service = this.service.name;
     const local = err !== undefined && isLocalError(err);
-    this.rt.metrics.failures.inc({ service, server: dest.key, reason });
-    if (!local)
+    if (local) {
+      const code = errorCode(err);
+      this.rt.localError(
+        service,
+        code,
+        { server: dest.key },
+        `service ${service}: cannot open a socket toward ${dest.key}: ${code}`,
+      );
+    } else {
+      this.rt.metrics.failures.inc({ service, server: dest.key, reason });
       this.rt.emit('health:signal', () => ({
         service,
         server: dest.key,
         ok: false,
         reason: err ? `${reason} (${errorCode(err)})` : reason,
       }));
-    else
-      this.rt.warn(
-        `udp-connect:${service}:${errorCode(err)}`,
-        { event: 'connect_error', service, server: dest.key, code: errorCode(err) },
-        `service ${service}: cannot reach ${dest.key}: ${errorCode(err)}`,
-      );
+    }
     this.#tried.push(dest);
     let next: Dest | undefined;
     if (

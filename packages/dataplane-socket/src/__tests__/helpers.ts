@@ -4,6 +4,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import {
   createKernel,
   ManualClock,
+  type AnyPlugin,
   type Clock,
   type ConfigInput,
   type FulcrumEventMap,
@@ -128,7 +129,7 @@ export interface ClientResult {
 export function request(
   port: number,
   payload: string | Buffer = 'hello',
-  opts: { end?: boolean; host?: string } = {},
+  opts: { end?: boolean; host?: string; localAddress?: string } = {},
 ): Promise<ClientResult> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -210,7 +211,7 @@ export interface Harness {
   dp: SocketDataplane;
   port: number;
   events: { [K in FulcrumEventName]?: FulcrumEventMap[K][] };
-  apply(services: ServiceInput[]): Promise<unknown>;
+  apply(services: HarnessService[]): Promise<unknown>;
   /** Advances the manual clock in sweep-sized steps, letting I/O run between steps. */
   advance(ms: number, step?: number): Promise<void>;
   close(): Promise<void>;
@@ -220,8 +221,10 @@ export interface Harness {
  * A kernel with the socket dataplane and the real schedulers, serving `services` (each
  * `listen` defaults to a fresh port on 127.0.0.1). Uses a ManualClock unless `realClock`.
  */
+export type HarnessService = Omit<ServiceInput, 'listen'> & { listen?: string };
+
 export async function harness(
-  services: (Omit<ServiceInput, 'listen'> & { listen?: string })[],
+  services: HarnessService[],
   opts: { options?: Record<string, unknown>; realClock?: boolean; plugins?: AnyPlugin[] } = {},
 ): Promise<Harness> {
   const manual = opts.realClock ? undefined : new ManualClock(1_000_000);
@@ -237,7 +240,7 @@ export async function harness(
     'connection:failed',
     'health:signal',
   ] as const) {
-    kernel.events.on(name, (p: never) => ((events[name] ??= []) as unknown[]).push(p));
+    kernel.events.on(name, (p: unknown) => ((events[name] ??= []) as unknown[]).push(p));
   }
   const withListen = (list: typeof services): ServiceInput[] =>
     list.map((s, i) => {
