@@ -51,11 +51,25 @@ export const passive = defineHealthCheck<PassiveOptions>({
     return {
       watch(target, report) {
         const log = ctx.logger.child({ service: target.service.name, server: target.server });
+        const labels = { service: target.service.name, server: target.server };
+        const inhibited = ctx.metrics.gauge({
+          name: 'fulcrum_server_inhibited',
+          help: '1 while the passive check (DPVS dest-check) keeps the real server inhibited',
+          labelNames: ['service', 'server'] as const,
+        });
+        const transitions = ctx.metrics.counter({
+          name: 'fulcrum_passive_transitions_total',
+          help: 'Passive-check state changes by the state entered',
+          labelNames: ['service', 'state'] as const,
+        });
+        inhibited.set(labels, 0);
         const check = new DestCheck(config, ctx.clock, (t) => {
           log.info(
             { from: t.from, to: t.to, inhibitMs: t.inhibitMs },
             `passive: ${t.from} -> ${t.to}: ${t.reason}`,
           );
+          inhibited.set(labels, t.to === 'down' ? 1 : 0);
+          transitions.inc({ service: target.service.name, state: t.to });
           report(verdictOf(t));
         });
         const onSignal = (s: { service: string; server: string; ok: boolean; reason: string }) => {
@@ -68,6 +82,7 @@ export const passive = defineHealthCheck<PassiveOptions>({
           stop() {
             ctx.events.off('health:signal', onSignal);
             check.stop();
+            inhibited.remove(labels);
           },
         };
       },

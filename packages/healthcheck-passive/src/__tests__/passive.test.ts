@@ -1,4 +1,4 @@
-import { EventBus, type HealthVerdict } from '@fulcrum/kernel';
+import { EventBus, MetricsRegistry, type HealthVerdict } from '@fulcrum/kernel';
 import { ManualClock, testContext, validOptions } from '@fulcrum/testkit';
 import { describe, expect, it } from 'vitest';
 import passive, { type PassiveOptions } from '../index.js';
@@ -19,11 +19,12 @@ const target = (port: number) => ({
 function setup(options: Record<string, unknown> = {}) {
   const clock = new ManualClock();
   const events = new EventBus();
+  const metrics = new MetricsRegistry();
   const inst = passive.create(
-    testContext(passive, { clock, events }),
+    testContext(passive, { clock, events, metrics }),
     validOptions(passive, options) as unknown as PassiveOptions,
   );
-  return { clock, events, inst };
+  return { clock, events, inst, metrics };
 }
 
 describe('passive: the plugin on the kernel event bus', () => {
@@ -78,6 +79,28 @@ describe('passive: the plugin on the kernel event bus', () => {
     });
     expect(a).toHaveLength(3);
     expect(clock.pending).toBe(0);
+  });
+
+  it('fulcrum_server_inhibited is 1 while DOWN, and forgotten when the watch stops', async () => {
+    const { clock, events, inst, metrics } = setup();
+    const w = inst.watch(target(80), () => {});
+    const gauge = async () =>
+      /fulcrum_server_inhibited\{service="web",server="192.168.100.3:80"\} (\d)/.exec(
+        await metrics.text(),
+      )?.[1];
+    expect(await gauge()).toBe('0');
+    events.emit('health:signal', {
+      service: 'web',
+      server: '192.168.100.3:80',
+      ok: false,
+      reason: 'refused',
+    });
+    expect(await gauge()).toBe('1');
+    clock.advance(5000);
+    expect(await gauge()).toBe('0');
+    expect(await metrics.text()).toMatch(/fulcrum_passive_transitions_total\{service="web",state="down"\} 1/);
+    w.stop();
+    expect(await gauge()).toBeUndefined();
   });
 
   it('DOWN-WAIT keeps the server up; only DOWN is a down verdict', () => {
