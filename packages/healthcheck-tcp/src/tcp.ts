@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { connect, isIP } from 'node:net';
 import { defineActiveCheck, errorCode, type ActiveOptions, type Probe } from '@fulcrum/healthcheck-active';
 
 export type TcpOptions = ActiveOptions;
@@ -6,7 +6,8 @@ export type TcpOptions = ActiveOptions;
 /** keepalived TCP_CHECK: the server is up when a TCP connect succeeds within the timeout. */
 export const tcpProbe: Probe = (target, signal) =>
   new Promise((resolve) => {
-    const where = `${target.connectAddress}:${target.connectPort}`;
+    const host = isIP(target.connectAddress) === 6 ? `[${target.connectAddress}]` : target.connectAddress;
+    const where = `${host}:${target.connectPort}`;
     const socket = connect({
       host: target.connectAddress,
       port: target.connectPort,

@@ -78,6 +78,14 @@ describe('tcp (TCP_CHECK) on loopback', () => {
     expect(w.verdicts[0]!.at).toBeLessThan(1000);
   });
 
+  it('IPv6 servers', async () => {
+    const { port } = await serve((s) => s.end(), '::1');
+    const w = watchReal(tcp, { ...fast, initialState: 'down' }, '::1', port);
+    cleanup.push(w.stop);
+    await w.next();
+    expect(await w.next()).toMatchObject({ up: true, reason: `connected to [::1]:${port}` });
+  });
+
   it('port and address override (connect_port, connect_ip), and bindTo as the source', async () => {
     const peers: string[] = [];
     const { port } = await serve((s) => {
