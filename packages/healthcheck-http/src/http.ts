@@ -46,6 +46,7 @@ export function httpProbe(options: HttpOptions): Probe {
     ...(options.digest !== undefined ? { digest: options.digest.toLowerCase() } : {}),
     maxHeadBytes: MAX_HEAD_BYTES,
     maxBodyBytes: options.maxBodySize,
+    head: options.method === 'HEAD',
   };
   const hostName = options.host?.replace(/:\d+$/, '');
   const servername = options.sni ?? (hostName && isIP(hostName) === 0 ? hostName : undefined);

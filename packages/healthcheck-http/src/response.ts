@@ -11,6 +11,8 @@ export interface ResponseExpectations {
   maxHeadBytes: number;
   /** Largest body read when the body is checked, in bytes. */
   maxBodyBytes: number;
+  /** The request was HEAD: the answer has no body whatever its Content-Length says. */
+  head?: boolean;
 }
 
 const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?$/;
@@ -74,6 +76,7 @@ export class ResponseReader {
         const m = /^content-length:\s*(\d+)\s*$/i.exec(h);
         if (m) this.#contentLength = Number(m[1]);
       }
+      if (this.#expect.head || this.#status === 204 || this.#status === 304) this.#contentLength = 0;
       this.#bodyStarted = true;
       this.#head = [];
       this.#md5 = createHash('md5');

@@ -89,6 +89,20 @@ const cases: [string, Partial<ResponseExpectations>, string, boolean, Partial<Pr
     { ok: true },
   ],
   ['wrong digest', { digest: md5('x') }, `${OK_HEAD}\r\ny`, true, { ok: false, code: 'digest' }],
+  [
+    'HEAD: no body whatever Content-Length says',
+    { head: true, digest: md5('') },
+    `${OK_HEAD}Content-Length: 5\r\n\r\n`,
+    false,
+    { ok: true },
+  ],
+  [
+    '204 has no body',
+    { digest: md5('') },
+    'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n',
+    false,
+    { ok: true },
+  ],
   ['regex over the body', { bodyRegex: /"ok":true/ }, `${OK_HEAD}\r\n{"ok":true}`, true, { ok: true }],
   [
     'body too large',
