@@ -1,6 +1,9 @@
 import { createServer } from 'node:net';
 import {
   DataplaneError,
+  type ConnectionEntry,
+  type ConnectionQuery,
+  type ServiceStatus,
   type DataplaneChange,
   type DataplaneInstance,
   type PluginContext,
@@ -9,7 +12,6 @@ import {
 } from '@fulcrum/kernel';
 import { ConnTable } from './conn-table.js';
 import type { Dest } from './dest.js';
-import type { ConnectionEntry, ServiceStatus } from './listing.js';
 import { SocketMetrics } from './metrics.js';
 import { hint } from './tcp-service.js';
 import type { SocketDataplaneOptions } from './options.js';
@@ -144,7 +146,7 @@ export class SocketDataplane implements DataplaneInstance {
   }
 
   /** Every connection and persistence template, as `ipvsadm -lnc` lists them. */
-  connections(options: { templates?: boolean } = {}): ConnectionEntry[] {
+  connections(options: ConnectionQuery = {}): ConnectionEntry[] {
     const now = this.#rt.clock.now();
     const out: ConnectionEntry[] = [];
     for (const c of this.#rt.table.values()) {

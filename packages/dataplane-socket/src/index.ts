@@ -1,7 +1,6 @@
 export { socketDataplane, socketDataplane as default } from './plugin.js';
 export { SocketDataplane } from './dataplane.js';
 export type { SocketDataplaneOptions } from './options.js';
-export type { ConnectionEntry, ServerStatus, ServiceStatus } from './listing.js';
 export type { ConnState, TcpState, UdpState } from './conn.js';
 
 import type { DataplaneInstance } from '@fulcrum/kernel';
