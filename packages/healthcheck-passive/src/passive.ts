@@ -48,6 +48,18 @@ export const passive = defineHealthCheck<PassiveOptions>({
       inhibitMaxMs: Math.max(options.inhibitMin, options.inhibitMax),
       jitterMs: options.jitter,
     };
+    // One bus listener per instance, and a lookup per signal: dataplanes signal every
+    // connection outcome, so a listener per server would cost O(servers) per connection.
+    const checks = new Map<string, Set<DestCheck>>();
+    const keyOf = (service: string, server: string) => `${service}\u0000${server}`;
+    const onSignal = (s: { service: string; server: string; ok: boolean; reason: string }) => {
+      const found = checks.get(keyOf(s.service, s.server));
+      if (!found) return;
+      for (const check of found) {
+        if (s.ok) check.success(s.reason);
+        else check.failure(s.reason);
+      }
+    };
     return {
       watch(target, report) {
         const log = ctx.logger.child({ service: target.service.name, server: target.server });
@@ -72,17 +84,21 @@ export const passive = defineHealthCheck<PassiveOptions>({
           transitions.inc({ service: target.service.name, state: t.to });
           report(verdictOf(t));
         });
-        const onSignal = (s: { service: string; server: string; ok: boolean; reason: string }) => {
-          if (s.service !== target.service.name || s.server !== target.server) return;
-          if (s.ok) check.success(s.reason);
-          else check.failure(s.reason);
-        };
-        ctx.events.on('health:signal', onSignal);
+        const key = keyOf(target.service.name, target.server);
+        if (checks.size === 0) ctx.events.on('health:signal', onSignal);
+        const set = checks.get(key) ?? new Set<DestCheck>();
+        set.add(check);
+        checks.set(key, set);
+        let stopped = false;
         return {
           stop() {
-            ctx.events.off('health:signal', onSignal);
+            if (stopped) return;
+            stopped = true;
             check.stop();
             inhibited.remove(labels);
+            set.delete(check);
+            if (set.size === 0) checks.delete(key);
+            if (checks.size === 0) ctx.events.off('health:signal', onSignal);
           },
         };
       },

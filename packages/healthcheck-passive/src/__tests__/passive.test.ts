@@ -103,6 +103,24 @@ describe('passive: the plugin on the kernel event bus', () => {
     expect(await gauge()).toBeUndefined();
   });
 
+  it('one bus listener however many servers it watches', () => {
+    const { events, inst } = setup();
+    const seen = new Map<number, number>();
+    const watches = Array.from({ length: 1000 }, (_, i) =>
+      inst.watch(target(1000 + i), () => seen.set(i, (seen.get(i) ?? 0) + 1)),
+    );
+    expect(events.listenerCount('health:signal')).toBe(1);
+    events.emit('health:signal', {
+      service: 'web',
+      server: '192.168.100.3:1500',
+      ok: false,
+      reason: 'refused',
+    });
+    expect([...seen]).toEqual([[500, 1]]);
+    for (const w of watches) w.stop();
+    expect(events.listenerCount('health:signal')).toBe(0);
+  });
+
   it('DOWN-WAIT keeps the server up; only DOWN is a down verdict', () => {
     const { events, inst } = setup({ downNoticeNum: 2, downWait: '3s' });
     const seen: HealthVerdict[] = [];
