@@ -5,13 +5,18 @@ import {
   ConfigError,
   configSchema,
   createKernel,
+  ErrorCodes,
+  FulcrumError,
   formatIssue,
   isFulcrumError,
   readConfigFile,
+  type ApplyResult,
   type Kernel,
 } from '@fulcrum/kernel';
 import type { Logger as PinoLogger } from 'pino';
-import { AdminServer } from './admin.js';
+import { AdminServer } from './admin/server.js';
+import { adminToken } from './admin/token.js';
+import { adm } from './adm/adm.js';
 import { Notifier } from './notifier.js';
 import { ExitCode } from './exit-codes.js';
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './logger.js';
@@ -29,6 +34,8 @@ Commands:
   run <config>          run the balancer from a YAML or JSON config file
   validate <config>     check a config (schema, plugins, capabilities) and exit
   schema [config]       print the config's JSON Schema (with the options of the plugins it names)
+  adm [options]         ipvsadm over the admin API: adm -Ln, -Lnc, -A/-E/-D, -a/-e/-d, drain
+                        (fulcrum adm --help for its flags)
 
 Options:
   --log-format <fmt>    json | pretty (default: pretty on a terminal, json otherwise)
@@ -117,6 +124,8 @@ export async function main(
   argv: string[],
   io: Io = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
+  // adm has ipvsadm's flags (-Ln, -A -t …), which the daemon's own parser would refuse.
+  if (argv[0] === 'adm') return adm(argv.slice(1), io);
   let p: Parsed;
   try {
     p = parse(argv, io);
@@ -133,7 +142,7 @@ export async function main(
       case 'run':
         return await run(configArg(p, true)!, p, io);
       default:
-        throw new UsageError(`unknown command "${p.command}" (commands: run, validate, schema)`);
+        throw new UsageError(`unknown command "${p.command}" (commands: run, validate, schema, adm)`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
@@ -162,8 +171,13 @@ async function schema(file: string | undefined, io: Io): Promise<number> {
 async function run(file: string, p: Parsed, io: Io): Promise<number> {
   const logger = createLogger(p.logFormat, p.logLevel, io.stdout);
   const kernel = kernelFor(file, logger);
+  let token: string | undefined;
   try {
-    await kernel.apply(await readConfigFile(file));
+    const source = await readConfigFile(file);
+    // The admin token is settled before anything listens: off loopback without one, refuse to start.
+    const { config } = await kernel.validate(source);
+    if (config.admin) token = await adminToken(config.admin, file);
+    await kernel.apply(source);
   } catch (e) {
     logger.error(
       { event: 'start_failed', code: isFulcrumError(e) ? e.code : undefined },
@@ -173,13 +187,19 @@ async function run(file: string, p: Parsed, io: Io): Promise<number> {
     return printError(io, e);
   }
   const notifier = new Notifier(kernel, logger);
-  const admin = new AdminServer(kernel);
+  const reloader = new Reloader(kernel, file, logger);
+  const admin = new AdminServer(kernel, {
+    version,
+    reload: () => reloader.reload('api'),
+    ...(token !== undefined ? { token } : {}),
+  });
   const adminAt = kernel.config?.admin?.listen;
   if (adminAt) {
     try {
       await admin.listen(adminAt);
     } catch (e) {
       logger.error({ event: 'start_failed', err: e }, `admin listener: ${(e as Error).message}`);
+      await admin.close();
       await notifier.close();
       await kernel.close().catch(() => undefined);
       return printError(io, e);
@@ -192,10 +212,38 @@ async function run(file: string, p: Parsed, io: Io): Promise<number> {
       config: resolve(file),
       services: kernel.snapshots().map((s) => s.name),
       admin: admin.address(),
+      adminToken: token !== undefined,
     },
     `fulcrum ${version} running ${kernel.snapshots().length} service(s)${adminAt ? `, admin on http://${admin.address()}` : ''}`,
   );
-  return serve(kernel, admin, notifier, file, logger);
+  return serve(kernel, admin, notifier, reloader, logger);
+}
+
+/** Re-reads the config file and applies it: what SIGHUP and `POST /api/v1/reload` do. */
+class Reloader {
+  stopping = false;
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly file: string,
+    private readonly logger: PinoLogger,
+  ) {}
+
+  async reload(trigger: 'SIGHUP' | 'api'): Promise<ApplyResult> {
+    if (this.stopping) throw new FulcrumError(ErrorCodes.STATE, 'the daemon is stopping');
+    this.logger.info({ event: 'reload', trigger }, `${trigger}: reloading ${this.file}`);
+    try {
+      const r = await this.kernel.apply(await readConfigFile(this.file));
+      this.logger.info({ event: 'reloaded', trigger, ...r }, `reloaded: version ${r.version}`);
+      return r;
+    } catch (e) {
+      const issues = e instanceof ConfigError ? e.issues.map(formatIssue) : undefined;
+      this.logger.error(
+        { event: 'reload_rejected', trigger, code: isFulcrumError(e) ? e.code : undefined, issues },
+        `reload rejected, still running the previous config: ${(e as Error).message}`,
+      );
+      throw e;
+    }
+  }
 }
 
 /** Waits for signals: SIGHUP reloads, SIGINT/SIGTERM stop (a second one forces). */
@@ -203,7 +251,7 @@ function serve(
   kernel: Kernel,
   admin: AdminServer,
   notifier: Notifier,
-  file: string,
+  reloader: Reloader,
   logger: PinoLogger,
 ): Promise<number> {
   return new Promise((done) => {
@@ -223,6 +271,7 @@ function serve(
         return finish(ExitCode.FORCED);
       }
       stopping = true;
+      reloader.stopping = true;
       logger.info({ event: 'stopping', signal }, `${signal}: stopping`);
       const force = setTimeout(() => {
         logger.error({ event: 'stop_timeout' }, 'shutdown took longer than 10s: stopping now');
@@ -241,18 +290,7 @@ function serve(
     on('SIGINT', stop('SIGINT'));
     on('SIGTERM', stop('SIGTERM'));
     on('SIGHUP', () => {
-      if (stopping) return;
-      logger.info({ event: 'reload' }, `SIGHUP: reloading ${file}`);
-      void readConfigFile(file)
-        .then((source) => kernel.apply(source))
-        .then((r) => logger.info({ event: 'reloaded', ...r }, `reloaded: version ${r.version}`))
-        .catch((e: unknown) => {
-          const issues = e instanceof ConfigError ? e.issues.map(formatIssue) : undefined;
-          logger.error(
-            { event: 'reload_rejected', code: isFulcrumError(e) ? e.code : undefined, issues },
-            `reload rejected, still running the previous config: ${(e as Error).message}`,
-          );
-        });
+      if (!stopping) void reloader.reload('SIGHUP').catch(() => undefined);
     });
   });
 }

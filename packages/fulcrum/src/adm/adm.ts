@@ -1,0 +1,427 @@
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { formatEndpoint, parseEndpoint, type ApplyResult, type ConnectionEntry } from '@fulcrum/kernel';
+import type { ServiceView } from '../admin/status.js';
+import { TOKEN_ENV } from '../admin/token.js';
+import { ExitCode } from '../exit-codes.js';
+import { AdmError, AdminClient } from './client.js';
+import {
+  computeRates,
+  formatConnections,
+  formatServices,
+  formatTimeouts,
+  sortServices,
+  title,
+  type ListMode,
+} from './format.js';
+
+export const ADM_HELP = `Usage: fulcrum adm [options]     (ipvsadm's commands and flags, over the admin API)
+
+  fulcrum adm -L|-l [-n] [--stats|--rate|--exact] [-t|-u VIP:port]   list services and servers
+  fulcrum adm -L -c [-t|-u VIP:port]        list connections (and persistence templates)
+  fulcrum adm -L --timeout                  list the dataplane's idle timeouts
+  fulcrum adm -A -t|-u VIP:port [-s scheduler] [-p [timeout]] [--name NAME]   add a service
+  fulcrum adm -E -t|-u VIP:port [-s scheduler] [-p [timeout]]                 edit a service
+  fulcrum adm -D -t|-u VIP:port                                              delete a service
+  fulcrum adm -a -t|-u VIP:port -r RIP[:port] [-w weight]                    add a real server
+  fulcrum adm -e -t|-u VIP:port -r RIP[:port] -w weight                      edit a real server
+  fulcrum adm -d -t|-u VIP:port -r RIP[:port]                                delete a real server
+  fulcrum adm drain <service> <server>      drain a server (service by name or VIP:port)
+
+Options:
+  --admin HOST:PORT      the admin API (default: $FULCRUM_ADMIN or 127.0.0.1:9100)
+  --token-file FILE      bearer token for changes (default: $${TOKEN_ENV})
+  --json                 print what the API returned, as JSON
+  -b                     FULLNAT forwarding (the only method; -m, -g and -i are refused)
+  -h, --help             show this help
+
+A service added with -A is named <protocol>-<address>-<port> (colons of IPv6 become "_")
+unless --name is given. Exit codes: 0 ok, 1 the API refused or cannot be reached, 2 usage.
+`;
+
+class AdmUsage extends Error {}
+
+type Command =
+  | 'list'
+  | 'add-service'
+  | 'edit-service'
+  | 'delete-service'
+  | 'add-server'
+  | 'edit-server'
+  | 'delete-server'
+  | 'drain';
+
+const COMMAND_FLAGS = {
+  'add-service': 'A',
+  'edit-service': 'E',
+  'delete-service': 'D',
+  'add-server': 'a',
+  'edit-server': 'e',
+  'delete-server': 'd',
+  list: 'L',
+} as const;
+
+/** ipvsadm's `-p` takes an optional timeout (300 s when absent); parseArgs needs a value. */
+function normaliseArgv(argv: string[]): string[] {
+  const out: string[] = [];
+  argv.forEach((arg, i) => {
+    // -l lists as -L does; fold it in (also inside groups such as -lnc).
+    if (/^-[A-Za-z]+$/.test(arg)) arg = arg.replace(/l/g, 'L');
+    out.push(arg);
+    if ((arg === '-p' || arg === '--persistent') && !/^\d+$/.test(argv[i + 1] ?? '')) out.push('300');
+  });
+  return out;
+}
+
+interface Options {
+  command: Command;
+  positionals: string[];
+  values: Record<string, string | boolean | undefined>;
+}
+
+function parse(argv: string[]): Options {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: normaliseArgv(argv),
+      allowPositionals: true,
+      strict: true,
+      options: {
+        'add-service': { type: 'boolean', short: 'A' },
+        'edit-service': { type: 'boolean', short: 'E' },
+        'delete-service': { type: 'boolean', short: 'D' },
+        'add-server': { type: 'boolean', short: 'a' },
+        'edit-server': { type: 'boolean', short: 'e' },
+        'delete-server': { type: 'boolean', short: 'd' },
+        list: { type: 'boolean', short: 'L' },
+        numeric: { type: 'boolean', short: 'n' },
+        connection: { type: 'boolean', short: 'c' },
+        stats: { type: 'boolean' },
+        rate: { type: 'boolean' },
+        timeout: { type: 'boolean' },
+        exact: { type: 'boolean' },
+        'tcp-service': { type: 'string', short: 't' },
+        'udp-service': { type: 'string', short: 'u' },
+        scheduler: { type: 'string', short: 's' },
+        persistent: { type: 'string', short: 'p' },
+        'real-server': { type: 'string', short: 'r' },
+        weight: { type: 'string', short: 'w' },
+        fullnat: { type: 'boolean', short: 'b' },
+        masquerading: { type: 'boolean', short: 'm' },
+        gatewaying: { type: 'boolean', short: 'g' },
+        ipip: { type: 'boolean', short: 'i' },
+        name: { type: 'string' },
+        json: { type: 'boolean' },
+        admin: { type: 'string' },
+        'token-file': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new AdmUsage((e as Error).message);
+  }
+  const { values, positionals } = parsed;
+  for (const flag of ['masquerading', 'gatewaying', 'ipip'] as const)
+    if (values[flag])
+      throw new AdmUsage(`--${flag} is not supported: Fulcrum forwards FULLNAT only (-b, the default)`);
+  const commands = (Object.keys(COMMAND_FLAGS) as (keyof typeof COMMAND_FLAGS)[]).filter((c) => values[c]);
+  if (positionals[0] === 'drain') {
+    if (commands.length) throw new AdmUsage(`drain cannot be combined with -${COMMAND_FLAGS[commands[0]!]}`);
+    if (positionals.length !== 3) throw new AdmUsage('usage: fulcrum adm drain <service> <server>');
+    return { command: 'drain', positionals: positionals.slice(1), values };
+  }
+  if (positionals.length) throw new AdmUsage(`unexpected argument "${positionals[0]}"`);
+  if (commands.length > 1)
+    throw new AdmUsage(
+      `one command at a time: ${commands.map((c) => `-${COMMAND_FLAGS[c]}`).join(' and ')} were given`,
+    );
+  return { command: commands[0] ?? 'list', positionals: [], values };
+}
+
+function endpointArg(text: string, flag: string): string {
+  const e = parseEndpoint(text);
+  if (!e)
+    throw new AdmUsage(
+      `${flag} ${text}: expected an address and port, such as 10.0.0.1:80 or [2001:db8::1]:80`,
+    );
+  return formatEndpoint(e);
+}
+
+function intArg(text: string, flag: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max)
+    throw new AdmUsage(`${flag} ${text}: expected an integer from ${min} to ${max}`);
+  return Number(text);
+}
+
+/** The virtual service named by -t/-u. */
+function virtualArg(values: Options['values']): { protocol: 'tcp' | 'udp'; virtual: string } | undefined {
+  const t = values['tcp-service'] as string | undefined;
+  const u = values['udp-service'] as string | undefined;
+  if (t !== undefined && u !== undefined) throw new AdmUsage('give -t or -u, not both');
+  if (t !== undefined) return { protocol: 'tcp', virtual: endpointArg(t, '-t') };
+  if (u !== undefined) return { protocol: 'udp', virtual: endpointArg(u, '-u') };
+  return undefined;
+}
+
+/** The name a service added with -A gets: tcp-10.0.0.1-80, udp-2001_db8__1-53. */
+export function generatedName(protocol: string, virtual: string): string {
+  const e = parseEndpoint(virtual)!;
+  return `${protocol}-${e.address.replace(/:/g, '_')}-${e.port}`;
+}
+
+async function tokenFrom(values: Options['values'], env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const file = values['token-file'] as string | undefined;
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      throw new AdmUsage(`--token-file ${file}: ${(e as Error).message}`);
+    }
+    if (!text.trim()) throw new AdmUsage(`--token-file ${file} is empty`);
+    return text.trim();
+  }
+  return env[TOKEN_ENV]?.trim() || undefined;
+}
+
+function adminArg(values: Options['values'], env: NodeJS.ProcessEnv): string {
+  const given = (values.admin as string | undefined) ?? env.FULCRUM_ADMIN ?? '127.0.0.1:9100';
+  const e = parseEndpoint(given);
+  if (e) return formatEndpoint(e);
+  if (/^[A-Za-z0-9.-]+:\d{1,5}$/.test(given) && Number(given.split(':')[1]) <= 65535) return given;
+  throw new AdmUsage(`--admin ${given}: expected HOST:PORT, such as 127.0.0.1:9100`);
+}
+
+export interface AdmIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Runs `fulcrum adm …`; resolves with the exit code. */
+export async function adm(argv: string[], io: AdmIo): Promise<number> {
+  const env = io.env ?? process.env;
+  try {
+    const o = parse(argv);
+    if (o.values.help) return (void io.stdout.write(ADM_HELP), ExitCode.OK);
+    const client = new AdminClient(adminArg(o.values, env), await tokenFrom(o.values, env));
+    await run(o, client, io);
+    return ExitCode.OK;
+  } catch (e) {
+    if (e instanceof AdmUsage) {
+      io.stderr.write(`fulcrum adm: ${e.message}\n(see fulcrum adm --help)\n`);
+      return ExitCode.USAGE;
+    }
+    if (e instanceof AdmError) {
+      io.stderr.write(`fulcrum adm: ${e.code}: ${e.message}\n`);
+      return ExitCode.FAILURE;
+    }
+    throw e;
+  }
+}
+
+async function findService(
+  client: AdminClient,
+  v: { protocol: 'tcp' | 'udp'; virtual: string },
+): Promise<ServiceView> {
+  const services = await client.request<ServiceView[]>('GET', '/api/v1/services');
+  const found = services.find((s) => s.protocol === v.protocol && s.virtual === v.virtual && !s.retiring);
+  if (!found)
+    throw new AdmError(
+      `No such service: ${v.protocol.toUpperCase()} ${v.virtual}`,
+      'FULCRUM_SERVICE_NOT_FOUND',
+    );
+  return found;
+}
+
+const servicePath = (name: string) => `/api/v1/services/${encodeURIComponent(name)}`;
+const serverPath = (name: string, server: string) =>
+  `${servicePath(name)}/servers/${encodeURIComponent(server)}`;
+
+async function run(o: Options, client: AdminClient, io: AdmIo): Promise<void> {
+  const { values } = o;
+  const json = !!values.json;
+  const print = (text: string) => void io.stdout.write(text);
+  const done = (result: ApplyResult) => {
+    if (json) print(JSON.stringify(result, null, 2) + '\n');
+  };
+  const v = virtualArg(values);
+  const needVirtual = () => {
+    if (!v)
+      throw new AdmUsage(
+        `-${COMMAND_FLAGS[o.command as keyof typeof COMMAND_FLAGS]} needs a service: -t VIP:port or -u VIP:port`,
+      );
+    return v;
+  };
+  const realServer = (svc: ServiceView) => {
+    const r = values['real-server'] as string | undefined;
+    if (r === undefined)
+      throw new AdmUsage(
+        `-${COMMAND_FLAGS[o.command as keyof typeof COMMAND_FLAGS]} needs a real server: -r RIP:port`,
+      );
+    // As ipvsadm: a real server given without a port takes the service's port.
+    if (isIP(r))
+      return endpointArg(
+        formatEndpoint({ address: r, port: Number(svc.virtual.slice(svc.virtual.lastIndexOf(':') + 1)) }),
+        '-r',
+      );
+    return endpointArg(r, '-r');
+  };
+  const weight = () =>
+    values.weight === undefined ? undefined : intArg(values.weight as string, '-w', 0, 65535);
+  const persistence = () =>
+    values.persistent === undefined
+      ? undefined
+      : { timeout: intArg(values.persistent as string, '-p', 1, 30 * 24 * 3600) };
+
+  switch (o.command) {
+    case 'list':
+      return list(o, client, v, print);
+    case 'add-service': {
+      const vs = needVirtual();
+      const p = persistence();
+      const name = (values.name as string | undefined) ?? generatedName(vs.protocol, vs.virtual);
+      return done(
+        await client.request<ApplyResult>('POST', '/api/v1/services', {
+          name,
+          protocol: vs.protocol,
+          listen: vs.virtual,
+          ...(values.scheduler !== undefined ? { scheduler: values.scheduler } : {}),
+          ...(p ? { persistence: p } : {}),
+        }),
+      );
+    }
+    case 'edit-service': {
+      const vs = needVirtual();
+      const p = persistence();
+      if (values.scheduler === undefined && !p)
+        throw new AdmUsage('-E needs something to change: -s scheduler or -p timeout');
+      const svc = await findService(client, vs);
+      return done(
+        await client.request<ApplyResult>('PATCH', servicePath(svc.name), {
+          ...(values.scheduler !== undefined ? { scheduler: values.scheduler } : {}),
+          ...(p ? { persistence: p } : {}),
+        }),
+      );
+    }
+    case 'delete-service': {
+      const svc = await findService(client, needVirtual());
+      return done(await client.request<ApplyResult>('DELETE', servicePath(svc.name)));
+    }
+    case 'add-server': {
+      const vs = needVirtual();
+      const w = weight();
+      const svc = await findService(client, vs);
+      return done(
+        await client.request<ApplyResult>('POST', `${servicePath(svc.name)}/servers`, {
+          address: realServer(svc),
+          weight: w ?? 1,
+        }),
+      );
+    }
+    case 'edit-server': {
+      const vs = needVirtual();
+      const w = weight();
+      if (w === undefined) throw new AdmUsage('-e needs something to change: -w weight');
+      const svc = await findService(client, vs);
+      return done(
+        await client.request<ApplyResult>('PATCH', serverPath(svc.name, realServer(svc)), { weight: w }),
+      );
+    }
+    case 'delete-server': {
+      const svc = await findService(client, needVirtual());
+      return done(await client.request<ApplyResult>('DELETE', serverPath(svc.name, realServer(svc))));
+    }
+    case 'drain': {
+      const [service, server] = o.positionals as [string, string];
+      const address = endpointArg(server, 'server');
+      let name = service;
+      if (parseEndpoint(service)) {
+        const at = formatEndpoint(parseEndpoint(service)!);
+        const matches = (await client.request<ServiceView[]>('GET', '/api/v1/services')).filter(
+          (s) => s.virtual === at && !s.retiring,
+        );
+        if (matches.length === 0) throw new AdmError(`No such service: ${at}`, 'FULCRUM_SERVICE_NOT_FOUND');
+        if (matches.length > 1)
+          throw new AdmUsage(
+            `${at} is both a TCP and a UDP service: name it (${matches.map((s) => s.name).join(', ')})`,
+          );
+        name = matches[0]!.name;
+      }
+      return done(await client.request<ApplyResult>('POST', `${serverPath(name, address)}/drain`));
+    }
+  }
+}
+
+async function list(
+  o: Options,
+  client: AdminClient,
+  v: { protocol: 'tcp' | 'udp'; virtual: string } | undefined,
+  print: (text: string) => void,
+): Promise<void> {
+  const { values } = o;
+  const json = !!values.json;
+  const modes = (['stats', 'rate', 'timeout', 'connection'] as const).filter((m) => values[m]);
+  if (modes.length > 1)
+    throw new AdmUsage(`one listing at a time: ${modes.map((m) => `--${m}`).join(' and ')}`);
+  if (values.timeout) {
+    const t = await client.request<{ tcp: number; tcpFin: number; udp: number }>('GET', '/api/v1/timeouts');
+    return print(json ? JSON.stringify(t, null, 2) + '\n' : formatTimeouts(t));
+  }
+  if (values.connection) {
+    const service = v ? (await findService(client, v)).name : undefined;
+    const rows: ConnectionEntry[] = [];
+    for (let offset = 0; ;) {
+      const page = await client.request<{ total: number; connections: ConnectionEntry[] }>(
+        'GET',
+        `/api/v1/connections?limit=10000&offset=${offset}${service ? `&service=${encodeURIComponent(service)}` : ''}`,
+      );
+      rows.push(...page.connections);
+      offset += page.connections.length;
+      if (page.connections.length === 0 || offset >= page.total) break;
+    }
+    return print(json ? JSON.stringify(rows, null, 2) + '\n' : formatConnections(rows));
+  }
+  const fetchServices = async () => {
+    const all = await client.request<ServiceView[]>('GET', '/api/v1/services');
+    if (!v) return all;
+    const one = all.filter((s) => s.protocol === v.protocol && s.virtual === v.virtual && !s.retiring);
+    if (!one.length)
+      throw new AdmError(
+        `No such service: ${v.protocol.toUpperCase()} ${v.virtual}`,
+        'FULCRUM_SERVICE_NOT_FOUND',
+      );
+    return one;
+  };
+  const mode: ListMode = values.stats ? 'stats' : values.rate ? 'rate' : 'plain';
+  const health = await client.request<{ version?: string; configVersion: number }>('GET', '/healthz');
+  let services = await fetchServices();
+  let rates: ReturnType<typeof computeRates> | undefined;
+  if (mode === 'rate') {
+    // ipvsadm's rates are the kernel's estimates; here they are the difference of two samples.
+    const t0 = performance.now();
+    await sleep(1000);
+    const after = await fetchServices();
+    rates = computeRates(services, after, (performance.now() - t0) / 1000);
+    services = after;
+  }
+  if (json) {
+    const out = sortServices(services).map((s) =>
+      rates
+        ? {
+            ...s,
+            rate: rates.get(s.name)?.service,
+            servers: s.servers.map((d) => ({ ...d, rate: rates.get(s.name)?.servers.get(d.server) })),
+          }
+        : s,
+    );
+    return print(JSON.stringify(out, null, 2) + '\n');
+  }
+  print(
+    `Fulcrum version ${health.version ?? '?'} (config version ${health.configVersion})\n` +
+      title(mode) +
+      formatServices(services, { mode, exact: !!values.exact, ...(rates ? { rates } : {}) }),
+  );
+}
