@@ -155,6 +155,17 @@ export class Kernel {
     return this.#runtime(service).snapshot!;
   }
 
+  /** Every checker's last verdict for each server of a service: server key → checker → verdict. */
+  health(service: string): Record<string, Record<string, HealthVerdict>> {
+    const rt = this.#runtime(service);
+    return Object.fromEntries(
+      rt.spec.realServers.map((rs) => {
+        const key = serverKey(rs);
+        return [key, Object.fromEntries(structuredClone([...(rt.verdicts.get(key) ?? new Map())]))];
+      }),
+    );
+  }
+
   addService(service: ServiceInput): Promise<ApplyResult> {
     return this.#edit((cfg) => void (cfg.services = [...(cfg.services ?? []), service]));
   }
@@ -482,13 +493,15 @@ export class Kernel {
     if (!rt || !rt.checks.includes(check) || !rt.watches.has(server)) return;
     const byChecker = rt.verdicts.get(server) ?? new Map<string, HealthVerdict>();
     const before = byChecker.get(check.label);
-    if (before && before.up === verdict.up && before.weight === verdict.weight) return;
+    // Keep the latest reason and detail even when the verdict changes nothing (UP-WARM is still up).
     byChecker.set(check.label, {
       up: verdict.up,
       reason: verdict.reason,
       ...(verdict.weight !== undefined ? { weight: verdict.weight } : {}),
+      ...(verdict.detail !== undefined ? { detail: structuredClone(verdict.detail) } : {}),
     });
     rt.verdicts.set(server, byChecker);
+    if (before && before.up === verdict.up && before.weight === verdict.weight) return;
     if (!before || before.up !== verdict.up) {
       this.events.emit('server:health', {
         service,

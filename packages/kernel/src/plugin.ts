@@ -88,6 +88,8 @@ export interface HealthVerdict {
   reason: string;
   /** A dynamic weight (keepalived misc_dynamic); absent keeps the configured weight. */
   weight?: number;
+  /** Checker-specific state for operators (JSON), e.g. the passive check's `{ state, inhibitUntil }`. */
+  detail?: Record<string, unknown>;
 }
 
 export interface HealthWatch {

@@ -540,3 +540,32 @@ describe('quorum and sorry server (keepalived)', () => {
     });
   });
 });
+
+describe('health detail', () => {
+  it('keeps the latest reason and detail of each checker, even when the state is unchanged', async () => {
+    const { kernel, hc, dp } = setup();
+    await kernel.apply(config([{ address: '127.0.0.1:9001' }], { healthChecks: ['manual'] }));
+    hc.report('127.0.0.1:9001', { up: true, reason: 'UP', detail: { state: 'UP' } });
+    await settle();
+    const changes = dp.state.changes.length;
+    hc.report('127.0.0.1:9001', {
+      up: true,
+      reason: 'UP-WARM after inhibit',
+      detail: { state: 'UP-WARM', inhibitMs: 10_000 },
+    });
+    await settle();
+    expect(dp.state.changes).toHaveLength(changes); // nothing to recompile
+    expect(kernel.health('web')).toEqual({
+      '127.0.0.1:9001': {
+        manual: {
+          up: true,
+          reason: 'UP-WARM after inhibit',
+          detail: { state: 'UP-WARM', inhibitMs: 10_000 },
+        },
+      },
+    });
+    expect(() => kernel.health('nope')).toThrow(
+      expect.objectContaining({ code: ErrorCodes.SERVICE_NOT_FOUND }),
+    );
+  });
+});
