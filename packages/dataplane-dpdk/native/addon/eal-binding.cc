@@ -1,0 +1,175 @@
+// The EAL binding: the runner lives on the heap for the life of the process (a static one
+// would be destroyed by exit() while its thread still runs: the DPDK-NOTES exit hang), its
+// events reach JavaScript through a ThreadSafeFunction, and a cleanup hook stops it.
+#include "addon/eal-binding.h"
+
+#include <memory>
+#include <unordered_map>
+
+#include "addon/harness.h"
+#include "core/eal.h"
+
+namespace fulcrum {
+namespace {
+
+struct EalState {
+  EalRunner runner;
+  Napi::ThreadSafeFunction events;
+  std::unique_ptr<Napi::Promise::Deferred> started;
+  std::unordered_map<uint32_t, std::shared_ptr<const Service>> services;
+  bool stopped = false;
+};
+EalState* g_state = nullptr;  // heap, never destroyed: see above
+
+void StopEal() {
+  if (!g_state || g_state->stopped) return;
+  g_state->stopped = true;
+  g_state->runner.stop();
+  if (g_state->events) g_state->events.Release();
+}
+
+Napi::Value EalStart(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto deferred = Napi::Promise::Deferred::New(env);
+  if (g_state) {
+    Napi::Error e = Napi::Error::New(env, "EAL was already started in this process");
+    e.Set("eal", Napi::Number::New(env, kEalAlreadyStarted));
+    deferred.Reject(e.Value());
+    return deferred.Promise();
+  }
+  g_state = new EalState();
+  std::vector<std::string> args;
+  Napi::Array a = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) args.push_back(a.Get(i).ToString().Utf8Value());
+  std::vector<std::vector<InterfaceAddress>> port_addrs;
+  Napi::Array pa = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < pa.Length(); i++) {
+    Napi::Array flat = pa.Get(i).As<Napi::Array>();
+    std::vector<InterfaceAddress> addrs;
+    for (uint32_t j = 0; j + 1 < flat.Length(); j += 2)
+      addrs.push_back({flat.Get(j).As<Napi::Number>().Uint32Value(),
+                       static_cast<uint8_t>(flat.Get(j + 1).As<Napi::Number>().Uint32Value())});
+    port_addrs.push_back(std::move(addrs));
+  }
+  PipelineConfig cfg;
+  Napi::Object o = info[2].As<Napi::Object>();
+  auto num = [&o](const char* k, uint32_t def) {
+    return o.Get(k).IsNumber() ? o.Get(k).As<Napi::Number>().Uint32Value() : def;
+  };
+  cfg.conn_capacity = num("connCapacity", cfg.conn_capacity);
+  cfg.local_port_min = static_cast<uint16_t>(num("localPortMin", cfg.local_port_min));
+  cfg.local_port_max = static_cast<uint16_t>(num("localPortMax", cfg.local_port_max));
+  for (const char* key : {"tcpTimeoutsMs", "udpTimeoutsMs"}) {
+    if (!o.Get(key).IsArray()) continue;
+    Napi::Array t = o.Get(key).As<Napi::Array>();
+    uint64_t* dst = key[0] == 't' ? cfg.timeouts.tcp_ms : cfg.timeouts.udp_ms;
+    uint32_t n = key[0] == 't' ? uint32_t{kTcpStateCount} : uint32_t{kUdpStateCount};
+    for (uint32_t i = 0; i < t.Length() && i < n; i++) dst[i] = t.Get(i).As<Napi::Number>().Uint32Value();
+  }
+  g_state->events = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "fulcrum-eal", 0, 1);
+  g_state->started = std::make_unique<Napi::Promise::Deferred>(deferred);
+  env.AddCleanupHook([] { StopEal(); });
+
+  EalHooks hooks;
+  hooks.started = [](const EalStartResult& r) {
+    auto* copy = new EalStartResult(r);
+    g_state->events.BlockingCall(copy, [](Napi::Env env, Napi::Function, EalStartResult* r) {
+      std::unique_ptr<EalStartResult> own(r);
+      if (!g_state->started) return;
+      if (r->code == kEalOk) {
+        Napi::Array macs = Napi::Array::New(env, r->macs.size());
+        for (size_t i = 0; i < r->macs.size(); i++)
+          macs.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(env, r->macs[i].data(), 6));
+        g_state->started->Resolve(macs);
+      } else {
+        Napi::Error e = Napi::Error::New(env, r->message);
+        e.Set("eal", Napi::Number::New(env, r->code));
+        g_state->started->Reject(e.Value());
+      }
+      g_state->started.reset();
+      // Events alone must not keep the process alive.
+      g_state->events.Unref(env);
+    });
+  };
+  hooks.signals = [](std::vector<HealthSignal>&& s) {
+    auto* copy = new std::vector<HealthSignal>(std::move(s));
+    g_state->events.BlockingCall(copy, [](Napi::Env env, Napi::Function fn, std::vector<HealthSignal>* s) {
+      std::unique_ptr<std::vector<HealthSignal>> own(s);
+      fn.Call({Napi::String::New(env, "signals"), signals_array(env, *s)});
+    });
+  };
+  g_state->runner.start(std::move(args), std::move(port_addrs), cfg, std::move(hooks));
+  return deferred.Promise();
+}
+
+Napi::Value EalStop(const Napi::CallbackInfo& info) {
+  StopEal();
+  return info.Env().Undefined();
+}
+
+Napi::Value EalSetService(const Napi::CallbackInfo& info) {
+  if (!g_state || g_state->stopped) return Napi::Number::New(info.Env(), 3);
+  auto svc = std::make_shared<Service>();
+  if (!read_service(info[0].As<Napi::Object>(), *svc)) return Napi::Number::New(info.Env(), 1);
+  auto prev = g_state->services.find(svc->id);
+  reuse_dests(*svc, prev == g_state->services.end() ? nullptr : prev->second.get());
+  g_state->services[svc->id] = svc;
+  g_state->runner.post([svc](Pipeline& p) { p.set_service(svc); });
+  return Napi::Number::New(info.Env(), 0);
+}
+
+Napi::Value EalRemoveService(const Napi::CallbackInfo& info) {
+  if (!g_state || g_state->stopped) return Napi::Number::New(info.Env(), 3);
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  g_state->services.erase(id);
+  g_state->runner.post([id](Pipeline& p) { p.remove_service(id); });
+  return Napi::Number::New(info.Env(), 0);
+}
+
+Napi::Value EalExpireServer(const Napi::CallbackInfo& info) {
+  if (!g_state || g_state->stopped) return Napi::Number::New(info.Env(), 3);
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  std::string server = info[1].ToString().Utf8Value();
+  g_state->runner.post([id, server](Pipeline& p) { p.expire_server(id, server); });
+  return Napi::Number::New(info.Env(), 0);
+}
+
+Napi::Value EalAddRoute(const Napi::CallbackInfo& info) {
+  if (!g_state || g_state->stopped) return Napi::Number::New(info.Env(), 3);
+  Route r{info[0].As<Napi::Number>().Uint32Value(), static_cast<uint8_t>(info[1].As<Napi::Number>().Uint32Value()),
+          info[2].As<Napi::Number>().Uint32Value(), static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value())};
+  g_state->runner.post([r](Pipeline& p) { p.add_route(r); });
+  return Napi::Number::New(info.Env(), 0);
+}
+
+Napi::Value EalAddNeighbor(const Napi::CallbackInfo& info) {
+  if (!g_state || g_state->stopped) return Napi::Number::New(info.Env(), 3);
+  Mac mac;
+  if (!read_mac(info[2], mac)) return Napi::Number::New(info.Env(), 1);
+  uint16_t port = static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value());
+  uint32_t ip = info[1].As<Napi::Number>().Uint32Value();
+  g_state->runner.post([port, ip, mac](Pipeline& p) { p.add_neighbor(port, ip, mac); });
+  return Napi::Number::New(info.Env(), 0);
+}
+
+Napi::Value EalCounters(const Napi::CallbackInfo& info) {
+  if (!g_state) return info.Env().Null();
+  std::vector<uint64_t> c = g_state->runner.counters();
+  if (c.size() != kCounterCount) c.assign(kCounterCount, 0);
+  return counters_object(info.Env(), c.data());
+}
+
+}  // namespace
+
+void InitEal(Napi::Env env, Napi::Object exports) {
+  exports.Set("ealStart", Napi::Function::New(env, EalStart, "ealStart"));
+  exports.Set("ealStop", Napi::Function::New(env, EalStop, "ealStop"));
+  exports.Set("ealSetService", Napi::Function::New(env, EalSetService, "ealSetService"));
+  exports.Set("ealRemoveService", Napi::Function::New(env, EalRemoveService, "ealRemoveService"));
+  exports.Set("ealExpireServer", Napi::Function::New(env, EalExpireServer, "ealExpireServer"));
+  exports.Set("ealAddRoute", Napi::Function::New(env, EalAddRoute, "ealAddRoute"));
+  exports.Set("ealAddNeighbor", Napi::Function::New(env, EalAddNeighbor, "ealAddNeighbor"));
+  exports.Set("ealCounters", Napi::Function::New(env, EalCounters, "ealCounters"));
+}
+
+}  // namespace fulcrum

@@ -1,0 +1,41 @@
+// Internet checksums (RFC 1071) and incremental updates (RFC 1624, eqn. 3). Values are
+// taken as they lie in the packet (network order): one's-complement sums do not depend on
+// byte order as long as every operand is read the same way.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace fulcrum {
+
+uint32_t csum_partial(const void* data, size_t len, uint32_t sum);
+uint16_t csum_fold(uint32_t sum);
+
+// Sum of the IPv4 pseudo-header (addresses as stored, network order).
+uint32_t csum_pseudo_v4(uint32_t saddr_be, uint32_t daddr_be, uint8_t proto, uint16_t l4_len);
+
+// True when the header (checksum field included) sums to 0xffff.
+bool ipv4_header_checksum_ok(const void* ip, size_t ihl_bytes);
+void ipv4_header_checksum_set(void* ip, size_t ihl_bytes);
+// TCP/UDP over IPv4: checksum of the segment with its pseudo-header.
+bool l4_checksum_ok(uint32_t saddr_be, uint32_t daddr_be, uint8_t proto, const void* l4, uint16_t l4_len);
+uint16_t l4_checksum(uint32_t saddr_be, uint32_t daddr_be, uint8_t proto, const void* l4, uint16_t l4_len);
+
+// HC' = ~(~HC + ~m + m') for a 32-bit and a 16-bit field.
+inline uint16_t csum_replace4(uint16_t check, uint32_t from, uint32_t to) {
+  uint32_t sum = static_cast<uint16_t>(~check);
+  sum += static_cast<uint16_t>(~from) + static_cast<uint16_t>(~(from >> 16));
+  sum += (to & 0xffff) + (to >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+inline uint16_t csum_replace2(uint16_t check, uint16_t from, uint16_t to) {
+  uint32_t sum = static_cast<uint16_t>(~check);
+  sum += static_cast<uint16_t>(~from) + to;
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+}  // namespace fulcrum

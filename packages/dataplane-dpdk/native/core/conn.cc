@@ -1,0 +1,125 @@
+#include "core/conn.h"
+
+namespace fulcrum {
+
+namespace {
+constexpr uint8_t sNO = kTcpNone, sES = kTcpEstablished, sSS = kTcpSynSent, sSR = kTcpSynRecv,
+                  sFW = kTcpFinWait, sTW = kTcpTimeWait, sCL = kTcpClose, sCW = kTcpCloseWait,
+                  sLA = kTcpLastAck, sLI = kTcpListen, sSA = kTcpSynAck;
+// ip_vs_proto_tcp.c tcp_states[]: INPUT (from the client) then OUTPUT (from the server);
+// rows syn, fin, ack, rst; columns the current state.
+constexpr uint8_t kTable[2][4][kTcpStateCount] = {
+    {
+        {sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR},
+        {sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sTW},
+        {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES},
+        {sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sSR},
+    },
+    {
+        {sSS, sES, sSS, sSR, sSS, sSS, sSS, sSS, sSS, sLI, sSR},
+        {sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW},
+        {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES},
+        {sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL},
+    },
+};
+const char* kTcpNames[kTcpStateCount] = {"NONE",      "ESTABLISHED", "SYN_SENT",   "SYN_RECV",
+                                         "FIN_WAIT",  "TIME_WAIT",   "CLOSE",      "CLOSE_WAIT",
+                                         "LAST_ACK",  "LISTEN",      "SYNACK"};
+}  // namespace
+
+const char* tcp_state_name(uint8_t s) { return s < kTcpStateCount ? kTcpNames[s] : "?"; }
+const char* udp_state_name(uint8_t s) { return s == kUdpOneway ? "ONEWAY" : "NORMAL"; }
+
+uint8_t tcp_next_state(uint8_t state, int dir, bool syn, bool fin, bool ack, bool rst) {
+  // ip_vs tcp_state_idx(): rst, then syn, then fin, then ack; none of them keeps the state.
+  int row = rst ? 3 : syn ? 0 : fin ? 1 : ack ? 2 : -1;
+  if (row < 0 || state >= kTcpStateCount) return state;
+  return kTable[dir][row][state];
+}
+
+ConnTable::ConnTable(uint32_t capacity) : conns_(capacity) {
+  size_t n = 16;
+  while (n < static_cast<size_t>(capacity) * 4) n <<= 1;  // two keys per conn, load <= 0.5
+  slots_.assign(n, Slot{{0, 0, 0, 0, 0}, 0, 0});
+  mask_ = n - 1;
+  free_.reserve(capacity);
+  for (uint32_t i = capacity; i > 0; i--) free_.push_back(i - 1);
+}
+
+size_t ConnTable::hash(const FlowKey& k) const {
+  uint64_t a = (static_cast<uint64_t>(k.saddr) << 32) | k.daddr;
+  uint64_t b = (static_cast<uint64_t>(k.sport) << 24) | (static_cast<uint64_t>(k.dport) << 8) | k.proto;
+  uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 31;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 29;
+  return static_cast<size_t>(h);
+}
+
+Conn* ConnTable::lookup(const FlowKey& k, int* dir) {
+  for (size_t i = hash(k) & mask_;; i = (i + 1) & mask_) {
+    const Slot& s = slots_[i];
+    if (s.conn == 0) return nullptr;
+    if (s.key == k) {
+      *dir = s.dir;
+      return &conns_[s.conn - 1];
+    }
+  }
+}
+
+Conn* ConnTable::allocate() {
+  if (free_.empty()) return nullptr;
+  uint32_t i = free_.back();
+  free_.pop_back();
+  Conn& c = conns_[i];
+  c = Conn{};
+  return &c;
+}
+
+void ConnTable::insert(Conn* c) {
+  uint32_t idx = static_cast<uint32_t>(c - conns_.data());
+  c->in_use = true;
+  index_put(c->key(0), idx + 1, 0);
+  index_put(c->key(1), idx + 1, 1);
+  used_++;
+}
+
+void ConnTable::remove(Conn* c) {
+  if (!c->in_use) return;
+  index_erase(c->key(0));
+  index_erase(c->key(1));
+  c->in_use = false;
+  c->svc.reset();
+  c->dest.reset();
+  free_.push_back(static_cast<uint32_t>(c - conns_.data()));
+  used_--;
+}
+
+void ConnTable::index_put(const FlowKey& k, uint32_t conn, uint8_t dir) {
+  size_t i = hash(k) & mask_;
+  while (slots_[i].conn != 0) i = (i + 1) & mask_;
+  slots_[i] = Slot{k, conn, dir};
+}
+
+// Linear probing with backward-shift deletion: no tombstones, lookups stay short.
+void ConnTable::index_erase(const FlowKey& k) {
+  size_t i = hash(k) & mask_;
+  while (true) {
+    if (slots_[i].conn == 0) return;
+    if (slots_[i].key == k) break;
+    i = (i + 1) & mask_;
+  }
+  size_t hole = i;
+  for (size_t j = (hole + 1) & mask_; slots_[j].conn != 0; j = (j + 1) & mask_) {
+    size_t home = hash(slots_[j].key) & mask_;
+    // move j into the hole when its home is not in (hole, j] cyclically
+    bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+    if (!between) {
+      slots_[hole] = slots_[j];
+      hole = j;
+    }
+  }
+  slots_[hole].conn = 0;
+}
+
+}  // namespace fulcrum

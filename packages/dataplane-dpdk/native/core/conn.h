@@ -1,0 +1,96 @@
+// The connection table (DPVS conn): a fixed pool of connections and one open-addressing
+// index holding both directions of each (client→VIP and server→local address). Sized once
+// at start; nothing is allocated per packet. One table per worker lcore, no locks.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/service.h"
+
+namespace fulcrum {
+
+// IPVS/DPVS TCP states, in ip_vs_proto_tcp.c order.
+enum TcpState : uint8_t {
+  kTcpNone = 0,
+  kTcpEstablished,
+  kTcpSynSent,
+  kTcpSynRecv,
+  kTcpFinWait,
+  kTcpTimeWait,
+  kTcpClose,
+  kTcpCloseWait,
+  kTcpLastAck,
+  kTcpListen,
+  kTcpSynAck,
+  kTcpStateCount
+};
+enum UdpState : uint8_t { kUdpOneway = 0, kUdpNormal = 1, kUdpStateCount };
+
+const char* tcp_state_name(uint8_t s);
+const char* udp_state_name(uint8_t s);
+
+// Next TCP state, IPVS's tcp_states table; dir 0 = from the client, 1 = from the server.
+uint8_t tcp_next_state(uint8_t state, int dir, bool syn, bool fin, bool ack, bool rst);
+
+struct FlowKey {
+  uint32_t saddr, daddr;  // host order
+  uint16_t sport, dport;
+  uint8_t proto;
+  bool operator==(const FlowKey& o) const {
+    return saddr == o.saddr && daddr == o.daddr && sport == o.sport && dport == o.dport && proto == o.proto;
+  }
+};
+
+struct Conn {
+  bool in_use = false;
+  bool answered = false;  // the server has replied (SYN-ACK, or any UDP reply)
+  uint8_t proto = 0;
+  uint8_t state = 0;
+  uint32_t caddr = 0, vaddr = 0, laddr = 0, daddr = 0;  // client, VIP, local, server (host order)
+  uint16_t cport = 0, vport = 0, lport = 0, dport = 0;
+  uint64_t created_ms = 0;
+  uint64_t expires_ms = 0;
+  uint64_t packets[2] = {0, 0};
+  std::shared_ptr<const Service> svc;
+  std::shared_ptr<Dest> dest;
+  FlowKey key(int dir) const {
+    return dir == 0 ? FlowKey{caddr, vaddr, cport, vport, proto} : FlowKey{daddr, laddr, dport, lport, proto};
+  }
+};
+
+class ConnTable {
+ public:
+  explicit ConnTable(uint32_t capacity);
+  uint32_t capacity() const { return static_cast<uint32_t>(conns_.size()); }
+  uint32_t size() const { return used_; }
+  // Finds the connection a packet with this flow belongs to; `dir` says which side sent it.
+  Conn* lookup(const FlowKey& k, int* dir);
+  // A free connection, or nullptr when the table is full. Call insert() once filled in.
+  Conn* allocate();
+  void insert(Conn* c);
+  void remove(Conn* c);
+  template <typename Fn>
+  void for_each(Fn fn) {
+    for (auto& c : conns_)
+      if (c.in_use) fn(c);
+  }
+
+ private:
+  struct Slot {
+    FlowKey key;
+    uint32_t conn;  // index + 1; 0 = empty
+    uint8_t dir;
+  };
+  size_t hash(const FlowKey& k) const;
+  void index_put(const FlowKey& k, uint32_t conn, uint8_t dir);
+  void index_erase(const FlowKey& k);
+  std::vector<Conn> conns_;
+  std::vector<uint32_t> free_;
+  std::vector<Slot> slots_;
+  size_t mask_;
+  uint32_t used_ = 0;
+};
+
+}  // namespace fulcrum

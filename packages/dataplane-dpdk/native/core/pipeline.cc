@@ -1,0 +1,515 @@
+#include "core/pipeline.h"
+
+#include <rte_arp.h>
+#include <rte_byteorder.h>
+#include <rte_ether.h>
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include <cstddef>
+#include <cstring>
+
+#include "core/checksum.h"
+
+namespace fulcrum {
+
+const char* const kCounterNames[kCounterCount] = {
+#define FULCRUM_COUNTER_NAME(n) #n,
+    FULCRUM_COUNTERS(FULCRUM_COUNTER_NAME)
+#undef FULCRUM_COUNTER_NAME
+};
+
+// DPVS's defaults (dp_vs_proto_tcp.c tcp_timeouts, seconds): short for half-open states.
+Timeouts default_timeouts() {
+  Timeouts t{};
+  const uint64_t s = 1000;
+  t.tcp_ms[kTcpNone] = 2 * s;
+  t.tcp_ms[kTcpEstablished] = 90 * s;
+  t.tcp_ms[kTcpSynSent] = 3 * s;
+  t.tcp_ms[kTcpSynRecv] = 30 * s;
+  t.tcp_ms[kTcpFinWait] = 7 * s;
+  t.tcp_ms[kTcpTimeWait] = 7 * s;
+  t.tcp_ms[kTcpClose] = 3 * s;
+  t.tcp_ms[kTcpCloseWait] = 7 * s;
+  t.tcp_ms[kTcpLastAck] = 7 * s;
+  t.tcp_ms[kTcpListen] = 120 * s;
+  t.tcp_ms[kTcpSynAck] = 30 * s;
+  t.udp_ms[kUdpOneway] = 20 * s;
+  t.udp_ms[kUdpNormal] = 300 * s;
+  return t;
+}
+
+namespace {
+constexpr uint32_t kEth = sizeof(rte_ether_hdr);
+inline uint32_t be32(uint32_t v) { return rte_be_to_cpu_32(v); }
+inline uint16_t be16(uint16_t v) { return rte_be_to_cpu_16(v); }
+// Byte pointers into packed headers: never a reference to a packed member.
+inline Mac to_mac(const uint8_t* a) {
+  Mac m;
+  std::memcpy(m.data(), a, 6);
+  return m;
+}
+inline void from_mac(uint8_t* a, const Mac& m) { std::memcpy(a, m.data(), 6); }
+inline uint16_t load16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline void store16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+}  // namespace
+
+Pipeline::Pipeline(const PipelineConfig& cfg)
+    : cfg_(cfg), conns_(cfg.conn_capacity), lports_(cfg.local_port_min, cfg.local_port_max) {}
+
+void Pipeline::add_port(uint16_t id, const Mac& mac, const std::vector<InterfaceAddress>& addrs) {
+  ports_.push_back(Port{id, mac, addrs});
+  for (const auto& a : addrs) routes_.add(Route{a.addr, a.prefix, 0, id});
+}
+
+const Pipeline::Port* Pipeline::port(uint16_t id) const {
+  for (const auto& p : ports_)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+
+bool Pipeline::connected(uint16_t id, uint32_t ip) const {
+  const Port* p = port(id);
+  if (!p) return false;
+  for (const auto& a : p->addrs)
+    if ((ip & RouteTable::mask(a.prefix)) == (a.addr & RouteTable::mask(a.prefix))) return true;
+  return false;
+}
+
+// Ours: an address of any port, a VIP or a local address.
+bool Pipeline::owns(uint16_t, uint32_t ip) const {
+  if (owned_.count(ip)) return true;
+  for (const auto& p : ports_)
+    for (const auto& a : p.addrs)
+      if (a.addr == ip) return true;
+  return false;
+}
+
+uint32_t Pipeline::port_address(uint16_t id, uint32_t toward) const {
+  const Port* p = port(id);
+  if (!p || p->addrs.empty()) return 0;
+  for (const auto& a : p->addrs)
+    if ((toward & RouteTable::mask(a.prefix)) == (a.addr & RouteTable::mask(a.prefix))) return a.addr;
+  return p->addrs.front().addr;
+}
+
+void Pipeline::rebuild_owned() {
+  owned_.clear();
+  for (const auto& [id, st] : services_) {
+    owned_.insert(st.svc->vip);
+    for (uint32_t a : st.svc->laddrs) owned_.insert(a);
+  }
+}
+
+void Pipeline::set_service(std::shared_ptr<const Service> svc) {
+  auto it = services_.find(svc->id);
+  if (it != services_.end()) {
+    const Service& old = *it->second.svc;
+    by_vip_.erase(svc_key(old.proto, old.vip, old.vport));
+    it->second.svc = svc;
+    it->second.cursor = 0;  // a new plan starts from its beginning, as IPVS on update
+  } else {
+    ServiceState st;
+    st.svc = svc;
+    services_.emplace(svc->id, std::move(st));
+  }
+  by_vip_[svc_key(svc->proto, svc->vip, svc->vport)] = svc->id;
+  rebuild_owned();
+}
+
+bool Pipeline::remove_service(uint32_t id) {
+  auto it = services_.find(id);
+  if (it == services_.end()) return false;
+  const Service& s = *it->second.svc;
+  by_vip_.erase(svc_key(s.proto, s.vip, s.vport));
+  services_.erase(it);
+  rebuild_owned();
+  return true;
+}
+
+uint32_t Pipeline::expire_server(uint32_t id, const std::string& server) {
+  uint32_t n = 0;
+  conns_.for_each([&](Conn& c) {
+    if (c.svc->id == id && c.dest->key == server) {
+      end_conn(c, false);
+      counters_[kCtr_conns_retired]++;
+      n++;
+    }
+  });
+  return n;
+}
+
+Verdict Pipeline::process(uint16_t in_port, uint8_t* frame, uint32_t len, uint64_t now_ms, FrameSink& sink) {
+  counters_[kCtr_rx_packets]++;
+  counters_[kCtr_rx_bytes] += len;
+  Verdict v{Action::Drop, 0};
+  if (len < kEth) {
+    drop(kCtr_drop_truncated);
+    return v;
+  }
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
+  uint16_t type = be16(eth->ether_type);
+  if (type == RTE_ETHER_TYPE_ARP) {
+    v = handle_arp(in_port, frame, len);
+  } else if (type != RTE_ETHER_TYPE_IPV4) {
+    drop(kCtr_drop_unknown_ethertype);
+  } else {
+    uint8_t* ip = frame + kEth;
+    uint32_t avail = len - kEth;
+    auto* iph = reinterpret_cast<rte_ipv4_hdr*>(ip);
+    uint32_t ihl = 0, total = 0;
+    if (avail < sizeof(rte_ipv4_hdr)) {
+      drop(kCtr_drop_truncated);
+      return v;
+    }
+    ihl = (iph->version_ihl & 0x0f) * 4u;
+    total = be16(iph->total_length);
+    if ((iph->version_ihl >> 4) != 4 || ihl < 20) {
+      drop(kCtr_drop_bad_ip_header);
+    } else if (ihl > avail || total > avail) {
+      drop(kCtr_drop_truncated);
+    } else if (total < ihl) {
+      drop(kCtr_drop_bad_ip_header);
+    } else if (!ipv4_header_checksum_ok(ip, ihl)) {
+      drop(kCtr_drop_bad_ip_checksum);
+    } else if (be16(iph->fragment_offset) & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
+      // Fragments are not reassembled yet: dropped and counted.
+      drop(kCtr_drop_fragment);
+    } else if (!owns(in_port, be32(iph->dst_addr))) {
+      drop(kCtr_drop_not_ours);
+    } else if (iph->next_proto_id == IPPROTO_ICMP) {
+      v = handle_icmp(in_port, frame, ip, ihl, total, sink);
+    } else if (iph->next_proto_id == IPPROTO_TCP || iph->next_proto_id == IPPROTO_UDP) {
+      v = handle_l4(in_port, frame, ip, ihl, total, now_ms, sink);
+    } else {
+      drop(kCtr_drop_unknown_protocol);
+    }
+  }
+  if (v.action == Action::Transmit) {
+    counters_[kCtr_tx_packets]++;
+    counters_[kCtr_tx_bytes] += len;
+  }
+  return v;
+}
+
+Verdict Pipeline::handle_arp(uint16_t in_port, uint8_t* frame, uint32_t len) {
+  Verdict v{Action::Drop, 0};
+  if (len < kEth + sizeof(rte_arp_hdr)) {
+    drop(kCtr_drop_truncated);
+    return v;
+  }
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(frame + kEth);
+  const Port* p = port(in_port);
+  if (!p || be16(arp->arp_hardware) != RTE_ARP_HRD_ETHER || be16(arp->arp_protocol) != RTE_ETHER_TYPE_IPV4 ||
+      arp->arp_hlen != 6 || arp->arp_plen != 4) {
+    drop(kCtr_drop_arp_other);
+    return v;
+  }
+  uint32_t sip = be32(arp->arp_data.arp_sip);
+  uint32_t tip = be32(arp->arp_data.arp_tip);
+  uint16_t op = be16(arp->arp_opcode);
+  if (sip != 0 && connected(in_port, sip)) {
+    neigh_.set(in_port, sip, to_mac(arp->arp_data.arp_sha.addr_bytes), false);
+    counters_[kCtr_arp_learned]++;
+  }
+  // Answer for a VIP or local address on the port whose network holds it (any port when none does).
+  bool ours = false;
+  if (op == RTE_ARP_OP_REQUEST && owns(in_port, tip)) {
+    bool held_elsewhere = false;
+    for (const auto& q : ports_)
+      if (q.id != in_port && connected(q.id, tip)) held_elsewhere = true;
+    ours = connected(in_port, tip) || !held_elsewhere;
+  }
+  if (!ours) {
+    if (op != RTE_ARP_OP_REPLY) drop(kCtr_drop_arp_other);
+    return v;
+  }
+  arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
+  arp->arp_data.arp_tha = arp->arp_data.arp_sha;
+  arp->arp_data.arp_tip = arp->arp_data.arp_sip;
+  from_mac(arp->arp_data.arp_sha.addr_bytes, p->mac);
+  arp->arp_data.arp_sip = rte_cpu_to_be_32(tip);
+  eth->dst_addr = eth->src_addr;
+  from_mac(eth->src_addr.addr_bytes, p->mac);
+  counters_[kCtr_arp_replies]++;
+  return Verdict{Action::Transmit, in_port};
+}
+
+Verdict Pipeline::handle_icmp(uint16_t, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint32_t total,
+                              FrameSink& sink) {
+  auto* iph = reinterpret_cast<rte_ipv4_hdr*>(ip);
+  uint8_t* icmp = ip + ihl;
+  uint32_t ilen = total - ihl;
+  if (ilen < sizeof(rte_icmp_hdr)) {
+    drop(kCtr_drop_truncated);
+    return Verdict{Action::Drop, 0};
+  }
+  if (csum_fold(csum_partial(icmp, ilen, 0)) != 0xffff) {
+    drop(kCtr_drop_bad_l4_checksum);
+    return Verdict{Action::Drop, 0};
+  }
+  auto* ih = reinterpret_cast<rte_icmp_hdr*>(icmp);
+  if (ih->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || ih->icmp_code != 0) {
+    drop(kCtr_drop_icmp_other);
+    return Verdict{Action::Drop, 0};
+  }
+  ih->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
+  ih->icmp_cksum = 0;
+  ih->icmp_cksum = static_cast<uint16_t>(~csum_fold(csum_partial(icmp, ilen, 0)));
+  uint32_t src = iph->src_addr;
+  iph->src_addr = iph->dst_addr;
+  iph->dst_addr = src;
+  iph->time_to_live = 64;
+  ipv4_header_checksum_set(ip, ihl);
+  counters_[kCtr_icmp_echo_replies]++;
+  return output(frame, be32(iph->dst_addr), sink);
+}
+
+
+Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint32_t total,
+                            uint64_t now_ms, FrameSink& sink) {
+  const Verdict dropped{Action::Drop, 0};
+  auto* iph = reinterpret_cast<rte_ipv4_hdr*>(ip);
+  uint8_t proto = iph->next_proto_id;
+  uint8_t* l4 = ip + ihl;
+  uint32_t l4len = total - ihl;
+  uint8_t* check = nullptr;  // the TCP/UDP checksum field, when there is one
+  bool syn = false, fin = false, ack = false, rst = false;
+  if (proto == IPPROTO_TCP) {
+    auto* th = reinterpret_cast<rte_tcp_hdr*>(l4);
+    if (l4len < sizeof(rte_tcp_hdr) || (th->data_off >> 4) * 4u < 20 || (th->data_off >> 4) * 4u > l4len) {
+      drop(kCtr_drop_truncated);
+      return dropped;
+    }
+    if (!l4_checksum_ok(iph->src_addr, iph->dst_addr, proto, l4, static_cast<uint16_t>(l4len))) {
+      drop(kCtr_drop_bad_l4_checksum);
+      return dropped;
+    }
+    check = l4 + offsetof(rte_tcp_hdr, cksum);
+    syn = th->tcp_flags & RTE_TCP_SYN_FLAG;
+    fin = th->tcp_flags & RTE_TCP_FIN_FLAG;
+    ack = th->tcp_flags & RTE_TCP_ACK_FLAG;
+    rst = th->tcp_flags & RTE_TCP_RST_FLAG;
+  } else {
+    auto* uh = reinterpret_cast<rte_udp_hdr*>(l4);
+    if (l4len < sizeof(rte_udp_hdr) || be16(uh->dgram_len) < 8 || be16(uh->dgram_len) > l4len) {
+      drop(kCtr_drop_truncated);
+      return dropped;
+    }
+    if (uh->dgram_cksum != 0 &&
+        !l4_checksum_ok(iph->src_addr, iph->dst_addr, proto, l4, be16(uh->dgram_len))) {
+      drop(kCtr_drop_bad_l4_checksum);
+      return dropped;
+    }
+    check = uh->dgram_cksum != 0 ? l4 + offsetof(rte_udp_hdr, dgram_cksum) : nullptr;
+  }
+  // Source and destination ports lie at the same offsets in TCP and UDP.
+  uint16_t osp = load16(l4), odp = load16(l4 + 2);
+  FlowKey key{be32(iph->src_addr), be32(iph->dst_addr), be16(osp), be16(odp), proto};
+
+  int dir = 0;
+  Conn* c = conns_.lookup(key, &dir);
+  if (!c) {
+    auto it = by_vip_.find(svc_key(proto, key.daddr, key.dport));
+    if (it == by_vip_.end()) {
+      drop(kCtr_drop_no_service);
+      return dropped;
+    }
+    if (proto == IPPROTO_TCP && !(syn && !ack && !rst)) {
+      drop(kCtr_drop_no_conn);  // only a SYN opens a connection (no SYNPROXY yet)
+      return dropped;
+    }
+    c = new_conn(services_[it->second], key.saddr, key.sport, now_ms);
+    if (!c) return dropped;
+    dir = 0;
+  }
+
+  if (proto == IPPROTO_TCP) {
+    if (dir == 1 && syn && ack && !c->answered) {
+      c->answered = true;
+      signals_.push_back(HealthSignal{c->svc->name, c->dest->key, true, "answered"});
+    }
+    if (dir == 1 && rst && !c->answered && (c->state == kTcpSynRecv || c->state == kTcpSynSent)) {
+      c->answered = true;  // one signal per connection
+      signals_.push_back(HealthSignal{c->svc->name, c->dest->key, false, "refused"});
+    }
+    set_state(*c, tcp_next_state(c->state, dir, syn, fin, ack, rst), now_ms);
+  } else {
+    if (dir == 1 && c->state == kUdpOneway) {
+      c->answered = true;
+      signals_.push_back(HealthSignal{c->svc->name, c->dest->key, true, "answered"});
+      c->state = kUdpNormal;
+    }
+    c->expires_ms = now_ms + cfg_.timeouts.udp_ms[c->state];
+  }
+  c->packets[dir]++;
+
+  uint32_t nsaddr, ndaddr;
+  uint16_t nsport, ndport;
+  if (dir == 0) {
+    nsaddr = c->laddr, nsport = c->lport, ndaddr = c->daddr, ndport = c->dport;
+    counters_[kCtr_fullnat_in]++;
+  } else {
+    nsaddr = c->vaddr, nsport = c->vport, ndaddr = c->caddr, ndport = c->cport;
+    counters_[kCtr_fullnat_out]++;
+  }
+  uint32_t osa = iph->src_addr, oda = iph->dst_addr;
+  uint32_t nsa = rte_cpu_to_be_32(nsaddr), nda = rte_cpu_to_be_32(ndaddr);
+  uint16_t nsp = rte_cpu_to_be_16(nsport), ndp = rte_cpu_to_be_16(ndport);
+  iph->hdr_checksum = csum_replace4(csum_replace4(iph->hdr_checksum, osa, nsa), oda, nda);
+  if (check) {
+    uint16_t s = csum_replace4(csum_replace4(load16(check), osa, nsa), oda, nda);
+    s = csum_replace2(csum_replace2(s, osp, nsp), odp, ndp);
+    if (proto == IPPROTO_UDP && s == 0) s = 0xffff;  // 0 means "no checksum" in UDP
+    store16(check, s);
+  }
+  iph->src_addr = nsa;
+  iph->dst_addr = nda;
+  store16(l4, nsp);
+  store16(l4 + 2, ndp);
+  return output(frame, ndaddr, sink);
+}
+
+Conn* Pipeline::new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint64_t now_ms) {
+  const Service& svc = *st.svc;
+  if (svc.max_conns && st.conns >= svc.max_conns) {
+    drop(kCtr_drop_service_full);
+    return nullptr;
+  }
+  if (conns_.size() >= conns_.capacity()) {
+    drop(kCtr_drop_conn_table_full);
+    return nullptr;
+  }
+  uint8_t src[4], dst[4];
+  uint32_t sbe = rte_cpu_to_be_32(saddr), dbe = rte_cpu_to_be_32(svc.vip);
+  std::memcpy(src, &sbe, 4);
+  std::memcpy(dst, &dbe, 4);
+  HashTuple t{src, 4, sport, dst, 4, svc.vport};
+  int32_t idx = plan_pick(svc.plan, st.cursor, t, [&svc](size_t i) {
+    const Dest* d = i < svc.dests.size() ? svc.dests[i].get() : nullptr;
+    return d ? ServerLoad{d->active, d->inactive} : ServerLoad{0, 0};
+  });
+  if (idx < 0 || static_cast<size_t>(idx) >= svc.dests.size() || svc.dests[idx]->draining) {
+    drop(kCtr_drop_no_server);
+    return nullptr;
+  }
+  uint32_t laddr = 0;
+  uint16_t lport = 0;
+  for (size_t k = 0; k < svc.laddrs.size() && lport == 0; k++) {
+    laddr = svc.laddrs[(st.laddr_cursor + k) % svc.laddrs.size()];
+    lport = lports_.acquire(laddr);
+  }
+  st.laddr_cursor++;
+  if (lport == 0) {
+    drop(kCtr_drop_local_ports_exhausted);
+    return nullptr;
+  }
+  Conn* c = conns_.allocate();
+  c->proto = svc.proto;
+  c->state = svc.proto == IPPROTO_TCP ? static_cast<uint8_t>(kTcpNone) : static_cast<uint8_t>(kUdpOneway);
+  c->caddr = saddr;
+  c->cport = sport;
+  c->vaddr = svc.vip;
+  c->vport = svc.vport;
+  c->laddr = laddr;
+  c->lport = lport;
+  c->daddr = svc.dests[idx]->addr;
+  c->dport = svc.dests[idx]->port;
+  c->created_ms = now_ms;
+  c->expires_ms = now_ms + (svc.proto == IPPROTO_TCP ? cfg_.timeouts.tcp_ms[kTcpNone] : cfg_.timeouts.udp_ms[0]);
+  c->svc = st.svc;
+  c->dest = svc.dests[idx];
+  c->dest->inactive++;  // IPVS counts a connection inactive until it is ESTABLISHED
+  conns_.insert(c);
+  st.conns++;
+  counters_[kCtr_conns_created]++;
+  return c;
+}
+
+void Pipeline::set_state(Conn& c, uint8_t state, uint64_t now_ms) {
+  if (c.state != state) {
+    if (c.state == kTcpEstablished) {
+      c.dest->active--;
+      c.dest->inactive++;
+    } else if (state == kTcpEstablished) {
+      c.dest->inactive--;
+      c.dest->active++;
+    }
+    c.state = state;
+  }
+  c.expires_ms = now_ms + cfg_.timeouts.tcp_ms[state];
+}
+
+void Pipeline::end_conn(Conn& c, bool expired) {
+  if (expired && !c.answered) {
+    if (c.proto == IPPROTO_TCP && (c.state == kTcpSynRecv || c.state == kTcpSynSent))
+      signals_.push_back(HealthSignal{c.svc->name, c.dest->key, false, "timeout"});
+    else if (c.proto == IPPROTO_UDP && c.state == kUdpOneway)
+      signals_.push_back(HealthSignal{c.svc->name, c.dest->key, false, "oneway-expired"});
+  }
+  if (c.proto == IPPROTO_TCP && c.state == kTcpEstablished)
+    c.dest->active--;
+  else
+    c.dest->inactive--;
+  lports_.release(c.laddr, c.lport);
+  auto it = services_.find(c.svc->id);
+  if (it != services_.end() && it->second.conns > 0) it->second.conns--;
+  conns_.remove(&c);
+}
+
+uint32_t Pipeline::expire(uint64_t now_ms) {
+  uint32_t n = 0;
+  conns_.for_each([&](Conn& c) {
+    if (c.expires_ms <= now_ms) {
+      end_conn(c, true);
+      n++;
+    }
+  });
+  counters_[kCtr_conns_expired] += n;
+  return n;
+}
+
+Verdict Pipeline::output(uint8_t* frame, uint32_t dst, FrameSink& sink) {
+  const Route* r = routes_.lookup(dst);
+  const Port* p = r ? port(r->port) : nullptr;
+  if (!p) {
+    drop(kCtr_drop_no_route);
+    return Verdict{Action::Drop, 0};
+  }
+  uint32_t nh = r->via ? r->via : dst;
+  const Mac* mac = neigh_.find(r->port, nh);
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
+  if (!mac) {
+    // Resolve and drop this packet (the sender retransmits); DPVS queues it instead.
+    uint8_t req[60] = {};
+    auto* reth = reinterpret_cast<rte_ether_hdr*>(req);
+    auto* arp = reinterpret_cast<rte_arp_hdr*>(req + kEth);
+    std::memset(reth->dst_addr.addr_bytes, 0xff, 6);
+    from_mac(reth->src_addr.addr_bytes, p->mac);
+    reth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+    arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+    arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    arp->arp_hlen = 6;
+    arp->arp_plen = 4;
+    arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
+    from_mac(arp->arp_data.arp_sha.addr_bytes, p->mac);
+    arp->arp_data.arp_sip = rte_cpu_to_be_32(port_address(r->port, nh));
+    arp->arp_data.arp_tip = rte_cpu_to_be_32(nh);
+    sink.emit(r->port, req, sizeof(req));
+    counters_[kCtr_arp_requests_sent]++;
+    drop(kCtr_drop_neigh_miss);
+    return Verdict{Action::Drop, 0};
+  }
+  from_mac(eth->src_addr.addr_bytes, p->mac);
+  from_mac(eth->dst_addr.addr_bytes, *mac);
+  return Verdict{Action::Transmit, r->port};
+}
+
+}  // namespace fulcrum

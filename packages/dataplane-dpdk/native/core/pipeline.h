@@ -1,0 +1,143 @@
+// One worker's packet pipeline: L2 (ARP), L3 (IPv4 checks, ICMP echo, routing), FULLNAT
+// for TCP and UDP. Frames are processed in place; the caller owns the buffer (an rte_mbuf's
+// data on a port, or a plain buffer in the injection harness). Knows nothing of Node.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/conn.h"
+#include "core/laddr.h"
+#include "core/neigh.h"
+#include "core/route.h"
+#include "core/service.h"
+
+namespace fulcrum {
+
+// Every counter, in the order the binding reports them. Drops name their reason.
+#define FULCRUM_COUNTERS(X)                                                       \
+  X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes)                             \
+  X(arp_replies) X(arp_requests_sent) X(arp_learned) X(icmp_echo_replies)         \
+  X(conns_created) X(conns_expired) X(conns_retired)                              \
+  X(fullnat_in) X(fullnat_out)                                                    \
+  X(drop_truncated) X(drop_unknown_ethertype) X(drop_bad_ip_header)               \
+  X(drop_bad_ip_checksum) X(drop_bad_l4_checksum) X(drop_fragment)                \
+  X(drop_unknown_protocol) X(drop_not_ours) X(drop_no_service) X(drop_no_conn)    \
+  X(drop_no_server) X(drop_conn_table_full) X(drop_local_ports_exhausted)         \
+  X(drop_service_full) X(drop_no_route) X(drop_neigh_miss) X(drop_icmp_other)     \
+  X(drop_arp_other)
+
+enum CounterId {
+#define FULCRUM_COUNTER_ENUM(n) kCtr_##n,
+  FULCRUM_COUNTERS(FULCRUM_COUNTER_ENUM)
+#undef FULCRUM_COUNTER_ENUM
+      kCounterCount
+};
+extern const char* const kCounterNames[kCounterCount];
+
+struct Timeouts {
+  uint64_t tcp_ms[kTcpStateCount];
+  uint64_t udp_ms[kUdpStateCount];
+};
+Timeouts default_timeouts();
+
+struct PipelineConfig {
+  uint32_t conn_capacity = 65536;
+  uint16_t local_port_min = 1024;
+  uint16_t local_port_max = 65535;
+  Timeouts timeouts = default_timeouts();
+};
+
+struct InterfaceAddress {
+  uint32_t addr;  // host order
+  uint8_t prefix;
+};
+
+// A passive-health signal (DPVS dest-check's inputs), drained by the control plane.
+struct HealthSignal {
+  std::string service;
+  std::string server;
+  bool ok;
+  const char* reason;
+};
+
+// Where extra frames go (ARP requests the pipeline originates).
+class FrameSink {
+ public:
+  virtual ~FrameSink() = default;
+  virtual void emit(uint16_t port, const uint8_t* data, uint32_t len) = 0;
+};
+
+enum class Action : uint8_t { Drop, Transmit };
+struct Verdict {
+  Action action;
+  uint16_t port;
+};
+
+class Pipeline {
+ public:
+  explicit Pipeline(const PipelineConfig& cfg);
+
+  // Control (between bursts, on the worker's own thread).
+  void add_port(uint16_t id, const Mac& mac, const std::vector<InterfaceAddress>& addrs);
+  void add_route(const Route& r) { routes_.add(r); }
+  void add_neighbor(uint16_t port, uint32_t ip, const Mac& mac) { neigh_.set(port, ip, mac, true); }
+  // Adds or replaces a service by id; connections keep the snapshot they started with.
+  void set_service(std::shared_ptr<const Service> svc);
+  bool remove_service(uint32_t id);
+  // Connections to `server` of service `id` end now (`retired` with action expire).
+  uint32_t expire_server(uint32_t id, const std::string& server);
+
+  Verdict process(uint16_t in_port, uint8_t* frame, uint32_t len, uint64_t now_ms, FrameSink& sink);
+  // Ends connections whose timeout passed; returns how many.
+  uint32_t expire(uint64_t now_ms);
+
+  std::vector<HealthSignal> take_signals() { return std::move(signals_); }
+  const uint64_t* counters() const { return counters_; }
+  ConnTable& conns() { return conns_; }
+  const LocalPortPool& local_ports() const { return lports_; }
+
+ private:
+  struct Port {
+    uint16_t id;
+    Mac mac;
+    std::vector<InterfaceAddress> addrs;
+  };
+  static uint64_t svc_key(uint8_t proto, uint32_t vip, uint16_t vport) {
+    return (static_cast<uint64_t>(proto) << 48) | (static_cast<uint64_t>(vport) << 32) | vip;
+  }
+  const Port* port(uint16_t id) const;
+  bool owns(uint16_t port, uint32_t ip) const;
+  bool connected(uint16_t port, uint32_t ip) const;
+  uint32_t port_address(uint16_t port, uint32_t toward) const;
+  void rebuild_owned();
+
+  Verdict handle_arp(uint16_t in_port, uint8_t* frame, uint32_t len);
+  Verdict handle_icmp(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint32_t ip_len,
+                      FrameSink& sink);
+  Verdict handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint32_t ip_len,
+                    uint64_t now_ms, FrameSink& sink);
+  Conn* new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint64_t now_ms);
+  void set_state(Conn& c, uint8_t state, uint64_t now_ms);
+  void end_conn(Conn& c, bool expired);
+  Verdict output(uint8_t* frame, uint32_t dst, FrameSink& sink);
+  void drop(CounterId id) { counters_[id]++; }
+
+  PipelineConfig cfg_;
+  std::vector<Port> ports_;
+  RouteTable routes_;
+  NeighTable neigh_;
+  ConnTable conns_;
+  LocalPortPool lports_;
+  std::unordered_map<uint32_t, ServiceState> services_;  // by id
+  std::unordered_map<uint64_t, uint32_t> by_vip_;         // (proto, vip, vport) → id
+  std::unordered_set<uint32_t> owned_;                    // VIPs and local addresses
+  std::vector<HealthSignal> signals_;
+  uint64_t counters_[kCounterCount] = {};
+};
+
+}  // namespace fulcrum

@@ -1,0 +1,69 @@
+// Executes the kernel's compiled scheduling plans (packages/kernel/src/plan.ts) natively:
+// the same semantics as the kernel's reference PlanExecutor, one executor per worker lcore.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace fulcrum {
+
+enum class PlanKind : uint8_t { Sequence = 0, Hash = 1, LeastConnections = 2 };
+enum class HashField : uint8_t { SourceAddress = 0, SourcePort = 1, DestinationAddress = 2, DestinationPort = 3 };
+enum class LcFormula : uint8_t { Lc = 0, Wlc = 1, Sed = 2, Nq = 3 };
+
+struct Plan {
+  PlanKind kind = PlanKind::Sequence;
+  std::vector<int32_t> sequence;  // sequence plans
+  std::vector<HashField> fields;  // hash plans
+  std::vector<int32_t> table;     // hash plans; -1 = no server
+  LcFormula formula = LcFormula::Wlc;
+  std::vector<uint32_t> weights;  // least-connections plans
+};
+
+// The fields a plan may read; addresses are 4 (IPv4) or 16 (IPv6) network-order bytes.
+struct HashTuple {
+  const uint8_t* source_address;
+  uint8_t source_address_len;
+  uint16_t source_port;  // host order
+  const uint8_t* destination_address;
+  uint8_t destination_address_len;
+  uint16_t destination_port;  // host order
+};
+
+// The kernel's planHash: FNV-1a 32 over the fields' bytes, finished with fmix32.
+uint32_t plan_hash(const std::vector<HashField>& fields, const HashTuple& t);
+
+struct ServerLoad {
+  uint32_t active;
+  uint32_t inactive;
+};
+
+// Picks a server index or -1. `cursor` is the worker's own sequence cursor.
+// `load(i)` returns the live counts of server i (least-connections plans).
+template <typename LoadFn>
+int32_t plan_pick(const Plan& plan, uint32_t& cursor, const HashTuple& t, LoadFn load);
+
+int32_t pick_least(const Plan& plan, const ServerLoad* loads, size_t n);
+
+template <typename LoadFn>
+int32_t plan_pick(const Plan& plan, uint32_t& cursor, const HashTuple& t, LoadFn load) {
+  switch (plan.kind) {
+    case PlanKind::Sequence: {
+      if (plan.sequence.empty()) return -1;
+      if (cursor >= plan.sequence.size()) cursor = 0;
+      return plan.sequence[cursor++];
+    }
+    case PlanKind::Hash: {
+      if (plan.table.empty()) return -1;
+      return plan.table[plan_hash(plan.fields, t) % plan.table.size()];
+    }
+    case PlanKind::LeastConnections: {
+      std::vector<ServerLoad> loads(plan.weights.size());
+      for (size_t i = 0; i < loads.size(); i++) loads[i] = load(i);
+      return pick_least(plan, loads.data(), loads.size());
+    }
+  }
+  return -1;
+}
+
+}  // namespace fulcrum

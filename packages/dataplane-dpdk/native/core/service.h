@@ -1,0 +1,61 @@
+// A virtual service as the workers execute it: an immutable snapshot (servers, plan, local
+// addresses) swapped as a whole. Dest objects carry live counts and outlive snapshots:
+// a new snapshot reuses the Dest of a server it keeps, so counts and connections carry over.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/sched.h"
+
+namespace fulcrum {
+
+struct Dest {
+  uint32_t addr = 0;  // host order
+  uint16_t port = 0;
+  std::string key;  // "address:port", as the kernel names servers
+  uint32_t active = 0;
+  uint32_t inactive = 0;
+  bool draining = false;
+};
+
+struct Service {
+  uint32_t id = 0;
+  std::string name;
+  uint8_t proto = 6;  // IPPROTO_TCP or IPPROTO_UDP
+  uint32_t vip = 0;   // host order
+  uint16_t vport = 0;
+  uint32_t max_conns = 0;  // 0 = unlimited
+  std::vector<std::shared_ptr<Dest>> dests;  // index = plan index
+  Plan plan;
+  std::vector<uint32_t> laddrs;  // host order
+};
+
+// Per-worker scheduling state of a service: the sequence cursor and the local-address cursor.
+struct ServiceState {
+  std::shared_ptr<const Service> svc;
+  uint32_t cursor = 0;
+  uint32_t laddr_cursor = 0;
+  uint32_t conns = 0;
+};
+
+}  // namespace fulcrum
+
+namespace fulcrum {
+
+// Gives `next` the Dest objects of `prev` for the servers it keeps (same key), so live
+// counts and the connections pointing at them carry over a snapshot swap.
+inline void reuse_dests(Service& next, const Service* prev) {
+  if (!prev) return;
+  for (auto& d : next.dests)
+    for (const auto& o : prev->dests)
+      if (o->key == d->key) {
+        o->draining = d->draining;
+        d = o;
+        break;
+      }
+}
+
+}  // namespace fulcrum

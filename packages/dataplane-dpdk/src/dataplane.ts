@@ -1,0 +1,136 @@
+import type { DataplaneChange, DataplaneInstance, PluginContext, TimerHandle } from '@fulcrum/kernel';
+import { DpdkErrorCodes, dpdkError } from './errors.js';
+import { ipv4ToNumber, parseCidr, parseMac } from './ipv4.js';
+import { CounterMetrics } from './metrics.js';
+import { loadNative, type NativeBinding, type NativeSignal } from './native.js';
+import { timeoutTables, type DpdkDataplaneOptions } from './options.js';
+import { ServiceTable, type ServiceSink } from './services.js';
+
+/**
+ * The dpdk dataplane: EAL and the poll loop run on the addon's own thread; this object
+ * translates snapshots, forwards passive-health signals to the kernel's bus and keeps
+ * the metrics. It stops EAL on every exit path (stop(), process exit, SIGTERM, SIGINT),
+ * because a process with a running EAL thread does not exit by itself.
+ */
+export class DpdkDataplane implements DataplaneInstance {
+  readonly #ctx: PluginContext;
+  readonly #options: DpdkDataplaneOptions;
+  readonly #services = new ServiceTable();
+  #native?: NativeBinding;
+  #metrics?: CounterMetrics;
+  #timer?: TimerHandle;
+  #running = false;
+  readonly #onExit = () => this.#stopNow();
+  readonly #onSignal = (signal: NodeJS.Signals) => {
+    this.#stopNow();
+    // Our listener replaced the default action: re-raise so the process ends as it would have.
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+
+  constructor(ctx: PluginContext, options: DpdkDataplaneOptions) {
+    this.#ctx = ctx;
+    this.#options = options;
+    const names = options.ports.map((p) => p.name);
+    for (const r of options.routes)
+      if (!names.includes(r.port)) throw dpdkError(DpdkErrorCodes.EAL, `route to ${r.to}: no port named ${r.port}`);
+    for (const n of options.neighbors)
+      if (!names.includes(n.port))
+        throw dpdkError(DpdkErrorCodes.EAL, `neighbour ${n.address}: no port named ${n.port}`);
+    if (options.localPorts.min > options.localPorts.max)
+      throw dpdkError(DpdkErrorCodes.EAL, 'localPorts.min must not exceed localPorts.max');
+    const pci = options.ports.findIndex((p) => p.pci);
+    const vdev = options.ports.findIndex((p) => p.vdev);
+    // DPDK numbers PCI ports before virtual devices: the order given must match.
+    if (pci >= 0 && vdev >= 0 && options.ports.slice(vdev).some((p) => p.pci))
+      throw dpdkError(DpdkErrorCodes.EAL, 'list PCI ports before vdev ports (DPDK numbers them in that order)');
+  }
+
+  async start(): Promise<void> {
+    const native = loadNative();
+    const o = this.#options;
+    const args = [...o.eal, ...o.ports.flatMap((p) => (p.pci ? ['-a', p.pci] : ['--vdev', p.vdev!]))];
+    const portAddrs = o.ports.map((p) =>
+      p.addresses.flatMap((a) => {
+        const c = parseCidr(a)!;
+        return [ipv4ToNumber(c.address), c.prefix];
+      }),
+    );
+    const t = timeoutTables(o.timeouts);
+    process.on('exit', this.#onExit);
+    process.on('SIGTERM', this.#onSignal);
+    process.on('SIGINT', this.#onSignal);
+    try {
+      const macs = await native.ealStart(
+        args,
+        portAddrs,
+        {
+          connCapacity: o.maxConnections,
+          localPortMin: o.localPorts.min,
+          localPortMax: o.localPorts.max,
+          tcpTimeoutsMs: t.tcp,
+          udpTimeoutsMs: t.udp,
+        },
+        (kind, payload) => {
+          if (kind === 'signals') this.#signals(payload);
+        },
+      );
+      this.#ctx.logger.info(
+        { ports: o.ports.map((p, i) => `${p.name}=${macs[i]?.toString('hex').replace(/(..)(?!$)/g, '$1:')}`) },
+        'dpdk dataplane started',
+      );
+    } catch (e) {
+      this.#removeExitHooks();
+      throw dpdkError(DpdkErrorCodes.EAL, `DPDK did not start: ${(e as Error).message}`, { eal: args }, e);
+    }
+    this.#native = native;
+    this.#running = true;
+    const portId = (name: string) => o.ports.findIndex((p) => p.name === name);
+    for (const r of o.routes) {
+      const c = parseCidr(r.to)!;
+      native.ealAddRoute(ipv4ToNumber(c.address), c.prefix, r.via ? ipv4ToNumber(r.via) : 0, portId(r.port));
+    }
+    for (const n of o.neighbors) native.ealAddNeighbor(portId(n.port), ipv4ToNumber(n.address), parseMac(n.mac)!);
+    this.#metrics = new CounterMetrics(this.#ctx.metrics);
+    this.#timer = this.#ctx.clock.setInterval(() => this.#collect(), 1000);
+  }
+
+  async apply(change: DataplaneChange): Promise<void> {
+    const native = this.#native;
+    if (!native || !this.#running)
+      throw dpdkError(DpdkErrorCodes.EAL, 'the dpdk dataplane is not running: apply() after start()');
+    const sink: ServiceSink = {
+      setService: (s) => native.ealSetService(s),
+      removeService: (id) => native.ealRemoveService(id),
+      expireServer: (id, server) => native.ealExpireServer(id, server),
+    };
+    this.#services.apply(change, sink);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopNow();
+  }
+
+  #collect(): void {
+    const c = this.#native?.ealCounters();
+    if (c) this.#metrics?.update(c);
+  }
+
+  #signals(list: NativeSignal[]): void {
+    for (const s of list) this.#ctx.events.emit('health:signal', s);
+  }
+
+  #stopNow(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#removeExitHooks();
+    if (!this.#running) return;
+    this.#running = false;
+    this.#native?.ealStop();
+  }
+
+  #removeExitHooks(): void {
+    process.off('exit', this.#onExit);
+    process.off('SIGTERM', this.#onSignal);
+    process.off('SIGINT', this.#onSignal);
+  }
+}

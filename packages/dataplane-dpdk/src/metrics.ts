@@ -1,0 +1,59 @@
+import type { MetricsRegistry } from '@fulcrum/kernel';
+import type { NativeCounters } from './native.js';
+
+/**
+ * Turns the native counters (monotonic, read on demand) into prom-client metrics:
+ * packets and bytes by direction, drops by reason, connections created and expired.
+ */
+export class CounterMetrics {
+  #last: NativeCounters = {};
+  readonly #packets;
+  readonly #bytes;
+  readonly #drops;
+  readonly #conns;
+  readonly #open;
+
+  constructor(metrics: MetricsRegistry) {
+    this.#packets = metrics.counter({
+      name: 'fulcrum_dpdk_packets_total',
+      help: 'Packets received and transmitted by the dpdk dataplane',
+      labelNames: ['direction'] as const,
+    });
+    this.#bytes = metrics.counter({
+      name: 'fulcrum_dpdk_bytes_total',
+      help: 'Bytes received and transmitted by the dpdk dataplane',
+      labelNames: ['direction'] as const,
+    });
+    this.#drops = metrics.counter({
+      name: 'fulcrum_dpdk_drops_total',
+      help: 'Packets the dpdk dataplane dropped, by reason',
+      labelNames: ['reason'] as const,
+    });
+    this.#conns = metrics.counter({
+      name: 'fulcrum_dpdk_connections_total',
+      help: 'Connections created, expired and retired by the dpdk dataplane',
+      labelNames: ['event'] as const,
+    });
+    this.#open = metrics.gauge({
+      name: 'fulcrum_dpdk_connections',
+      help: 'Connections in the dpdk dataplane table',
+    });
+  }
+
+  update(c: NativeCounters): void {
+    const delta = (k: string) => Math.max(0, (c[k] ?? 0) - (this.#last[k] ?? 0));
+    for (const dir of ['rx', 'tx'] as const) {
+      this.#packets.inc({ direction: dir }, delta(`${dir}_packets`));
+      this.#bytes.inc({ direction: dir }, delta(`${dir}_bytes`));
+    }
+    for (const k of Object.keys(c))
+      if (k.startsWith('drop_')) {
+        const d = delta(k);
+        if (d > 0) this.#drops.inc({ reason: k.slice(5) }, d);
+      }
+    for (const event of ['created', 'expired', 'retired'] as const)
+      this.#conns.inc({ event }, delta(`conns_${event}`));
+    if (c.connections !== undefined) this.#open.set(c.connections);
+    this.#last = { ...c };
+  }
+}

@@ -1,0 +1,164 @@
+// The only file that loads the addon. Everything else goes through these types.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { DpdkErrorCodes, dpdkError } from './errors.js';
+
+/** A service as the native core takes it: validated and converted by snapshot.ts. */
+export interface NativeService {
+  id: number;
+  name: string;
+  /** 6 = TCP, 17 = UDP */
+  proto: number;
+  vip: number;
+  vport: number;
+  /** 0 = unlimited */
+  maxConns: number;
+  dests: { addr: number; port: number; key: string; draining: boolean }[];
+  plan: NativePlan;
+  laddrs: number[];
+}
+
+/** kind 0 sequence, 1 hash, 2 least-connections (fields and formula as indices). */
+export interface NativePlan {
+  kind: 0 | 1 | 2;
+  sequence?: number[];
+  fields?: number[];
+  table?: number[];
+  formula?: number;
+  weights?: number[];
+}
+
+export interface NativeHarnessConfig {
+  connCapacity?: number;
+  localPortMin?: number;
+  localPortMax?: number;
+  /** Per IPVS TCP state, in the order of TCP_STATES. */
+  tcpTimeoutsMs?: number[];
+  /** ONEWAY, NORMAL */
+  udpTimeoutsMs?: number[];
+}
+
+export interface NativeSignal {
+  service: string;
+  server: string;
+  ok: boolean;
+  reason: string;
+}
+
+export interface NativeConnection {
+  protocol: 'tcp' | 'udp';
+  service: string;
+  server: string;
+  client: string;
+  virtual: string;
+  local: string;
+  state: string;
+  expiresMs: number;
+}
+
+export type NativeCounters = Record<string, number>;
+
+export interface NativeHarness {
+  addPort(id: number, mac: Buffer, addrs: number[]): number;
+  addRoute(net: number, prefix: number, via: number, port: number): number;
+  addNeighbor(port: number, ip: number, mac: Buffer): number;
+  setService(svc: NativeService): number;
+  removeService(id: number): number;
+  expireServer(id: number, server: string): number;
+  inject(port: number, frame: Buffer, nowMs: number): [number, Buffer][];
+  expire(nowMs: number): number;
+  signals(): NativeSignal[];
+  counters(): NativeCounters;
+  connections(): NativeConnection[];
+}
+
+export interface NativeBinding {
+  Harness: new (config: NativeHarnessConfig) => NativeHarness;
+  planHash(fields: number[], src: string, sport: number, dst: string, dport: number): number;
+  ealStart(
+    args: string[],
+    portAddrs: number[][],
+    config: NativeHarnessConfig,
+    onEvent: (kind: 'signals', payload: NativeSignal[]) => void,
+  ): Promise<Buffer[]>;
+  ealStop(): void;
+  ealSetService(svc: NativeService): number;
+  ealRemoveService(id: number): number;
+  ealExpireServer(id: number, server: string): number;
+  ealAddRoute(net: number, prefix: number, via: number, port: number): number;
+  ealAddNeighbor(port: number, ip: number, mac: Buffer): number;
+  ealCounters(): NativeCounters | null;
+}
+
+export const TCP_STATES = [
+  'NONE',
+  'ESTABLISHED',
+  'SYN_SENT',
+  'SYN_RECV',
+  'FIN_WAIT',
+  'TIME_WAIT',
+  'CLOSE',
+  'CLOSE_WAIT',
+  'LAST_ACK',
+  'LISTEN',
+  'SYNACK',
+] as const;
+
+const addonPath = fileURLToPath(new URL('../build/Release/fulcrum_dpdk.node', import.meta.url));
+const INSTALL = 'apt-get install libdpdk-dev dpdk pkg-config';
+
+function hasLibdpdk(): boolean {
+  try {
+    execFileSync('pkg-config', ['--exists', 'libdpdk'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let cached: NativeBinding | undefined;
+let failure: Error | undefined;
+
+/** Why the addon cannot be used here, or undefined when it can (for tests and diagnostics). */
+export function nativeUnavailableReason(): string | undefined {
+  try {
+    loadNative();
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Loads the addon once; throws FULCRUM_DATAPLANE_UNAVAILABLE saying what to install or run. */
+export function loadNative(): NativeBinding {
+  if (cached) return cached;
+  if (failure) throw failure;
+  if (!existsSync(addonPath)) {
+    failure = hasLibdpdk()
+      ? dpdkError(
+          DpdkErrorCodes.UNAVAILABLE,
+          `the DPDK addon is not built (${addonPath} missing): run "npm run build" at the repository root, or "npm run build:native" in @fulcrum/dataplane-dpdk`,
+          { addonPath },
+        )
+      : dpdkError(
+          DpdkErrorCodes.UNAVAILABLE,
+          `DPDK is not installed: ${INSTALL} (as root), then rebuild with "npm run build"`,
+          { addonPath, install: INSTALL },
+        );
+    throw failure;
+  }
+  try {
+    cached = createRequire(import.meta.url)(addonPath) as NativeBinding;
+    return cached;
+  } catch (e) {
+    failure = dpdkError(
+      DpdkErrorCodes.UNAVAILABLE,
+      `the DPDK addon does not load (${(e as Error).message}): is DPDK installed (${INSTALL}) and the addon built for this Node?`,
+      { addonPath },
+      e,
+    );
+    throw failure;
+  }
+}

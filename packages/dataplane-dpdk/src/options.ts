@@ -1,0 +1,155 @@
+import { durationSchema, type JsonSchema } from '@fulcrum/kernel';
+
+export interface DpdkPortOptions {
+  /** The operator's name for the port (`wan`, `lan`): routes and logs refer to it. */
+  name: string;
+  /** A DPDK virtual device, e.g. `net_af_xdp0,iface=veth-wan,start_queue=0,queue_count=1`. */
+  vdev?: string;
+  /** A PCI address to allow (`0000:03:00.0`), for physical ports. */
+  pci?: string;
+  /** The port's own addresses with their networks, `10.1.0.1/24`: connected routes. */
+  addresses: string[];
+}
+
+export interface DpdkRouteOptions {
+  to: string;
+  via?: string;
+  port: string;
+}
+
+export interface DpdkNeighborOptions {
+  address: string;
+  mac: string;
+  port: string;
+}
+
+/** Options after validation: durations are milliseconds. */
+export interface DpdkDataplaneOptions {
+  /** EAL arguments, as for dpdk-testpmd before `--`. */
+  eal: string[];
+  ports: DpdkPortOptions[];
+  routes: DpdkRouteOptions[];
+  /** Permanent neighbour entries (next hops that do not answer ARP). */
+  neighbors: DpdkNeighborOptions[];
+  /** Size of the connection table, fixed at start. */
+  maxConnections: number;
+  /** Range of FULLNAT local ports taken on every local address. */
+  localPorts: { min: number; max: number };
+  /** Idle timeouts per connection state (DPVS defaults). */
+  timeouts: {
+    established: number;
+    synSent: number;
+    synRecv: number;
+    finWait: number;
+    timeWait: number;
+    close: number;
+    closeWait: number;
+    lastAck: number;
+    udp: number;
+    udpOneway: number;
+  };
+}
+
+const ms = (def: string, description: string) => durationSchema({ default: def, min: '1ms', description });
+const ipv4Cidr = '^(\\d{1,3}\\.){3}\\d{1,3}(/\\d{1,2})?$';
+const ipv4 = '^(\\d{1,3}\\.){3}\\d{1,3}$';
+
+export const optionsSchema: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ports'],
+  properties: {
+    eal: {
+      type: 'array',
+      items: { type: 'string' },
+      default: ['--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', 'fulcrum'],
+      description: 'EAL arguments (lcores, memory, file prefix); ports add their own --vdev / -a',
+    },
+    ports: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 16,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'addresses'],
+        properties: {
+          name: { type: 'string', pattern: '^[a-z][a-z0-9-]*$' },
+          vdev: { type: 'string', minLength: 1 },
+          pci: { type: 'string', pattern: '^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$' },
+          addresses: { type: 'array', minItems: 1, items: { type: 'string', pattern: ipv4Cidr } },
+        },
+        oneOf: [{ required: ['vdev'] }, { required: ['pci'] }],
+      },
+    },
+    routes: {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['to', 'port'],
+        properties: {
+          to: { type: 'string', pattern: ipv4Cidr },
+          via: { type: 'string', pattern: ipv4 },
+          port: { type: 'string' },
+        },
+      },
+    },
+    neighbors: {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['address', 'mac', 'port'],
+        properties: {
+          address: { type: 'string', pattern: ipv4 },
+          mac: { type: 'string', pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' },
+          port: { type: 'string' },
+        },
+      },
+    },
+    maxConnections: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 16_777_216,
+      default: 1_048_576,
+      description: 'size of the connection table, allocated at start',
+    },
+    localPorts: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        min: { type: 'integer', minimum: 1, maximum: 65535, default: 1024 },
+        max: { type: 'integer', minimum: 1, maximum: 65535, default: 65535 },
+      },
+    },
+    timeouts: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        established: ms('90s', 'TCP ESTABLISHED idle timeout'),
+        synSent: ms('3s', 'TCP SYN_SENT'),
+        synRecv: ms('30s', 'TCP SYN_RECV: the client sent SYN, the handshake has not completed'),
+        finWait: ms('7s', 'TCP FIN_WAIT'),
+        timeWait: ms('7s', 'TCP TIME_WAIT'),
+        close: ms('3s', 'TCP CLOSE (after RST)'),
+        closeWait: ms('7s', 'TCP CLOSE_WAIT'),
+        lastAck: ms('7s', 'TCP LAST_ACK'),
+        udp: ms('300s', 'UDP session that has had replies'),
+        udpOneway: ms('20s', 'UDP session that never heard back (a passive-health failure when it expires)'),
+      },
+    },
+  },
+};
+
+/** The native order of TCP state timeouts (IPVS states), then UDP ONEWAY, NORMAL. */
+export function timeoutTables(t: DpdkDataplaneOptions['timeouts']): { tcp: number[]; udp: number[] } {
+  return {
+    tcp: [2000, t.established, t.synSent, t.synRecv, t.finWait, t.timeWait, t.close, t.closeWait, t.lastAck, 120_000, t.synRecv],
+    udp: [t.udpOneway, t.udp],
+  };
+}
