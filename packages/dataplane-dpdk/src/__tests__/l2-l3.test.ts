@@ -1,0 +1,96 @@
+import { requires } from '@fulcrum/testkit';
+import { describe, expect, it } from 'vitest';
+import { nativeUnavailableReason } from '../native.js';
+import { add, CLIENT, fromClient, fromServer, harness, LADDR, LAN_MAC, SERVERS, snapshot, VIP, WAN_MAC } from './fixtures.js';
+import { arpFrame, icmpEchoFrame, parseFrame, TCP, tcpFrame } from './frames.js';
+
+const need = requires({ check: nativeUnavailableReason });
+
+describe.skipIf(need.skip)(`ARP, neighbours and ICMP echo${need.note}`, () => {
+  it('answers ARP for a VIP on the port whose network holds it, and for local addresses on theirs', () => {
+    const h = harness();
+    h.apply(add(snapshot()));
+    const [reply] = h.inject('wan', arpFrame(1, CLIENT.mac, CLIENT.ip, '00:00:00:00:00:00', VIP));
+    expect(reply!.port).toBe('wan');
+    expect(parseFrame(reply!.frame)).toMatchObject({
+      eth: { src: WAN_MAC, dst: CLIENT.mac, type: 0x0806 },
+      arp: { op: 2, sha: WAN_MAC, spa: VIP, tha: CLIENT.mac, tpa: CLIENT.ip },
+    });
+    const [lreply] = h.inject('lan', arpFrame(1, SERVERS[0]!.mac, SERVERS[0]!.ip, '00:00:00:00:00:00', LADDR));
+    expect(parseFrame(lreply!.frame).arp).toMatchObject({ op: 2, sha: LAN_MAC, spa: LADDR, tpa: SERVERS[0]!.ip });
+    // The VIP's network is on wan: a request for it on lan is not ours to answer.
+    expect(h.inject('lan', arpFrame(1, SERVERS[0]!.mac, SERVERS[0]!.ip, '00:00:00:00:00:00', VIP))).toEqual([]);
+    // Nor is an address we do not own.
+    expect(h.inject('wan', arpFrame(1, CLIENT.mac, CLIENT.ip, '00:00:00:00:00:00', '10.1.0.77'))).toEqual([]);
+    // The port's own address is answered too.
+    expect(parseFrame(h.inject('wan', arpFrame(1, CLIENT.mac, CLIENT.ip, '00:00:00:00:00:00', '10.1.0.1'))[0]!.frame).arp!.spa).toBe(
+      '10.1.0.1',
+    );
+    expect(h.counters()).toMatchObject({ arp_replies: 3, drop_arp_other: 2 });
+  });
+
+  it('resolves an unknown next hop with an ARP request, learns the reply, then forwards', () => {
+    const h = harness({ neighbors: [{ port: 'wan', address: CLIENT.ip, mac: CLIENT.mac }] });
+    h.apply(add(snapshot()));
+    const syn = tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: 40000, dport: 80, flags: TCP.SYN });
+    const [req, ...rest] = h.inject('wan', syn);
+    expect(rest).toEqual([]); // the SYN itself is dropped: the client retransmits
+    expect(req!.port).toBe('lan');
+    expect(parseFrame(req!.frame)).toMatchObject({
+      eth: { src: LAN_MAC, dst: 'ff:ff:ff:ff:ff:ff', type: 0x0806 },
+      arp: { op: 1, sha: LAN_MAC, spa: '10.2.0.1', tpa: SERVERS[0]!.ip },
+    });
+    expect(h.counters()).toMatchObject({ drop_neigh_miss: 1, arp_requests_sent: 1 });
+    h.inject('lan', arpFrame(2, SERVERS[0]!.mac, SERVERS[0]!.ip, LAN_MAC, '10.2.0.1'));
+    const [fwd] = h.inject('wan', syn);
+    expect(parseFrame(fwd!.frame).eth.dst).toBe(SERVERS[0]!.mac);
+    expect(h.counters().arp_learned).toBe(1);
+  });
+
+  it('does not learn neighbours from ARP outside the port networks', () => {
+    const h = harness({ neighbors: [] });
+    h.inject('wan', arpFrame(1, '02:99:00:00:00:01', '192.0.2.9', '00:00:00:00:00:00', '10.1.0.1'));
+    expect(h.counters().arp_learned).toBe(0);
+  });
+
+  it('answers ICMP echo for a VIP, with valid checksums', () => {
+    const h = harness();
+    h.apply(add(snapshot()));
+    const data = Buffer.from('abcdefghijklmnopqrstuvw'); // odd length
+    const [reply] = h.inject('wan', icmpEchoFrame(fromClient, CLIENT.ip, VIP, 7, 3, data));
+    expect(reply!.port).toBe('wan');
+    const r = parseFrame(reply!.frame);
+    expect(r.eth).toMatchObject({ src: WAN_MAC, dst: CLIENT.mac });
+    expect(r.ip).toMatchObject({ src: VIP, dst: CLIENT.ip, proto: 1, checksumOk: true });
+    expect(r.icmp).toEqual({ type: 0, code: 0, id: 7, seq: 3, checksumOk: true });
+    expect(r.payload.equals(data)).toBe(true);
+    // Not for addresses that are not ours, and only echo requests.
+    expect(h.inject('wan', icmpEchoFrame(fromClient, CLIENT.ip, '10.1.0.99', 7, 3, data))).toEqual([]);
+    const notEcho = icmpEchoFrame(fromClient, CLIENT.ip, VIP, 7, 3, data);
+    notEcho[34] = 13; // timestamp request
+    notEcho.writeUInt16BE(0, 36);
+    const sum = (b: Buffer) => {
+      let s = 0;
+      for (let i = 0; i + 1 < b.length; i += 2) s += b.readUInt16BE(i);
+      if (b.length & 1) s += b[b.length - 1]! << 8;
+      while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+      return ~s & 0xffff;
+    };
+    notEcho.writeUInt16BE(sum(notEcho.subarray(34)), 36);
+    expect(h.inject('wan', notEcho)).toEqual([]);
+    expect(h.counters()).toMatchObject({ icmp_echo_replies: 1, drop_not_ours: 1, drop_icmp_other: 1 });
+  });
+
+  it('routes replies to clients beyond the gateway through the gateway', () => {
+    const h = harness();
+    h.apply(add(snapshot()));
+    const far = '198.51.100.7';
+    const syn = tcpFrame(fromClient, { src: far, dst: VIP, sport: 50000, dport: 80, flags: TCP.SYN });
+    const s = parseFrame(h.inject('wan', syn)[0]!.frame);
+    const [sa] = h.inject(
+      'lan',
+      tcpFrame(fromServer(0), { src: s.ip!.dst, dst: LADDR, sport: 8080, dport: s.tcp!.sport, flags: TCP.SYN | TCP.ACK }),
+    );
+    expect(parseFrame(sa!.frame)).toMatchObject({ eth: { dst: '02:00:00:00:01:fe' }, ip: { dst: far } });
+  });
+});
