@@ -16,6 +16,8 @@ export interface ServiceSink {
  */
 export class ServiceTable {
   #ids = new Map<string, number>();
+  /** name → "proto/vip/vport" of every service served */
+  #listens = new Map<string, string>();
   #nextId = 1;
 
   get names(): string[] {
@@ -37,15 +39,17 @@ export class ServiceTable {
       if (id === undefined) ids.set(s.name, (id = next++));
       return { native: toNativeService(s, id), expire: expiredServers(s) };
     });
-    const vips = new Map<string, string>();
-    for (const { native } of converted) {
-      const key = `${native.proto}/${native.vip}/${native.vport}`;
-      const other = vips.get(key);
+    const listens = new Map(this.#listens);
+    for (const name of change.removed) listens.delete(name);
+    for (const { native } of converted) listens.set(native.name, `${native.proto}/${native.vip}/${native.vport}`);
+    const byListen = new Map<string, string>();
+    for (const [name, key] of listens) {
+      const other = byListen.get(key);
       if (other)
-        throw new DataplaneError(`services "${other}" and "${native.name}" listen on the same address`, {
-          details: { services: [other, native.name] },
+        throw new DataplaneError(`services "${other}" and "${name}" listen on the same address and protocol`, {
+          details: { services: [other, name] },
         });
-      vips.set(key, native.name);
+      byListen.set(key, name);
     }
     for (const name of change.removed) sink.removeService(this.#ids.get(name)!);
     for (const { native, expire } of converted) {
@@ -53,6 +57,7 @@ export class ServiceTable {
       for (const server of expire) sink.expireServer(native.id, server);
     }
     this.#ids = ids;
+    this.#listens = listens;
     this.#nextId = next;
   }
 }
