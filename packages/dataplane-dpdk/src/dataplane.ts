@@ -31,6 +31,9 @@ export class DpdkDataplane implements DataplaneInstance {
     this.#ctx = ctx;
     this.#options = options;
     const names = options.ports.map((p) => p.name);
+    for (const p of options.ports)
+      if (!p.vdev === !p.pci) throw dpdkError(DpdkErrorCodes.EAL, `port ${p.name}: give exactly one of vdev and pci`);
+    if (new Set(names).size !== names.length) throw dpdkError(DpdkErrorCodes.EAL, 'port names must be unique');
     for (const r of options.routes)
       if (!names.includes(r.port)) throw dpdkError(DpdkErrorCodes.EAL, `route to ${r.to}: no port named ${r.port}`);
     for (const n of options.neighbors)

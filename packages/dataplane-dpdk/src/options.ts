@@ -79,7 +79,6 @@ export const optionsSchema: JsonSchema = {
           pci: { type: 'string', pattern: '^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$' },
           addresses: { type: 'array', minItems: 1, items: { type: 'string', pattern: ipv4Cidr } },
         },
-        oneOf: [{ required: ['vdev'] }, { required: ['pci'] }],
       },
     },
     routes: {

@@ -1,0 +1,65 @@
+import { compileOptionsSchema, MetricsRegistry } from '@fulcrum/kernel';
+import { requires } from '@fulcrum/testkit';
+import { describe, expect, it } from 'vitest';
+import { CounterMetrics } from '../metrics.js';
+import { nativeUnavailableReason } from '../native.js';
+import { dpdkDataplane } from '../plugin.js';
+import { add, harness, snapshot } from './fixtures.js';
+
+describe('the dpdk plugin declaration', () => {
+  it('declares only what this release does', () => {
+    expect(dpdkDataplane).toMatchObject({ kind: 'dataplane', name: 'dpdk', kernel: '^0.1.0' });
+    expect([...dpdkDataplane.capabilities].sort()).toEqual(['fullnat', 'local-addresses', 'tcp', 'udp']);
+  });
+
+  it("validates the issue's config shape and fills defaults (durations in ms)", () => {
+    const validate = compileOptionsSchema(dpdkDataplane.optionsSchema);
+    const options: Record<string, unknown> = {
+      eal: ['-l', '0-1', '--no-huge', '-m', '512', '--no-pci', '--no-telemetry', '--file-prefix', 'fulcrum'],
+      ports: [
+        { name: 'wan', vdev: 'net_af_xdp0,iface=veth-wan,start_queue=0,queue_count=1', addresses: ['10.1.0.1/24'] },
+        { name: 'lan', vdev: 'net_af_xdp1,iface=veth-lan,start_queue=0,queue_count=1', addresses: ['10.2.0.1/24'] },
+      ],
+      routes: [{ to: '0.0.0.0/0', via: '10.1.0.254', port: 'wan' }],
+      timeouts: { established: '15m' },
+    };
+    expect(validate(options)).toBe(true);
+    expect(options).toMatchObject({
+      maxConnections: 1_048_576,
+      localPorts: { min: 1024, max: 65535 },
+      timeouts: { established: 900_000, synRecv: 30_000, udpOneway: 20_000 },
+      neighbors: [],
+    });
+  });
+
+  it.each([
+    [{ ports: [] }, /ports/],
+    [{ ports: [{ name: 'WAN', vdev: 'x', addresses: ['10.1.0.1/24'] }] }, /pattern/],
+    [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], extra: 1 }, /additional/],
+    [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/33x'] }] }, /pattern/],
+    [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], maxConnections: 0 }, />= 1/],
+  ])('refuses %j', (options, re) => {
+    const validate = compileOptionsSchema(dpdkDataplane.optionsSchema);
+    expect(validate(options)).toBe(false);
+    expect(JSON.stringify(validate.errors)).toMatch(re);
+  });
+});
+
+const need = requires({ check: nativeUnavailableReason });
+
+describe.skipIf(need.skip)(`native counters as prom-client metrics${need.note}`, () => {
+  it('exports packets, drops by reason and connections, counting deltas', async () => {
+    const h = harness();
+    h.apply(add(snapshot()));
+    const registry = new MetricsRegistry();
+    const m = new CounterMetrics(registry);
+    h.inject('wan', Buffer.alloc(5));
+    m.update(h.counters());
+    h.inject('wan', Buffer.alloc(5));
+    m.update(h.counters());
+    const text = await registry.text();
+    expect(text).toMatch(/fulcrum_dpdk_drops_total\{reason="truncated"\} 2/);
+    expect(text).toMatch(/fulcrum_dpdk_packets_total\{direction="rx"\} 2/);
+    expect(text).toMatch(/fulcrum_dpdk_connections 0/);
+  });
+});
