@@ -89,7 +89,7 @@ services:
 `;
 }
 
-describe('fulcrum adm', () => {
+describe('fulcrum adm', { timeout: 60_000 }, () => {
   let d: Daemon;
   let port: number;
   let admin: string;

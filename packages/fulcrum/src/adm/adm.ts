@@ -2,9 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { formatEndpoint, parseEndpoint, type ApplyResult, type ConnectionEntry } from '@fulcrum/kernel';
+import type { ApplyResult, ConnectionEntry } from '@fulcrum/kernel';
 import type { ServiceView } from '../admin/status.js';
-import { TOKEN_ENV } from '../admin/token.js';
+import { TOKEN_ENV } from '../token-env.js';
+import { formatEndpoint, parseEndpoint } from './endpoint.js';
 import { ExitCode } from '../exit-codes.js';
 import { AdmError, AdminClient } from './client.js';
 import {

@@ -52,6 +52,11 @@ export class AdminServer {
     this.#reasons.set(`${e.service}\0${e.server}`, `${e.checker}: ${e.reason}`);
   readonly #onState = (e: FulcrumEventMap['server:state']) =>
     this.#reasons.set(`${e.service}\0${e.server}`, e.reason);
+  readonly #onRemoved = (e: { service: string; server?: string }) => {
+    for (const key of this.#reasons.keys())
+      if (key === `${e.service}\0${e.server}` || (e.server === undefined && key.startsWith(`${e.service}\0`)))
+        this.#reasons.delete(key);
+  };
   #server?: Server;
 
   constructor(kernel: Kernel, options: AdminOptions = {}) {
@@ -60,6 +65,8 @@ export class AdminServer {
     this.#routes = [...readRoutes, ...writeRoutes];
     kernel.events.on('server:health', this.#onVerdict);
     kernel.events.on('server:state', this.#onState);
+    kernel.events.on('server:removed', this.#onRemoved);
+    kernel.events.on('service:removed', this.#onRemoved);
   }
 
   async listen(at: Endpoint): Promise<void> {
@@ -84,6 +91,8 @@ export class AdminServer {
   async close(): Promise<void> {
     this.#kernel.events.off('server:health', this.#onVerdict);
     this.#kernel.events.off('server:state', this.#onState);
+    this.#kernel.events.off('server:removed', this.#onRemoved);
+    this.#kernel.events.off('service:removed', this.#onRemoved);
     const server = this.#server;
     this.#server = undefined;
     if (!server) return;

@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type AdminSpec } from '@fulcrum/kernel';
 
-export const TOKEN_ENV = 'FULCRUM_ADMIN_TOKEN';
+import { TOKEN_ENV } from '../token-env.js';
+
+export { TOKEN_ENV };
 
 /** 127.0.0.0/8, ::1 and IPv4-mapped loopback: the only addresses the admin API may use without a token. */
 export function isLoopback(address: string): boolean {
