@@ -316,6 +316,13 @@ describe('fulcrum adm', { timeout: 60_000 }, () => {
       [['-a', '-t', '10.0.0.1:80', '-r', 'backend-7'], 2, /-r backend-7: expected an address and port/],
       [['-a', '-m', '-t', '10.0.0.1:80', '-r', '127.0.0.1:7001'], 2, /FULLNAT only/],
       [['-E', '-t', '10.0.0.1:80'], 2, /-E needs something to change/],
+      [
+        ['-a', '-t', '10.0.0.1:80', '-r', '127.0.0.1:7001', '-s', 'rr'],
+        2,
+        /--scheduler cannot be used with -a \(add-server\)/,
+      ],
+      [['-Ln', '-w', '3'], 2, /--weight cannot be used with -L \(list\)/],
+      [['drain', 'web', '127.0.0.1:9001', '-t', '10.0.0.1:80'], 2, /--tcp-service cannot be used with drain/],
       [['-L', '--stats', '--rate'], 2, /one listing at a time/],
       [['frob'], 2, /unexpected argument "frob"/],
       [['drain', 'web'], 2, /usage: fulcrum adm drain <service> <server>/],

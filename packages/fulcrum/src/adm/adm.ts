@@ -131,14 +131,39 @@ function parse(argv: string[]): Options {
   if (positionals[0] === 'drain') {
     if (commands.length) throw new AdmUsage(`drain cannot be combined with -${COMMAND_FLAGS[commands[0]!]}`);
     if (positionals.length !== 3) throw new AdmUsage('usage: fulcrum adm drain <service> <server>');
-    return { command: 'drain', positionals: positionals.slice(1), values };
+    return checkOptions({ command: 'drain', positionals: positionals.slice(1), values });
   }
   if (positionals.length) throw new AdmUsage(`unexpected argument "${positionals[0]}"`);
   if (commands.length > 1)
     throw new AdmUsage(
       `one command at a time: ${commands.map((c) => `-${COMMAND_FLAGS[c]}`).join(' and ')} were given`,
     );
-  return { command: commands[0] ?? 'list', positionals: [], values };
+  return checkOptions({ command: commands[0] ?? 'list', positionals: [], values });
+}
+
+const SERVICE_FLAGS = ['tcp-service', 'udp-service'];
+/** What each command takes besides the general options, as ipvsadm's option/command table. */
+const ALLOWED: Record<Command, string[]> = {
+  list: [...SERVICE_FLAGS, 'connection', 'stats', 'rate', 'timeout', 'exact'],
+  'add-service': [...SERVICE_FLAGS, 'scheduler', 'persistent', 'name'],
+  'edit-service': [...SERVICE_FLAGS, 'scheduler', 'persistent'],
+  'delete-service': SERVICE_FLAGS,
+  'add-server': [...SERVICE_FLAGS, 'real-server', 'weight', 'fullnat'],
+  'edit-server': [...SERVICE_FLAGS, 'real-server', 'weight', 'fullnat'],
+  'delete-server': [...SERVICE_FLAGS, 'real-server'],
+  drain: [],
+};
+const GENERAL = ['numeric', 'json', 'admin', 'token-file', 'help', ...Object.keys(COMMAND_FLAGS)];
+
+/** Refuses an option the command would ignore (ipvsadm: "Illegal 's' option with the 'add-server' command"). */
+function checkOptions(o: Options): Options {
+  for (const [key, value] of Object.entries(o.values)) {
+    if (value === undefined || GENERAL.includes(key) || ALLOWED[o.command].includes(key)) continue;
+    throw new AdmUsage(
+      `--${key} cannot be used with ${o.command === 'drain' ? 'drain' : `-${COMMAND_FLAGS[o.command]} (${o.command})`}`,
+    );
+  }
+  return o;
 }
 
 function endpointArg(text: string, flag: string): string {
