@@ -22,7 +22,8 @@ const gyp = join(dirname(require.resolve('node-gyp/package.json')), 'bin', 'node
 const nodedir = process.env.npm_config_nodedir || dirname(dirname(process.execPath));
 // configure once (or when binding.gyp changed), then let make rebuild only what changed.
 const makefile = join(pkgDir, 'build', 'Makefile');
-const fresh = existsSync(makefile) && statSync(makefile).mtimeMs >= statSync(join(pkgDir, 'binding.gyp')).mtimeMs;
+const fresh =
+  existsSync(makefile) && statSync(makefile).mtimeMs >= statSync(join(pkgDir, 'binding.gyp')).mtimeMs;
 const verb = fresh ? 'build' : 'rebuild';
 const r = spawnSync(process.execPath, [gyp, verb, `--nodedir=${nodedir}`, '-j', '2', '--loglevel=warn'], {
   cwd: pkgDir,

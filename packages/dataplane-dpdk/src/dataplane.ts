@@ -32,10 +32,13 @@ export class DpdkDataplane implements DataplaneInstance {
     this.#options = options;
     const names = options.ports.map((p) => p.name);
     for (const p of options.ports)
-      if (!p.vdev === !p.pci) throw dpdkError(DpdkErrorCodes.EAL, `port ${p.name}: give exactly one of vdev and pci`);
-    if (new Set(names).size !== names.length) throw dpdkError(DpdkErrorCodes.EAL, 'port names must be unique');
+      if (!p.vdev === !p.pci)
+        throw dpdkError(DpdkErrorCodes.EAL, `port ${p.name}: give exactly one of vdev and pci`);
+    if (new Set(names).size !== names.length)
+      throw dpdkError(DpdkErrorCodes.EAL, 'port names must be unique');
     for (const r of options.routes)
-      if (!names.includes(r.port)) throw dpdkError(DpdkErrorCodes.EAL, `route to ${r.to}: no port named ${r.port}`);
+      if (!names.includes(r.port))
+        throw dpdkError(DpdkErrorCodes.EAL, `route to ${r.to}: no port named ${r.port}`);
     for (const n of options.neighbors)
       if (!names.includes(n.port))
         throw dpdkError(DpdkErrorCodes.EAL, `neighbour ${n.address}: no port named ${n.port}`);
@@ -45,7 +48,10 @@ export class DpdkDataplane implements DataplaneInstance {
     const vdev = options.ports.findIndex((p) => p.vdev);
     // DPDK numbers PCI ports before virtual devices: the order given must match.
     if (pci >= 0 && vdev >= 0 && options.ports.slice(vdev).some((p) => p.pci))
-      throw dpdkError(DpdkErrorCodes.EAL, 'list PCI ports before vdev ports (DPDK numbers them in that order)');
+      throw dpdkError(
+        DpdkErrorCodes.EAL,
+        'list PCI ports before vdev ports (DPDK numbers them in that order)',
+      );
   }
 
   async start(): Promise<void> {
@@ -78,7 +84,9 @@ export class DpdkDataplane implements DataplaneInstance {
         },
       );
       this.#ctx.logger.info(
-        { ports: o.ports.map((p, i) => `${p.name}=${macs[i]?.toString('hex').replace(/(..)(?!$)/g, '$1:')}`) },
+        {
+          ports: o.ports.map((p, i) => `${p.name}=${macs[i]?.toString('hex').replace(/(..)(?!$)/g, '$1:')}`),
+        },
         'dpdk dataplane started',
       );
     } catch (e) {
@@ -92,7 +100,8 @@ export class DpdkDataplane implements DataplaneInstance {
       const c = parseCidr(r.to)!;
       native.ealAddRoute(ipv4ToNumber(c.address), c.prefix, r.via ? ipv4ToNumber(r.via) : 0, portId(r.port));
     }
-    for (const n of o.neighbors) native.ealAddNeighbor(portId(n.port), ipv4ToNumber(n.address), parseMac(n.mac)!);
+    for (const n of o.neighbors)
+      native.ealAddNeighbor(portId(n.port), ipv4ToNumber(n.address), parseMac(n.mac)!);
     this.#metrics = new CounterMetrics(this.#ctx.metrics);
     this.#timer = this.#ctx.clock.setInterval(() => this.#collect(), 1000);
   }

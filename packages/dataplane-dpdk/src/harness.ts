@@ -77,7 +77,12 @@ export class PacketHarness {
     for (const r of options.routes ?? []) {
       const c = parseCidr(r.to);
       if (!c) throw new TypeError(`route: bad destination ${r.to}`);
-      this.#native.addRoute(ipv4ToNumber(c.address), c.prefix, r.via ? ipv4ToNumber(r.via) : 0, this.#portId(r.port));
+      this.#native.addRoute(
+        ipv4ToNumber(c.address),
+        c.prefix,
+        r.via ? ipv4ToNumber(r.via) : 0,
+        this.#portId(r.port),
+      );
     }
     for (const n of options.neighbors ?? []) this.addNeighbor(n.port, n.address, n.mac);
   }

@@ -4,5 +4,10 @@ export { PacketHarness, type EmittedFrame, type HarnessOptions, type HarnessPort
 export { CounterMetrics } from './metrics.js';
 export { DpdkErrorCodes } from './errors.js';
 export { loadNative, nativeUnavailableReason, TCP_STATES } from './native.js';
-export { optionsSchema, type DpdkDataplaneOptions, type DpdkPortOptions, type DpdkRouteOptions } from './options.js';
+export {
+  optionsSchema,
+  type DpdkDataplaneOptions,
+  type DpdkPortOptions,
+  type DpdkRouteOptions,
+} from './options.js';
 export { toNativeService, toNativePlan } from './snapshot.js';

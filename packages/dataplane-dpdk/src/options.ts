@@ -62,7 +62,16 @@ export const optionsSchema: JsonSchema = {
     eal: {
       type: 'array',
       items: { type: 'string' },
-      default: ['--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', 'fulcrum'],
+      default: [
+        '--no-pci',
+        '--no-huge',
+        '-m',
+        '512',
+        '--no-shconf',
+        '--no-telemetry',
+        '--file-prefix',
+        'fulcrum',
+      ],
       description: 'EAL arguments (lcores, memory, file prefix); ports add their own --vdev / -a',
     },
     ports: {
@@ -148,7 +157,19 @@ export const optionsSchema: JsonSchema = {
 /** The native order of TCP state timeouts (IPVS states), then UDP ONEWAY, NORMAL. */
 export function timeoutTables(t: DpdkDataplaneOptions['timeouts']): { tcp: number[]; udp: number[] } {
   return {
-    tcp: [2000, t.established, t.synSent, t.synRecv, t.finWait, t.timeWait, t.close, t.closeWait, t.lastAck, 120_000, t.synRecv],
+    tcp: [
+      2000,
+      t.established,
+      t.synSent,
+      t.synRecv,
+      t.finWait,
+      t.timeWait,
+      t.close,
+      t.closeWait,
+      t.lastAck,
+      120_000,
+      t.synRecv,
+    ],
     udp: [t.udpOneway, t.udp],
   };
 }

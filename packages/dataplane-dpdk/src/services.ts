@@ -41,14 +41,18 @@ export class ServiceTable {
     });
     const listens = new Map(this.#listens);
     for (const name of change.removed) listens.delete(name);
-    for (const { native } of converted) listens.set(native.name, `${native.proto}/${native.vip}/${native.vport}`);
+    for (const { native } of converted)
+      listens.set(native.name, `${native.proto}/${native.vip}/${native.vport}`);
     const byListen = new Map<string, string>();
     for (const [name, key] of listens) {
       const other = byListen.get(key);
       if (other)
-        throw new DataplaneError(`services "${other}" and "${name}" listen on the same address and protocol`, {
-          details: { services: [other, name] },
-        });
+        throw new DataplaneError(
+          `services "${other}" and "${name}" listen on the same address and protocol`,
+          {
+            details: { services: [other, name] },
+          },
+        );
       byListen.set(key, name);
     }
     for (const name of change.removed) sink.removeService(this.#ids.get(name)!);

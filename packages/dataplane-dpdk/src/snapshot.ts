@@ -1,4 +1,12 @@
-import { checkPlan, ErrorCodes, DataplaneError, HASH_FIELDS, LEAST_CONNECTION_FORMULAS, type SchedulePlan, type ServiceSnapshot } from '@fulcrum/kernel';
+import {
+  checkPlan,
+  ErrorCodes,
+  DataplaneError,
+  HASH_FIELDS,
+  LEAST_CONNECTION_FORMULAS,
+  type SchedulePlan,
+  type ServiceSnapshot,
+} from '@fulcrum/kernel';
 import { isIP } from 'node:net';
 import { DpdkErrorCodes, dpdkError } from './errors.js';
 import { ipv4ToNumber } from './ipv4.js';
@@ -11,7 +19,11 @@ import type { NativePlan, NativeService } from './native.js';
 export function toNativeService(s: ServiceSnapshot, id: number): NativeService {
   const where = { service: s.name };
   if (s.listen.family !== 4)
-    throw dpdkError(DpdkErrorCodes.UNSUPPORTED, `service "${s.name}": IPv6 VIPs are not supported yet by the dpdk dataplane`, where);
+    throw dpdkError(
+      DpdkErrorCodes.UNSUPPORTED,
+      `service "${s.name}": IPv6 VIPs are not supported yet by the dpdk dataplane`,
+      where,
+    );
   if (s.localAddresses.length === 0)
     throw dpdkError(
       DpdkErrorCodes.UNSUPPORTED,
@@ -20,10 +32,18 @@ export function toNativeService(s: ServiceSnapshot, id: number): NativeService {
     );
   for (const a of s.localAddresses)
     if (isIP(a) !== 4)
-      throw dpdkError(DpdkErrorCodes.UNSUPPORTED, `service "${s.name}": local address ${a} is not IPv4`, where);
+      throw dpdkError(
+        DpdkErrorCodes.UNSUPPORTED,
+        `service "${s.name}": local address ${a} is not IPv4`,
+        where,
+      );
   for (const r of s.realServers)
     if (isIP(r.address) !== 4)
-      throw dpdkError(DpdkErrorCodes.UNSUPPORTED, `service "${s.name}": real server ${r.key} is not IPv4`, where);
+      throw dpdkError(
+        DpdkErrorCodes.UNSUPPORTED,
+        `service "${s.name}": real server ${r.key} is not IPv4`,
+        where,
+      );
   const problems = checkPlan(s.plan, s.realServers.length);
   if (problems.length)
     throw new DataplaneError(`service "${s.name}": invalid plan: ${problems.join('; ')}`, {
@@ -56,7 +76,11 @@ export function toNativePlan(plan: SchedulePlan): NativePlan {
     case 'hash':
       return { kind: 1, fields: plan.fields.map((f) => HASH_FIELDS.indexOf(f)), table: [...plan.table] };
     case 'least-connections':
-      return { kind: 2, formula: LEAST_CONNECTION_FORMULAS.indexOf(plan.formula), weights: [...plan.weights] };
+      return {
+        kind: 2,
+        formula: LEAST_CONNECTION_FORMULAS.indexOf(plan.formula),
+        weights: [...plan.weights],
+      };
   }
 }
 

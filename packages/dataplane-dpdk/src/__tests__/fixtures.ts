@@ -48,22 +48,24 @@ export interface SnapshotInput {
 export function snapshot(input: SnapshotInput = {}): ServiceSnapshot {
   const servers: NonNullable<SnapshotInput['servers']> =
     input.servers ?? SERVERS.map((s) => ({ address: s.ip, port: 8080 }));
-  const realServers = servers.map(
-    (s, index): RealServerView => ({
-      index,
-      key: `${s.address}:${s.port}`,
-      address: s.address,
-      port: s.port,
-      weight: s.weight ?? 1,
-      configuredWeight: s.weight ?? 1,
-      health: 'up',
-      draining: s.draining ?? false,
-    }),
-  );
+  const realServers = servers.map((s, index): RealServerView => ({
+    index,
+    key: `${s.address}:${s.port}`,
+    address: s.address,
+    port: s.port,
+    weight: s.weight ?? 1,
+    configuredWeight: s.weight ?? 1,
+    health: 'up',
+    draining: s.draining ?? false,
+  }));
   return {
     name: input.name ?? 'web',
     protocol: input.protocol ?? 'tcp',
-    listen: { address: input.listen ?? VIP, port: input.port ?? 80, family: (input.listen ?? VIP).includes(':') ? 6 : 4 },
+    listen: {
+      address: input.listen ?? VIP,
+      port: input.port ?? 80,
+      family: (input.listen ?? VIP).includes(':') ? 6 : 4,
+    },
     realServers,
     version: input.version ?? 1,
     plan: input.plan ?? { kind: 'sequence', sequence: realServers.map((_, i) => i) },

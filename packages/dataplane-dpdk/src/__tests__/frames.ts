@@ -93,7 +93,8 @@ export function udpDatagram(f: Endpoints & { data?: Buffer; noChecksum?: boolean
   h.writeUInt16BE(f.dport, 2);
   h.writeUInt16BE(8 + data.length, 4);
   const dg = Buffer.concat([h, data]);
-  if (!f.noChecksum) dg.writeUInt16BE(checksum(dg, pseudo(ip4(f.src), ip4(f.dst), 17, dg.length)) || 0xffff, 6);
+  if (!f.noChecksum)
+    dg.writeUInt16BE(checksum(dg, pseudo(ip4(f.src), ip4(f.dst), 17, dg.length)) || 0xffff, 6);
   return dg;
 }
 
@@ -102,7 +103,14 @@ export const tcpFrame = (l2: L2, f: TcpFields) =>
 export const udpFrame = (l2: L2, f: Endpoints & { data?: Buffer; noChecksum?: boolean }) =>
   ether(l2, 0x0800, ipv4({ src: f.src, dst: f.dst, proto: 17 }, udpDatagram(f)));
 
-export function icmpEchoFrame(l2: L2, src: string, dst: string, id: number, seq: number, data: Buffer): Buffer {
+export function icmpEchoFrame(
+  l2: L2,
+  src: string,
+  dst: string,
+  id: number,
+  seq: number,
+  data: Buffer,
+): Buffer {
   const h = Buffer.alloc(8);
   h[0] = 8;
   h.writeUInt16BE(id, 4);
@@ -112,7 +120,14 @@ export function icmpEchoFrame(l2: L2, src: string, dst: string, id: number, seq:
   return ether(l2, 0x0800, ipv4({ src, dst, proto: 1 }, msg));
 }
 
-export function arpFrame(op: 1 | 2, sha: string, spa: string, tha: string, tpa: string, ethDst?: string): Buffer {
+export function arpFrame(
+  op: 1 | 2,
+  sha: string,
+  spa: string,
+  tha: string,
+  tpa: string,
+  ethDst?: string,
+): Buffer {
   const a = Buffer.alloc(28);
   a.writeUInt16BE(1, 0);
   a.writeUInt16BE(0x0800, 2);
@@ -130,7 +145,15 @@ export interface ParsedFrame {
   eth: { dst: string; src: string; type: number };
   arp?: { op: number; sha: string; spa: string; tha: string; tpa: string };
   ip?: { src: string; dst: string; proto: number; ttl: number; id: number; checksumOk: boolean };
-  tcp?: { sport: number; dport: number; seq: number; ack: number; flags: number; window: number; checksumOk: boolean };
+  tcp?: {
+    sport: number;
+    dport: number;
+    seq: number;
+    ack: number;
+    flags: number;
+    window: number;
+    checksumOk: boolean;
+  };
   udp?: { sport: number; dport: number; checksum: number; checksumOk: boolean };
   icmp?: { type: number; code: number; id: number; seq: number; checksumOk: boolean };
   payload: Buffer;

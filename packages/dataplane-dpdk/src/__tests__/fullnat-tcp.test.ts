@@ -49,7 +49,11 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     ]);
 
     const server = (f: Partial<TcpFields> & { flags: number }) =>
-      h.inject('lan', tcpFrame(fromServer(0), { src: SERVERS[0]!.ip, dst: LADDR, sport: 8080, dport: lport, ...f }), 10);
+      h.inject(
+        'lan',
+        tcpFrame(fromServer(0), { src: SERVERS[0]!.ip, dst: LADDR, sport: 8080, dport: lport, ...f }),
+        10,
+      );
     const [synAck] = server({ flags: TCP.SYN | TCP.ACK, seq: 5000, ack: 1001 });
     expect(synAck!.port).toBe('wan');
     const sa = parseFrame(synAck!.frame);
@@ -62,22 +66,39 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     expect(h.connections()[0]!.state).toBe('ESTABLISHED');
 
     const request = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-    const [req] = h.inject('wan', clientSeg(40000, { flags: TCP.ACK | TCP.PSH, seq: 1001, ack: 5001, data: request }), 30);
+    const [req] = h.inject(
+      'wan',
+      clientSeg(40000, { flags: TCP.ACK | TCP.PSH, seq: 1001, ack: 5001, data: request }),
+      30,
+    );
     const r = parseFrame(req!.frame);
     expect(r.tcp).toMatchObject({ sport: lport, dport: 8080, checksumOk: true });
     expect(r.ip!.checksumOk).toBe(true);
     expect(r.payload.equals(request)).toBe(true);
 
     const response = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!'); // odd length: checksum padding
-    const [resp] = server({ flags: TCP.ACK | TCP.PSH, seq: 5001, ack: 1001 + request.length, data: response });
+    const [resp] = server({
+      flags: TCP.ACK | TCP.PSH,
+      seq: 5001,
+      ack: 1001 + request.length,
+      data: response,
+    });
     const rp = parseFrame(resp!.frame);
     expect(rp.tcp).toMatchObject({ sport: 80, dport: 40000, checksumOk: true });
     expect(rp.payload.equals(response)).toBe(true);
 
     // Client closes first: CLOSE_WAIT, then the server's FIN: TIME_WAIT (IPVS's table).
-    h.inject('wan', clientSeg(40000, { flags: TCP.FIN | TCP.ACK, seq: 1001 + request.length, ack: 5001 }), 40);
+    h.inject(
+      'wan',
+      clientSeg(40000, { flags: TCP.FIN | TCP.ACK, seq: 1001 + request.length, ack: 5001 }),
+      40,
+    );
     expect(h.connections()[0]!.state).toBe('CLOSE_WAIT');
-    const [fin] = server({ flags: TCP.FIN | TCP.ACK, seq: 5001 + response.length, ack: 1002 + request.length });
+    const [fin] = server({
+      flags: TCP.FIN | TCP.ACK,
+      seq: 5001 + response.length,
+      ack: 1002 + request.length,
+    });
     expect(parseFrame(fin!.frame).tcp).toMatchObject({ flags: TCP.FIN | TCP.ACK, checksumOk: true });
     expect(h.connections()[0]!.state).toBe('TIME_WAIT');
 
@@ -86,14 +107,21 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     expect(h.expire(10_000)).toBe(1);
     expect(h.connections()).toEqual([]);
     const c = h.counters();
-    expect(c).toMatchObject({ conns_created: 1, conns_expired: 1, fullnat_in: 4, fullnat_out: 3, connections: 0 });
+    expect(c).toMatchObject({
+      conns_created: 1,
+      conns_expired: 1,
+      fullnat_in: 4,
+      fullnat_out: 3,
+      connections: 0,
+    });
     expect(Object.entries(c).filter(([k, v]) => k.startsWith('drop_') && v !== 0)).toEqual([]);
   });
 
   it('keeps a retransmitted SYN on the server it chose, and walks the rr sequence per new connection', () => {
     const h = harness();
     h.apply(add(snapshot({ plan: { kind: 'sequence', sequence: [0, 1, 2, 1] } })));
-    const dest = (sport: number) => parseFrame(h.inject('wan', clientSeg(sport, { flags: TCP.SYN }))[0]!.frame).ip!.dst;
+    const dest = (sport: number) =>
+      parseFrame(h.inject('wan', clientSeg(sport, { flags: TCP.SYN }))[0]!.frame).ip!.dst;
     expect([41000, 41001, 41002, 41003, 41004].map(dest)).toEqual([
       SERVERS[0]!.ip,
       SERVERS[1]!.ip,
@@ -114,8 +142,12 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     for (let sport = 42000; sport < 42040; sport++) {
       const want =
         table[
-          planHash(fields, { sourceAddress: CLIENT.ip, sourcePort: sport, destinationAddress: VIP, destinationPort: 80 }) %
-            table.length
+          planHash(fields, {
+            sourceAddress: CLIENT.ip,
+            sourcePort: sport,
+            destinationAddress: VIP,
+            destinationPort: 80,
+          }) % table.length
         ]!;
       const out = h.inject('wan', clientSeg(sport, { flags: TCP.SYN }));
       if (want === -1) expect(out).toEqual([]);
@@ -130,12 +162,24 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     const open = (sport: number) => {
       const s = parseFrame(h.inject('wan', clientSeg(sport, { flags: TCP.SYN, seq: 1 }))[0]!.frame);
       const i = SERVERS.findIndex((x) => x.ip === s.ip!.dst);
-      h.inject('lan', tcpFrame(fromServer(i), { src: s.ip!.dst, dst: LADDR, sport: 8080, dport: s.tcp!.sport, flags: TCP.SYN | TCP.ACK, ack: 2 }));
+      h.inject(
+        'lan',
+        tcpFrame(fromServer(i), {
+          src: s.ip!.dst,
+          dst: LADDR,
+          sport: 8080,
+          dport: s.tcp!.sport,
+          flags: TCP.SYN | TCP.ACK,
+          ack: 2,
+        }),
+      );
       h.inject('wan', clientSeg(sport, { flags: TCP.ACK, seq: 2 }));
       return i;
     };
     // wlc: (active*256+inactive)/weight, ties to the first; weight 0 never.
-    expect([open(43000), open(43001), open(43002), open(43003), open(43004), open(43005)]).toEqual([0, 1, 1, 0, 1, 1]);
+    expect([open(43000), open(43001), open(43002), open(43003), open(43004), open(43005)]).toEqual([
+      0, 1, 1, 0, 1, 1,
+    ]);
     expect(h.connections().every((c) => c.state === 'ESTABLISHED')).toBe(true);
   });
 
@@ -145,10 +189,22 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     const s = parseFrame(h.inject('wan', clientSeg(44000, { flags: TCP.SYN }), 0)[0]!.frame);
     const [rst] = h.inject(
       'lan',
-      tcpFrame(fromServer(0), { src: SERVERS[0]!.ip, dst: LADDR, sport: 8080, dport: s.tcp!.sport, flags: TCP.RST | TCP.ACK, ack: 1001 }),
+      tcpFrame(fromServer(0), {
+        src: SERVERS[0]!.ip,
+        dst: LADDR,
+        sport: 8080,
+        dport: s.tcp!.sport,
+        flags: TCP.RST | TCP.ACK,
+        ack: 1001,
+      }),
       5,
     );
-    expect(parseFrame(rst!.frame).tcp).toMatchObject({ sport: 80, dport: 44000, flags: TCP.RST | TCP.ACK, checksumOk: true });
+    expect(parseFrame(rst!.frame).tcp).toMatchObject({
+      sport: 80,
+      dport: 44000,
+      flags: TCP.RST | TCP.ACK,
+      checksumOk: true,
+    });
     expect(h.connections()[0]!.state).toBe('CLOSE');
     expect(h.signals()).toEqual([{ service: 'web', server: '10.2.0.11:8080', ok: false, reason: 'refused' }]);
     expect(h.expire(5 + 3000)).toBe(1); // CLOSE lasts 3 s
@@ -168,7 +224,17 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     const h = harness({ timeouts: { established: 60_000, close: 1000 } });
     h.apply(add(snapshot()));
     const s = parseFrame(h.inject('wan', clientSeg(46000, { flags: TCP.SYN }), 0)[0]!.frame);
-    h.inject('lan', tcpFrame(fromServer(0), { src: SERVERS[0]!.ip, dst: LADDR, sport: 8080, dport: s.tcp!.sport, flags: TCP.SYN | TCP.ACK }), 0);
+    h.inject(
+      'lan',
+      tcpFrame(fromServer(0), {
+        src: SERVERS[0]!.ip,
+        dst: LADDR,
+        sport: 8080,
+        dport: s.tcp!.sport,
+        flags: TCP.SYN | TCP.ACK,
+      }),
+      0,
+    );
     h.inject('wan', clientSeg(46000, { flags: TCP.ACK }), 0);
     expect(h.expire(59_999)).toBe(0);
     h.inject('wan', clientSeg(46000, { flags: TCP.RST }), 59_999);

@@ -1,7 +1,19 @@
 import { requires } from '@fulcrum/testkit';
 import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
-import { add, CLIENT, fromClient, fromServer, harness, LADDR, LAN_MAC, SERVERS, snapshot, VIP, WAN_MAC } from './fixtures.js';
+import {
+  add,
+  CLIENT,
+  fromClient,
+  fromServer,
+  harness,
+  LADDR,
+  LAN_MAC,
+  SERVERS,
+  snapshot,
+  VIP,
+  WAN_MAC,
+} from './fixtures.js';
 import { arpFrame, icmpEchoFrame, parseFrame, TCP, tcpFrame } from './frames.js';
 
 const need = requires({ check: nativeUnavailableReason });
@@ -16,16 +28,28 @@ describe.skipIf(need.skip)(`ARP, neighbours and ICMP echo${need.note}`, () => {
       eth: { src: WAN_MAC, dst: CLIENT.mac, type: 0x0806 },
       arp: { op: 2, sha: WAN_MAC, spa: VIP, tha: CLIENT.mac, tpa: CLIENT.ip },
     });
-    const [lreply] = h.inject('lan', arpFrame(1, SERVERS[0]!.mac, SERVERS[0]!.ip, '00:00:00:00:00:00', LADDR));
-    expect(parseFrame(lreply!.frame).arp).toMatchObject({ op: 2, sha: LAN_MAC, spa: LADDR, tpa: SERVERS[0]!.ip });
+    const [lreply] = h.inject(
+      'lan',
+      arpFrame(1, SERVERS[0]!.mac, SERVERS[0]!.ip, '00:00:00:00:00:00', LADDR),
+    );
+    expect(parseFrame(lreply!.frame).arp).toMatchObject({
+      op: 2,
+      sha: LAN_MAC,
+      spa: LADDR,
+      tpa: SERVERS[0]!.ip,
+    });
     // The VIP's network is on wan: a request for it on lan is not ours to answer.
-    expect(h.inject('lan', arpFrame(1, SERVERS[0]!.mac, SERVERS[0]!.ip, '00:00:00:00:00:00', VIP))).toEqual([]);
+    expect(h.inject('lan', arpFrame(1, SERVERS[0]!.mac, SERVERS[0]!.ip, '00:00:00:00:00:00', VIP))).toEqual(
+      [],
+    );
     // Nor is an address we do not own.
     expect(h.inject('wan', arpFrame(1, CLIENT.mac, CLIENT.ip, '00:00:00:00:00:00', '10.1.0.77'))).toEqual([]);
     // The port's own address is answered too.
-    expect(parseFrame(h.inject('wan', arpFrame(1, CLIENT.mac, CLIENT.ip, '00:00:00:00:00:00', '10.1.0.1'))[0]!.frame).arp!.spa).toBe(
-      '10.1.0.1',
-    );
+    expect(
+      parseFrame(
+        h.inject('wan', arpFrame(1, CLIENT.mac, CLIENT.ip, '00:00:00:00:00:00', '10.1.0.1'))[0]!.frame,
+      ).arp!.spa,
+    ).toBe('10.1.0.1');
     expect(h.counters()).toMatchObject({ arp_replies: 3, drop_arp_other: 2 });
   });
 
@@ -89,7 +113,13 @@ describe.skipIf(need.skip)(`ARP, neighbours and ICMP echo${need.note}`, () => {
     const s = parseFrame(h.inject('wan', syn)[0]!.frame);
     const [sa] = h.inject(
       'lan',
-      tcpFrame(fromServer(0), { src: s.ip!.dst, dst: LADDR, sport: 8080, dport: s.tcp!.sport, flags: TCP.SYN | TCP.ACK }),
+      tcpFrame(fromServer(0), {
+        src: s.ip!.dst,
+        dst: LADDR,
+        sport: 8080,
+        dport: s.tcp!.sport,
+        flags: TCP.SYN | TCP.ACK,
+      }),
     );
     expect(parseFrame(sa!.frame)).toMatchObject({ eth: { dst: '02:00:00:00:01:fe' }, ip: { dst: far } });
   });

@@ -39,7 +39,12 @@ describe.skipIf(need.skip)(`native planHash reproduces the kernel's definition${
       const sport = (i * 977) & 0xffff;
       for (const fields of combos)
         expect(hash(fields, src, sport, '192.0.2.1', 443)).toBe(
-          planHash(fields, { sourceAddress: src, sourcePort: sport, destinationAddress: '192.0.2.1', destinationPort: 443 }),
+          planHash(fields, {
+            sourceAddress: src,
+            sourcePort: sport,
+            destinationAddress: '192.0.2.1',
+            destinationPort: 443,
+          }),
         );
     }
   });

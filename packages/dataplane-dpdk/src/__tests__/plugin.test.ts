@@ -17,8 +17,16 @@ describe('the dpdk plugin declaration', () => {
     const options: Record<string, unknown> = {
       eal: ['-l', '0-1', '--no-huge', '-m', '512', '--no-pci', '--no-telemetry', '--file-prefix', 'fulcrum'],
       ports: [
-        { name: 'wan', vdev: 'net_af_xdp0,iface=veth-wan,start_queue=0,queue_count=1', addresses: ['10.1.0.1/24'] },
-        { name: 'lan', vdev: 'net_af_xdp1,iface=veth-lan,start_queue=0,queue_count=1', addresses: ['10.2.0.1/24'] },
+        {
+          name: 'wan',
+          vdev: 'net_af_xdp0,iface=veth-wan,start_queue=0,queue_count=1',
+          addresses: ['10.1.0.1/24'],
+        },
+        {
+          name: 'lan',
+          vdev: 'net_af_xdp1,iface=veth-lan,start_queue=0,queue_count=1',
+          addresses: ['10.2.0.1/24'],
+        },
       ],
       routes: [{ to: '0.0.0.0/0', via: '10.1.0.254', port: 'wan' }],
       timeouts: { established: '15m' },

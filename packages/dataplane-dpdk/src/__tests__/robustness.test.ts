@@ -75,10 +75,30 @@ describe.skipIf(need.skip)(`malformed and unwanted packets are counted, never a 
     const h = harness();
     h.apply(add(snapshot()));
     const seg = tcpSegment({ src: CLIENT.ip, dst: VIP, sport: 1, dport: 80, flags: TCP.SYN });
-    expect(h.inject('wan', ether(fromClient, 0x0800, ipv4({ src: CLIENT.ip, dst: VIP, proto: 6, frag: 0x2000 }, seg)))).toEqual([]);
-    expect(h.inject('wan', ether(fromClient, 0x0800, ipv4({ src: CLIENT.ip, dst: VIP, proto: 6, frag: 0x0010 }, seg)))).toEqual([]);
-    expect(h.inject('wan', ether(fromClient, 0x0800, ipv4({ src: CLIENT.ip, dst: VIP, proto: 47 }, Buffer.alloc(24))))).toEqual([]);
-    expect(h.inject('wan', tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: 1, dport: 81, flags: TCP.SYN }))).toEqual([]);
+    expect(
+      h.inject(
+        'wan',
+        ether(fromClient, 0x0800, ipv4({ src: CLIENT.ip, dst: VIP, proto: 6, frag: 0x2000 }, seg)),
+      ),
+    ).toEqual([]);
+    expect(
+      h.inject(
+        'wan',
+        ether(fromClient, 0x0800, ipv4({ src: CLIENT.ip, dst: VIP, proto: 6, frag: 0x0010 }, seg)),
+      ),
+    ).toEqual([]);
+    expect(
+      h.inject(
+        'wan',
+        ether(fromClient, 0x0800, ipv4({ src: CLIENT.ip, dst: VIP, proto: 47 }, Buffer.alloc(24))),
+      ),
+    ).toEqual([]);
+    expect(
+      h.inject(
+        'wan',
+        tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: 1, dport: 81, flags: TCP.SYN }),
+      ),
+    ).toEqual([]);
     expect(h.counters()).toMatchObject({ drop_fragment: 2, drop_unknown_protocol: 1, drop_no_service: 1 });
   });
 
@@ -130,7 +150,8 @@ describe.skipIf(need.skip)(`malformed and unwanted packets are counted, never a 
     const base = syn(40000);
     for (let i = 0; i < 3000; i++) {
       const f = Buffer.from(i % 2 ? base : Buffer.alloc(Math.floor(rand() * 120)));
-      for (let k = 0; k < 1 + Math.floor(rand() * 4); k++) if (f.length) f[Math.floor(rand() * f.length)] = rand() * 256;
+      for (let k = 0; k < 1 + Math.floor(rand() * 4); k++)
+        if (f.length) f[Math.floor(rand() * f.length)] = rand() * 256;
       h.inject('wan', f.subarray(0, Math.floor(rand() * (f.length + 1))), i);
     }
     const c = h.counters();

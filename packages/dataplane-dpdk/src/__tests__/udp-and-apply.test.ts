@@ -2,7 +2,19 @@ import { DataplaneError } from '@fulcrum/kernel';
 import { requires } from '@fulcrum/testkit';
 import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
-import { add, CLIENT, fromClient, fromServer, harness, LADDR, remove, SERVERS, snapshot, update, VIP } from './fixtures.js';
+import {
+  add,
+  CLIENT,
+  fromClient,
+  fromServer,
+  harness,
+  LADDR,
+  remove,
+  SERVERS,
+  snapshot,
+  update,
+  VIP,
+} from './fixtures.js';
 import { parseFrame, TCP, tcpFrame, udpFrame } from './frames.js';
 
 const need = requires({ check: nativeUnavailableReason });
@@ -12,7 +24,10 @@ describe.skipIf(need.skip)(`FULLNAT UDP${need.note}`, () => {
     const h = harness();
     h.apply(add(snapshot({ protocol: 'udp', port: 53, servers: [{ address: SERVERS[1]!.ip, port: 5353 }] })));
     const query = Buffer.from('question?');
-    const [out] = h.inject('wan', udpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: 33000, dport: 53, data: query }));
+    const [out] = h.inject(
+      'wan',
+      udpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: 33000, dport: 53, data: query }),
+    );
     const o = parseFrame(out!.frame);
     expect(o.ip).toMatchObject({ src: LADDR, dst: SERVERS[1]!.ip, checksumOk: true });
     expect(o.udp).toMatchObject({ dport: 5353, checksumOk: true });
@@ -23,13 +38,22 @@ describe.skipIf(need.skip)(`FULLNAT UDP${need.note}`, () => {
     const answer = Buffer.from('answer!');
     const [back] = h.inject(
       'lan',
-      udpFrame(fromServer(1), { src: SERVERS[1]!.ip, dst: LADDR, sport: 5353, dport: o.udp!.sport, data: answer, noChecksum: true }),
+      udpFrame(fromServer(1), {
+        src: SERVERS[1]!.ip,
+        dst: LADDR,
+        sport: 5353,
+        dport: o.udp!.sport,
+        data: answer,
+        noChecksum: true,
+      }),
     );
     const b = parseFrame(back!.frame);
     expect(b.ip).toMatchObject({ src: VIP, dst: CLIENT.ip, checksumOk: true });
     expect(b.udp).toMatchObject({ sport: 53, dport: 33000, checksum: 0 }); // "no checksum" stays so
     expect(h.connections()[0]!.state).toBe('NORMAL');
-    expect(h.signals()).toEqual([{ service: 'web', server: `${SERVERS[1]!.ip}:5353`, ok: true, reason: 'answered' }]);
+    expect(h.signals()).toEqual([
+      { service: 'web', server: `${SERVERS[1]!.ip}:5353`, ok: true, reason: 'answered' },
+    ]);
   });
 
   it('expires a ONEWAY session as a passive-health failure, a NORMAL one quietly', () => {
@@ -38,12 +62,15 @@ describe.skipIf(need.skip)(`FULLNAT UDP${need.note}`, () => {
     h.inject('wan', udpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: 33001, dport: 53 }), 0);
     expect(h.expire(999)).toBe(0);
     expect(h.expire(1000)).toBe(1);
-    expect(h.signals()).toEqual([{ service: 'web', server: '10.2.0.11:8080', ok: false, reason: 'oneway-expired' }]);
+    expect(h.signals()).toEqual([
+      { service: 'web', server: '10.2.0.11:8080', ok: false, reason: 'oneway-expired' },
+    ]);
   });
 });
 
 describe.skipIf(need.skip)(`snapshots applied to the pipeline${need.note}`, () => {
-  const synFrom = (sport: number) => tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport, dport: 80, flags: TCP.SYN });
+  const synFrom = (sport: number) =>
+    tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport, dport: 80, flags: TCP.SYN });
 
   it('keeps established connections on their server when the plan drops it', () => {
     const h = harness();
@@ -93,7 +120,11 @@ describe.skipIf(need.skip)(`snapshots applied to the pipeline${need.note}`, () =
       snapshot({ name: 'dup', listen: VIP }),
     ];
     for (const s of bad) {
-      const change = { added: [snapshot({ name: 'other', listen: '10.1.0.103' }), s], updated: [], removed: [] };
+      const change = {
+        added: [snapshot({ name: 'other', listen: '10.1.0.103' }), s],
+        updated: [],
+        removed: [],
+      };
       expect(() => h.apply(change)).toThrow(DataplaneError);
     }
     expect(() => h.apply(remove('nope'))).toThrow(/not served/);
@@ -102,6 +133,11 @@ describe.skipIf(need.skip)(`snapshots applied to the pipeline${need.note}`, () =
     );
     expect(h.inject('wan', synFrom(40000))).toHaveLength(1);
     // "other" was in every refused change and must not have been added.
-    expect(h.inject('wan', tcpFrame(fromClient, { src: CLIENT.ip, dst: '10.1.0.103', sport: 1, dport: 80, flags: TCP.SYN }))).toEqual([]);
+    expect(
+      h.inject(
+        'wan',
+        tcpFrame(fromClient, { src: CLIENT.ip, dst: '10.1.0.103', sport: 1, dport: 80, flags: TCP.SYN }),
+      ),
+    ).toEqual([]);
   });
 });

@@ -1,0 +1,186 @@
+import { requires } from '@fulcrum/testkit';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nativeUnavailableReason } from '../native.js';
+import { snapshot } from './fixtures.js';
+import { Topology } from './netns.js';
+
+const pkg = fileURLToPath(new URL('../../', import.meta.url));
+const childScript = fileURLToPath(new URL('./eal-child.mjs', import.meta.url));
+
+// The EAL child runs the built package (one process per EAL): dist must match src.
+function distReason(): string | undefined {
+  const dist = `${pkg}dist/index.js`;
+  if (!existsSync(dist) || !existsSync(`${pkg}../kernel/dist/index.js`))
+    return 'needs the built packages (npm run build)';
+  const stale = readdirSync(`${pkg}src`).filter((f) => {
+    const js = `${pkg}dist/${f.replace(/\.ts$/, '.js')}`;
+    return (
+      f.endsWith('.ts') && (!existsSync(js) || statSync(`${pkg}src/${f}`).mtimeMs > statSync(js).mtimeMs)
+    );
+  });
+  return stale.length ? `dist is older than src/${stale[0]} (npm run build)` : undefined;
+}
+
+const need = requires({
+  root: true,
+  commands: ['ip', 'ethtool', 'curl', 'ping'],
+  check: () => nativeUnavailableReason() ?? distReason(),
+});
+
+interface Dataplane {
+  child: ChildProcess;
+  next(prefix: string): Promise<string>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+// EAL leaves /var/run/dpdk/<file-prefix>/ behind; each test removes the ones it made.
+const prefixes: string[] = [];
+
+function startDataplane(t: Topology, name: string): Dataplane {
+  const prefix = `fulcrum-${t.id}-${name}`;
+  prefixes.push(prefix);
+  const options = {
+    eal: [
+      '-l',
+      '0',
+      '--no-pci',
+      '--no-huge',
+      '-m',
+      '512',
+      '--no-shconf',
+      '--no-telemetry',
+      '--file-prefix',
+      prefix,
+    ],
+    ports: [
+      { name: 'wan', vdev: `net_af_packet0,iface=${t.wan}`, addresses: ['10.1.0.1/24'] },
+      { name: 'lan', vdev: `net_af_packet1,iface=${t.lan}`, addresses: ['10.2.0.1/24'] },
+    ],
+    neighbors: [
+      { port: 'wan', address: '10.1.0.2', mac: t.clientMac },
+      { port: 'lan', address: '10.2.0.11', mac: t.serverMac },
+      { port: 'lan', address: '10.2.0.12', mac: t.serverMac },
+    ],
+    maxConnections: 4096,
+  };
+  const services = [
+    snapshot({
+      servers: [
+        { address: '10.2.0.11', port: 8080 },
+        { address: '10.2.0.12', port: 8080 },
+      ],
+      localAddresses: ['10.2.0.200'],
+    }),
+  ];
+  const child = spawn(process.execPath, [childScript, JSON.stringify({ options, services })], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines: string[] = [];
+  const waiters: (() => void)[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => {
+    lines.push(l);
+    waiters.splice(0).forEach((w) => w());
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const next = async (prefix: string) => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const i = lines.findIndex((l) => l.startsWith(prefix) || l.startsWith('failed'));
+      if (i >= 0) {
+        const l = lines.splice(i, 1)[0]!;
+        if (l.startsWith('failed')) throw new Error(l);
+        return l.slice(prefix.length).trim();
+      }
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`dataplane exited: ${lines.join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`no "${prefix}" from the dataplane`);
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+  };
+  return { child, next, exited };
+}
+
+async function timeToExit(
+  dp: Dataplane,
+  act: () => void,
+): Promise<{ ms: number; code: number | null; signal: string | null }> {
+  const t0 = Date.now();
+  act();
+  const timeout = setTimeout(() => dp.child.kill('SIGKILL'), 5000);
+  const r = await dp.exited;
+  clearTimeout(timeout);
+  return { ms: Date.now() - t0, ...r };
+}
+
+describe.skipIf(need.skip)(`EAL with net_af_packet ports on veth pairs in namespaces${need.note}`, () => {
+  const t = new Topology();
+  beforeAll(async () => {
+    t.setup();
+    await t.startServer();
+  });
+  afterAll(() => {
+    t.cleanup();
+    for (const p of prefixes.splice(0)) rmSync(`/var/run/dpdk/${p}`, { recursive: true, force: true });
+  });
+
+  it('balances curl through FULLNAT end to end; the server sees the local address', async () => {
+    const dp = startDataplane(t, 'curl');
+    try {
+      await dp.next('ready');
+      const answers = [0, 1, 2, 3].map(
+        () =>
+          JSON.parse(t.exec('cli', 'curl', '-s', '-m', '5', 'http://10.1.0.100/')) as {
+            remote: string;
+            local: string;
+          },
+      );
+      expect(answers.map((a) => a.remote)).toEqual(Array(4).fill('10.2.0.200'));
+      expect(answers.map((a) => a.local)).toEqual(['10.2.0.11', '10.2.0.12', '10.2.0.11', '10.2.0.12']);
+      expect(t.exec('cli', 'ping', '-c', '1', '-W', '2', '10.1.0.100')).toMatch(/1 received/);
+      dp.child.stdin!.write('counters\n');
+      const { metrics, signals } = JSON.parse(await dp.next('counters')) as {
+        metrics: string;
+        signals: unknown[];
+      };
+      expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="created"\} 4/);
+      expect(metrics).toMatch(/fulcrum_dpdk_packets_total\{direction="tx"\} [1-9]/);
+      expect(signals).toContainEqual({
+        service: 'web',
+        server: '10.2.0.11:8080',
+        ok: true,
+        reason: 'answered',
+      });
+      const r = await timeToExit(dp, () => dp.child.stdin!.write('stop\n'));
+      expect(r.code).toBe(0); // stop() alone lets the process end: nothing left running
+      expect(r.ms).toBeLessThan(1500);
+    } finally {
+      dp.child.kill('SIGKILL');
+    }
+  });
+
+  it.each([
+    ['process.exit()', (dp: Dataplane) => dp.child.stdin!.write('exit\n'), { code: 0, signal: null }],
+    ['an uncaught exception', (dp: Dataplane) => dp.child.stdin!.write('throw\n'), { code: 1, signal: null }],
+    ['SIGTERM', (dp: Dataplane) => dp.child.kill('SIGTERM'), { code: null, signal: 'SIGTERM' }],
+    ['SIGINT', (dp: Dataplane) => dp.child.kill('SIGINT'), { code: null, signal: 'SIGINT' }],
+  ])('ends within about a second on %s', async (_name, act, expected) => {
+    const dp = startDataplane(t, `exit${Math.random().toString(36).slice(2, 7)}`);
+    try {
+      await dp.next('ready');
+      const r = await timeToExit(dp, () => act(dp));
+      expect({ code: r.code, signal: r.signal }).toEqual(expected);
+      expect(r.ms).toBeLessThan(1500);
+    } finally {
+      dp.child.kill('SIGKILL');
+    }
+  });
+});
