@@ -35,8 +35,6 @@ export abstract class Conn {
   dest: Dest | undefined;
   /** Time of the last byte either way (or of the last state change). */
   lastActive: number;
-  /** `address:port` the balancer used toward the server (FULLNAT's local address). */
-  local: string | undefined;
   /** Still holds sockets: counts toward the service's maxConnections. */
   live = true;
   template: Template | undefined;
@@ -64,6 +62,8 @@ export abstract class Conn {
   abstract onTimeout(now: number): void;
   /** Ends the connection on the dataplane's decision (drain, server expired, stop). */
   abstract close(cause: CloseCause): void;
+  /** `address:port` the balancer uses toward the server (FULLNAT's local address), asked only when listed. */
+  abstract localEndpoint(): string | undefined;
   /** Per-sweep checks beyond the idle timeout (TCP's responseTimeout). */
   tick(_now: number): void {}
 

@@ -150,6 +150,7 @@ export class SocketDataplane implements DataplaneInstance {
     const now = this.#rt.clock.now();
     const out: ConnectionEntry[] = [];
     for (const c of this.#rt.table.values()) {
+      const local = c.localEndpoint();
       out.push({
         protocol: c.protocol === 'tcp' ? 'TCP' : 'UDP',
         state: c.state,
@@ -158,7 +159,7 @@ export class SocketDataplane implements DataplaneInstance {
         virtual: c.service.virtual,
         server: c.dest?.key ?? '-',
         service: c.service.name,
-        ...(c.local ? { local: c.local } : {}),
+        ...(local ? { local } : {}),
       });
     }
     if (options.templates !== false) {

@@ -24,14 +24,14 @@ export class TcpConn extends Conn {
   readonly clientSocket: Socket;
   readonly tuple: ConnectionTuple;
   server: Socket | undefined;
-  readonly #tried: Dest[] = [];
+  #tried: Dest[] | undefined;
   #retriesLeft: number;
   #replay: Buffer[] | null;
   #replayBytes = 0;
   /** Client bytes read so far: a retry needs them all in the replay buffer, or none read. */
   #clientBytes = 0;
   /** Client bytes read while no server socket could take them (only without a replay buffer). */
-  #pending: Buffer[] = [];
+  #pending: Buffer[] | undefined;
   #pendingBytes = 0;
   #connected = false;
   #answered = false;
@@ -96,6 +96,11 @@ export class TcpConn extends Conn {
     s.on('drain', () => {
       if (s === this.server && !this.#clientEnded) this.clientSocket.resume();
     });
+  }
+
+  localEndpoint(): string | undefined {
+    const s = this.#connected ? this.server : undefined;
+    return s?.localAddress ? endpoint(s.localAddress, s.localPort ?? 0) : undefined;
   }
 
   timeoutMs(): number {
@@ -188,7 +193,7 @@ export class TcpConn extends Conn {
       return;
     }
     if (!replay) {
-      this.#pending.push(chunk);
+      (this.#pending ??= []).push(chunk);
       this.#pendingBytes += n;
     }
     if (
@@ -232,7 +237,6 @@ export class TcpConn extends Conn {
     if (s !== this.server) return;
     this.#connected = true;
     this.#localTries = 0;
-    this.local = s.localAddress ? endpoint(s.localAddress, s.localPort ?? 0) : undefined;
     this.setState(this.#clientEnded ? 'CLOSE_WAIT' : 'ESTABLISHED');
     const encoder = this.service.encoder;
     if (encoder) {
@@ -247,10 +251,10 @@ export class TcpConn extends Conn {
         }),
       );
     }
-    const backlog = this.#replay ?? this.#pending;
+    const backlog = this.#replay ?? this.#pending ?? [];
     let flowing = true;
     for (const chunk of backlog) flowing = s.write(chunk);
-    this.#pending = [];
+    this.#pending = undefined;
     this.#pendingBytes = 0;
     if (this.#replayBytes > this.rt.options.retryBufferBytes) this.#replay = null;
     if (backlog.length) this.#waitingSince = this.rt.clock.now();
@@ -361,7 +365,7 @@ export class TcpConn extends Conn {
         reason: err ? `${reason} (${errorCode(err)})` : reason,
       }));
     }
-    this.#tried.push(dest);
+    (this.#tried ??= []).push(dest);
     const replayable = this.#replay !== null || this.#clientBytes === 0;
     let next: Dest | undefined;
     if (
@@ -371,7 +375,7 @@ export class TcpConn extends Conn {
       !this.rt.stopping &&
       !this.service.retiring
     ) {
-      next = this.service.schedule(this.tuple, this.#tried);
+      next = this.service.schedule(this.tuple, this.#tried!);
     }
     this.rt.emit('connection:failed', () => ({
       service,
@@ -415,7 +419,7 @@ export class TcpConn extends Conn {
         durationMs,
       }));
     }
-    this.#pending = [];
+    this.#pending = undefined;
     this.#replay = null;
     if (this.#expired || this.rt.options.timeouts.timeWait === 0) {
       this.remove();

@@ -70,9 +70,11 @@ export function hint(code: string | undefined): string {
 /** A TCP virtual service: accepts clients on the VIP and relays each to a real server. */
 export class TcpService extends VirtualService {
   #listener: TcpListener | undefined;
+  readonly #wildcard: boolean;
 
   constructor(rt: Runtime, snapshot: ServiceSnapshot, encoder: HeaderEncoder | undefined) {
     super(rt, snapshot, encoder);
+    this.#wildcard = snapshot.listen.address === '0.0.0.0' || snapshot.listen.address === '::';
   }
 
   listenKey(): string {
@@ -120,13 +122,17 @@ export class TcpService extends VirtualService {
       client.resetAndDestroy();
       return;
     }
+    const listen = this.snapshot.listen;
     const clientAddress = plainAddress(remote);
     const clientPort = client.remotePort ?? 0;
     const tuple = {
       sourceAddress: clientAddress,
       sourcePort: clientPort,
-      destinationAddress: plainAddress(client.localAddress ?? this.snapshot.listen.address),
-      destinationPort: client.localPort ?? this.snapshot.listen.port,
+      // The VIP itself, unless the listener is a wildcard (a getsockname per connection saved).
+      destinationAddress: this.#wildcard
+        ? plainAddress(client.localAddress ?? listen.address)
+        : listen.address,
+      destinationPort: listen.port,
     };
     const dest = this.schedule(tuple, []);
     if (!dest) {

@@ -23,7 +23,7 @@ export class UdpSession extends Conn {
   #queue: Buffer[] = [];
   #unanswered: Buffer[] | null;
   #unansweredBytes = 0;
-  readonly #tried: Dest[] = [];
+  #tried: Dest[] | undefined;
   #retriesLeft: number;
   #opened = false;
   #openedAt = 0;
@@ -63,8 +63,6 @@ export class UdpSession extends Conn {
         if (sock !== this.upstream) return;
         this.#ready = true;
         this.#localTries = 0;
-        const a = sock.address();
-        this.local = endpoint(a.address, a.port);
         const queued = this.#queue;
         this.#queue = [];
         for (const m of queued) sock.send(m);
@@ -172,7 +170,7 @@ export class UdpSession extends Conn {
         reason: err ? `${reason} (${errorCode(err)})` : reason,
       }));
     }
-    this.#tried.push(dest);
+    (this.#tried ??= []).push(dest);
     let next: Dest | undefined;
     if (
       this.#retriesLeft > 0 &&
@@ -181,7 +179,7 @@ export class UdpSession extends Conn {
       !this.service.retiring &&
       reason !== 'oneway-expired'
     ) {
-      next = this.service.schedule(this.tuple, this.#tried);
+      next = this.service.schedule(this.tuple, this.#tried!);
     }
     this.rt.emit('connection:failed', () => ({
       service,
@@ -201,6 +199,12 @@ export class UdpSession extends Conn {
     this.#queue = this.state === 'ONEWAY' && this.#unanswered ? [...this.#unanswered] : [];
     this.service.persist(this, next);
     this.connect(next);
+  }
+
+  localEndpoint(): string | undefined {
+    if (!this.#ready || !this.upstream) return undefined;
+    const a = this.upstream.address();
+    return endpoint(a.address, a.port);
   }
 
   timeoutMs(): number {
