@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
 import {
   ConfigError,
   configSchema,
@@ -232,8 +232,15 @@ class Reloader {
     if (this.stopping) throw new FulcrumError(ErrorCodes.STATE, 'the daemon is stopping');
     this.logger.info({ event: 'reload', trigger }, `${trigger}: reloading ${this.file}`);
     try {
+      const adminBefore = this.kernel.config?.admin;
       const r = await this.kernel.apply(await readConfigFile(this.file));
       this.logger.info({ event: 'reloaded', trigger, ...r }, `reloaded: version ${r.version}`);
+      // The admin listener and its token are settled at start; say so rather than pretend.
+      if (!isDeepStrictEqual(adminBefore, this.kernel.config?.admin))
+        this.logger.warn(
+          { event: 'admin_unchanged' },
+          'the admin section changed: its listen address and token apply at the next start',
+        );
       return r;
     } catch (e) {
       const issues = e instanceof ConfigError ? e.issues.map(formatIssue) : undefined;

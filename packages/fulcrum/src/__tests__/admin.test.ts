@@ -328,11 +328,20 @@ describe('admin API, writes', () => {
     expect(ok).toMatchObject({ status: 200, body: { version: before + 1, updated: ['web'] } });
     expect(d.lines.some((l) => l.event === 'reloaded' && l.trigger === 'api')).toBe(true);
 
+    // The admin listener and token are settled at start: a reload that changes them says so.
+    writeFileSync(join(dir, 'later.token'), 'later\n');
+    writeFileSync(file, config(port, ', tokenFile: later.token', ['127.0.0.1:9001']));
+    expect((await http(port, 'POST', '/api/v1/reload')).body).toMatchObject({
+      version: before + 2,
+      updated: [],
+    });
+    await d.waitFor('admin_unchanged');
+
     writeFileSync(file, config(port).replace('scheduler: rr', 'scheduler: nope'));
     const bad = await http(port, 'POST', '/api/v1/reload');
     expect(bad).toMatchObject({ status: 400, body: { code: 'FULCRUM_PLUGIN_NOT_FOUND' } });
     expect(bad.body.issues[0]).toMatchObject({ path: 'services[0].scheduler.name' });
-    expect(await version()).toBe(before + 1);
+    expect(await version()).toBe(before + 2);
   });
 
   it('refuses bad requests with a code and a status, and changes nothing', async () => {
