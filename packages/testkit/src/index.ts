@@ -14,3 +14,4 @@ export {
   type CaseOptions,
   type ConformanceCase,
 } from './conformance.js';
+export { compilePlan, instantiate, prng, randomInt } from './scheduler.js';

@@ -3,6 +3,8 @@ import type { RealServerView, ServiceView } from '@fulcrum/kernel';
 export interface ServerInput {
   /** Effective weight, as the scheduler sees it. */
   weight: number;
+  /** `address:port` by default. */
+  key?: string;
   /** Configured weight; defaults to `weight` (differs when a check inhibits or re-weights). */
   configuredWeight?: number;
   address?: string;
@@ -18,11 +20,11 @@ export interface ServerInput {
 export function makeView(servers: readonly (number | ServerInput)[], name = 'svc'): ServiceView {
   const realServers = servers.map((s, index): RealServerView => {
     const input: ServerInput = typeof s === 'number' ? { weight: s } : s;
-    const address = input.address ?? `10.1.${(index >> 8) & 255}.${index & 255}`;
+    const address = input.address ?? `10.0.${(index >> 8) & 255}.${index & 255}`;
     const port = input.port ?? 80;
     return Object.freeze({
       index,
-      key: address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`,
+      key: input.key ?? (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`),
       address,
       port,
       weight: input.weight,

@@ -1,7 +1,7 @@
 import { PlanExecutor, type ConnectionTuple, type ServerLoad } from '@fulcrum/kernel';
 import { describe, expect, it } from 'vitest';
 import lcDefault, { lc, lcPlan } from '../index.js';
-import { compilePlan, prng, randomInt, serviceView, validOptions } from './helpers.js';
+import { compilePlan, prng, randomInt, makeView, validOptions } from '@fulcrum/testkit';
 
 const tuple: ConnectionTuple = {
   sourceAddress: '198.51.100.7',
@@ -34,7 +34,7 @@ describe('lc', () => {
   });
 
   it('compiles the effective weights and the lc formula; the dataplane keeps the counts', () => {
-    const view = serviceView([3, { weight: 0, configuredWeight: 7, health: 'down' }, 1, 250]);
+    const view = makeView([3, { weight: 0, configuredWeight: 7, health: 'down' }, 1, 250]);
     expect(compilePlan(lc, view)).toEqual({
       kind: 'least-connections',
       formula: 'lc',
@@ -55,7 +55,7 @@ describe('lc', () => {
         active: randomInt(rand, 0, top),
         inactive: randomInt(rand, 0, top),
       }));
-      const plan = compilePlan(lc, serviceView(weights));
+      const plan = compilePlan(lc, makeView(weights));
       const picked = new PlanExecutor(plan).pick(tuple, (i) => loads[i]!);
       expect(picked, `seed ${seed}: weights ${weights.join(',')} loads ${JSON.stringify(loads)}`).toBe(
         ipvs(weights, loads),
@@ -64,7 +64,7 @@ describe('lc', () => {
   });
 
   it('ignores weights beyond zero / non-zero', () => {
-    const plan = compilePlan(lc, serviceView([100, 1]));
+    const plan = compilePlan(lc, makeView([100, 1]));
     const loads = [
       { active: 1, inactive: 0 },
       { active: 2, inactive: 0 },
@@ -76,7 +76,7 @@ describe('lc', () => {
 
   it('compiles a service without a server of weight > 0 to a plan that schedules nothing', () => {
     for (const servers of [[], [0, 0, 0]]) {
-      const plan = compilePlan(lc, serviceView(servers));
+      const plan = compilePlan(lc, makeView(servers));
       expect(plan).toEqual({ kind: 'least-connections', formula: 'lc', weights: servers });
       expect(new PlanExecutor(plan).pick(tuple, () => ({ active: 0, inactive: 0 }))).toBe(-1);
     }

@@ -8,7 +8,7 @@ import {
   maglevTurns,
   weightBits,
 } from '../index.js';
-import { prng, randomInt } from './helpers.js';
+import { prng, randomInt } from '@fulcrum/testkit';
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const fls = (x: number) => (x === 0 ? 0 : Math.floor(Math.log2(x)) + 1);

@@ -1,7 +1,7 @@
 import { ConfigError, PlanExecutor, planHash, type ConnectionTuple, type HashPlan } from '@fulcrum/kernel';
 import { describe, expect, it } from 'vitest';
 import mhDefault, { maglevTable, mh } from '../index.js';
-import { compilePlan, instantiate, serviceView, validOptions } from './helpers.js';
+import { compilePlan, instantiate, makeView, validOptions } from '@fulcrum/testkit';
 
 const tuple = (sourceAddress: string, sourcePort = 40000): ConnectionTuple => ({
   sourceAddress,
@@ -32,7 +32,7 @@ describe('mh plugin', () => {
   });
 
   it('compiles a hash plan whose table is the Maglev table of the view', () => {
-    const view = serviceView([1, 2, 0, 3]);
+    const view = makeView([1, 2, 0, 3]);
     const plan = compilePlan(mh, view, {
       tableSize: 251,
       fields: ['source-address', 'source-port'],
@@ -43,7 +43,7 @@ describe('mh plugin', () => {
   });
 
   it('sends a client to the server of its slot, and keeps it there while membership is stable', () => {
-    const view = serviceView([1, 1, 1, 1, 1]);
+    const view = makeView([1, 1, 1, 1, 1]);
     const plan = compilePlan(mh, view) as HashPlan;
     const executor = new PlanExecutor(plan);
     // Same client, another port, another compilation of the same view: same server.
@@ -58,7 +58,7 @@ describe('mh plugin', () => {
 
   it('compiles a service without a server of weight > 0 to an empty table that schedules nothing', () => {
     for (const servers of [[], [0, 0], [{ weight: 0, configuredWeight: 3 }]]) {
-      const plan = compilePlan(mh, serviceView(servers)) as HashPlan;
+      const plan = compilePlan(mh, makeView(servers)) as HashPlan;
       expect(plan.table).toEqual([]);
       expect(new PlanExecutor(plan).pick(tuple('203.0.113.1'))).toBe(-1);
     }

@@ -1,7 +1,7 @@
 import { PlanExecutor, type ConnectionTuple, type ServerLoad } from '@fulcrum/kernel';
 import { describe, expect, it } from 'vitest';
 import nqDefault, { nq, nqPlan } from '../index.js';
-import { compilePlan, prng, randomInt, serviceView, validOptions } from './helpers.js';
+import { compilePlan, prng, randomInt, makeView, validOptions } from '@fulcrum/testkit';
 
 const tuple: ConnectionTuple = {
   sourceAddress: '198.51.100.7',
@@ -36,7 +36,7 @@ describe('nq', () => {
   });
 
   it('compiles the effective weights and the nq formula; the dataplane keeps the counts', () => {
-    const view = serviceView([3, { weight: 0, configuredWeight: 7, health: 'down' }, 1, 250]);
+    const view = makeView([3, { weight: 0, configuredWeight: 7, health: 'down' }, 1, 250]);
     expect(compilePlan(nq, view)).toEqual({
       kind: 'least-connections',
       formula: 'nq',
@@ -57,7 +57,7 @@ describe('nq', () => {
         active: randomInt(rand, 0, top),
         inactive: randomInt(rand, 0, top),
       }));
-      const plan = compilePlan(nq, serviceView(weights));
+      const plan = compilePlan(nq, makeView(weights));
       const picked = new PlanExecutor(plan).pick(tuple, (i) => loads[i]!);
       expect(picked, `seed ${seed}: weights ${weights.join(',')} loads ${JSON.stringify(loads)}`).toBe(
         ipvs(weights, loads),
@@ -66,7 +66,7 @@ describe('nq', () => {
   });
 
   it('prefers an idle server over a faster busy one', () => {
-    const plan = compilePlan(nq, serviceView([100, 1]));
+    const plan = compilePlan(nq, makeView([100, 1]));
     const loads = [
       { active: 1, inactive: 0 },
       { active: 0, inactive: 0 },
@@ -76,7 +76,7 @@ describe('nq', () => {
 
   it('compiles a service without a server of weight > 0 to a plan that schedules nothing', () => {
     for (const servers of [[], [0, 0, 0]]) {
-      const plan = compilePlan(nq, serviceView(servers));
+      const plan = compilePlan(nq, makeView(servers));
       expect(plan).toEqual({ kind: 'least-connections', formula: 'nq', weights: servers });
       expect(new PlanExecutor(plan).pick(tuple, () => ({ active: 0, inactive: 0 }))).toBe(-1);
     }

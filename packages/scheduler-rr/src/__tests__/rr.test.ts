@@ -1,7 +1,7 @@
 import { PlanExecutor, type ConnectionTuple } from '@fulcrum/kernel';
 import { describe, expect, it } from 'vitest';
 import rrDefault, { roundRobinSequence, rr } from '../index.js';
-import { compilePlan, prng, randomInt, serviceView, validOptions } from './helpers.js';
+import { compilePlan, prng, randomInt, makeView, validOptions } from '@fulcrum/testkit';
 
 const tuple: ConnectionTuple = {
   sourceAddress: '198.51.100.7',
@@ -39,7 +39,7 @@ describe('rr', () => {
     { weights: [0, 3, 0, 1], sequence: [1, 3] },
     { weights: [0], sequence: [] },
   ])('weights $weights give $sequence: weights only decide who takes part', ({ weights, sequence }) => {
-    expect(compilePlan(rr, serviceView(weights))).toEqual({ kind: 'sequence', sequence });
+    expect(compilePlan(rr, makeView(weights))).toEqual({ kind: 'sequence', sequence });
   });
 
   it('executes as IPVS rr does, for random memberships', () => {
@@ -62,7 +62,7 @@ describe('rr', () => {
 
   it('compiles a service without a server of weight > 0 to an empty plan that schedules nothing', () => {
     for (const servers of [[], [0, 0]]) {
-      const plan = compilePlan(rr, serviceView(servers));
+      const plan = compilePlan(rr, makeView(servers));
       expect(plan).toEqual({ kind: 'sequence', sequence: [] });
       expect(new PlanExecutor(plan).pick(tuple)).toBe(-1);
     }

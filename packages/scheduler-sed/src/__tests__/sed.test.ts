@@ -1,7 +1,7 @@
 import { PlanExecutor, type ConnectionTuple, type ServerLoad } from '@fulcrum/kernel';
 import { describe, expect, it } from 'vitest';
 import sedDefault, { sed, sedPlan } from '../index.js';
-import { compilePlan, prng, randomInt, serviceView, validOptions } from './helpers.js';
+import { compilePlan, prng, randomInt, makeView, validOptions } from '@fulcrum/testkit';
 
 const tuple: ConnectionTuple = {
   sourceAddress: '198.51.100.7',
@@ -34,7 +34,7 @@ describe('sed', () => {
   });
 
   it('compiles the effective weights and the sed formula; the dataplane keeps the counts', () => {
-    const view = serviceView([3, { weight: 0, configuredWeight: 7, health: 'down' }, 1, 250]);
+    const view = makeView([3, { weight: 0, configuredWeight: 7, health: 'down' }, 1, 250]);
     expect(compilePlan(sed, view)).toEqual({
       kind: 'least-connections',
       formula: 'sed',
@@ -55,7 +55,7 @@ describe('sed', () => {
         active: randomInt(rand, 0, top),
         inactive: randomInt(rand, 0, top),
       }));
-      const plan = compilePlan(sed, serviceView(weights));
+      const plan = compilePlan(sed, makeView(weights));
       const picked = new PlanExecutor(plan).pick(tuple, (i) => loads[i]!);
       expect(picked, `seed ${seed}: weights ${weights.join(',')} loads ${JSON.stringify(loads)}`).toBe(
         ipvs(weights, loads),
@@ -64,13 +64,13 @@ describe('sed', () => {
   });
 
   it('sends to the big server while it is idle as the small one: (0 + 1) / 10 < (0 + 1) / 1', () => {
-    const plan = compilePlan(sed, serviceView([1, 10]));
+    const plan = compilePlan(sed, makeView([1, 10]));
     expect(new PlanExecutor(plan).pick(tuple, () => ({ active: 0, inactive: 0 }))).toBe(1);
   });
 
   it('compiles a service without a server of weight > 0 to a plan that schedules nothing', () => {
     for (const servers of [[], [0, 0, 0]]) {
-      const plan = compilePlan(sed, serviceView(servers));
+      const plan = compilePlan(sed, makeView(servers));
       expect(plan).toEqual({ kind: 'least-connections', formula: 'sed', weights: servers });
       expect(new PlanExecutor(plan).pick(tuple, () => ({ active: 0, inactive: 0 }))).toBe(-1);
     }

@@ -1,7 +1,7 @@
 import { PlanExecutor, planHash, type ConnectionTuple, type HashPlan } from '@fulcrum/kernel';
 import { describe, expect, it } from 'vitest';
 import shDefault, { sh, sourceHashTable } from '../index.js';
-import { compilePlan, prng, randomInt, serviceView, validOptions } from './helpers.js';
+import { compilePlan, prng, randomInt, makeView, validOptions } from '@fulcrum/testkit';
 
 const tuple = (sourceAddress: string, sourcePort = 40000): ConnectionTuple => ({
   sourceAddress,
@@ -104,12 +104,12 @@ describe('sh plugin', () => {
   });
 
   it('compiles a hash plan over the configured fields', () => {
-    const plan = compilePlan(sh, serviceView([1, 0, 2]), { fields: ['source-address', 'source-port'] });
+    const plan = compilePlan(sh, makeView([1, 0, 2]), { fields: ['source-address', 'source-port'] });
     expect(plan).toEqual({ kind: 'hash', fields: ['source-address', 'source-port'], table: [0, 2, 2] });
   });
 
   it('sends a client address to one server, whatever its port, while membership is stable', () => {
-    const view = serviceView([1, 2, 3, 4]);
+    const view = makeView([1, 2, 3, 4]);
     const plan = compilePlan(sh, view) as HashPlan;
     const executor = new PlanExecutor(plan);
     const again = new PlanExecutor(compilePlan(sh, view));
@@ -124,7 +124,7 @@ describe('sh plugin', () => {
 
   it('spreads client addresses in proportion to weight', () => {
     const weights = [1, 2, 3, 4];
-    const executor = new PlanExecutor(compilePlan(sh, serviceView(weights)));
+    const executor = new PlanExecutor(compilePlan(sh, makeView(weights)));
     const counts = [0, 0, 0, 0];
     const n = 100_000;
     for (let i = 0; i < n; i++)
@@ -134,7 +134,7 @@ describe('sh plugin', () => {
 
   it('compiles a service without a server of weight > 0 to an empty table that schedules nothing', () => {
     for (const servers of [[], [0, 0]]) {
-      const plan = compilePlan(sh, serviceView(servers));
+      const plan = compilePlan(sh, makeView(servers));
       expect(plan).toEqual({ kind: 'hash', fields: ['source-address'], table: [] });
       expect(new PlanExecutor(plan).pick(tuple('203.0.113.1'))).toBe(-1);
     }

@@ -1,7 +1,7 @@
 import { PlanExecutor, type ConnectionTuple, type ServerLoad } from '@fulcrum/kernel';
 import { describe, expect, it } from 'vitest';
 import wlcDefault, { wlc, wlcPlan } from '../index.js';
-import { compilePlan, prng, randomInt, serviceView, validOptions } from './helpers.js';
+import { compilePlan, prng, randomInt, makeView, validOptions } from '@fulcrum/testkit';
 
 const tuple: ConnectionTuple = {
   sourceAddress: '198.51.100.7',
@@ -35,7 +35,7 @@ describe('wlc', () => {
   });
 
   it('compiles the effective weights and the wlc formula; the dataplane keeps the counts', () => {
-    const view = serviceView([3, { weight: 0, configuredWeight: 7, health: 'down' }, 1, 250]);
+    const view = makeView([3, { weight: 0, configuredWeight: 7, health: 'down' }, 1, 250]);
     expect(compilePlan(wlc, view)).toEqual({
       kind: 'least-connections',
       formula: 'wlc',
@@ -56,7 +56,7 @@ describe('wlc', () => {
         active: randomInt(rand, 0, top),
         inactive: randomInt(rand, 0, top),
       }));
-      const plan = compilePlan(wlc, serviceView(weights));
+      const plan = compilePlan(wlc, makeView(weights));
       const picked = new PlanExecutor(plan).pick(tuple, (i) => loads[i]!);
       expect(picked, `seed ${seed}: weights ${weights.join(',')} loads ${JSON.stringify(loads)}`).toBe(
         ipvs(weights, loads),
@@ -66,7 +66,7 @@ describe('wlc', () => {
 
   it('shares connections in proportion to weight when connections last alike', () => {
     const weights = [1, 2, 5, 10, 0, 32];
-    const plan = compilePlan(wlc, serviceView(weights));
+    const plan = compilePlan(wlc, makeView(weights));
     const executor = new PlanExecutor(plan);
     const rand = prng(42);
     const active = weights.map(() => 0);
@@ -94,7 +94,7 @@ describe('wlc', () => {
 
   it('compiles a service without a server of weight > 0 to a plan that schedules nothing', () => {
     for (const servers of [[], [0, 0, 0]]) {
-      const plan = compilePlan(wlc, serviceView(servers));
+      const plan = compilePlan(wlc, makeView(servers));
       expect(plan).toEqual({ kind: 'least-connections', formula: 'wlc', weights: servers });
       expect(new PlanExecutor(plan).pick(tuple, () => ({ active: 0, inactive: 0 }))).toBe(-1);
     }

@@ -1,7 +1,7 @@
 import { PlanExecutor, type ConnectionTuple } from '@fulcrum/kernel';
 import { describe, expect, it } from 'vitest';
 import wrrDefault, { DEFAULT_MAX_SEQUENCE_LENGTH, wrr, wrrSequence } from '../index.js';
-import { compilePlan, prng, randomInt, serviceView, validOptions } from './helpers.js';
+import { compilePlan, prng, randomInt, makeView, validOptions } from '@fulcrum/testkit';
 
 const tuple: ConnectionTuple = {
   sourceAddress: '198.51.100.7',
@@ -155,20 +155,20 @@ describe('wrr plugin', () => {
   });
 
   it('compiles effective weights into a sequence plan', () => {
-    const view = serviceView([4, { weight: 0, configuredWeight: 5, health: 'down' }, 3, 2]);
+    const view = makeView([4, { weight: 0, configuredWeight: 5, health: 'down' }, 3, 2]);
     expect(compilePlan(wrr, view)).toEqual({ kind: 'sequence', sequence: [0, 0, 2, 0, 2, 3, 0, 2, 3] });
   });
 
   it('compiles a service without a server of weight > 0 to an empty plan that schedules nothing', () => {
     for (const servers of [[], [0, 0, 0]]) {
-      const plan = compilePlan(wrr, serviceView(servers));
+      const plan = compilePlan(wrr, makeView(servers));
       expect(plan).toEqual({ kind: 'sequence', sequence: [] });
       expect(new PlanExecutor(plan).pick(tuple)).toBe(-1);
     }
   });
 
   it('honours maxSequenceLength', () => {
-    const plan = compilePlan(wrr, serviceView([65535, 65534, 3]), { maxSequenceLength: 2048 });
+    const plan = compilePlan(wrr, makeView([65535, 65534, 3]), { maxSequenceLength: 2048 });
     expect(plan.kind === 'sequence' && plan.sequence.length).toBeLessThanOrEqual(2048);
   });
 });
