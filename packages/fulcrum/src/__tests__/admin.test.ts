@@ -224,6 +224,22 @@ describe('admin API, reads', () => {
         'POST /api/v1/reload',
       ].sort(),
     );
+    // What the API answers has the fields the document declares, and no others.
+    const conforms = (value: Record<string, unknown>, schema: string) => {
+      const s = doc.components.schemas[schema] as { required: string[]; properties: Record<string, unknown> };
+      expect(Object.keys(value).filter((k) => !(k in s.properties))).toEqual([]);
+      expect(s.required.filter((k) => !(k in value))).toEqual([]);
+    };
+    const [web] = (await http(port, 'GET', '/api/v1/services')).body;
+    conforms(web, 'ServiceStatus');
+    for (const server of web.servers) conforms(server, 'ServerStatus');
+    conforms(web.stats, 'Stats');
+    const page = (await http(port, 'GET', '/api/v1/connections')).body;
+    conforms(page, 'ConnectionPage');
+    for (const c of page.connections) conforms(c, 'Connection');
+    conforms((await http(port, 'GET', '/healthz')).body, 'Health');
+    conforms((await http(port, 'GET', '/api/v1/timeouts')).body, 'Timeouts');
+    conforms((await http(port, 'GET', '/api/v1/services/nope')).body, 'Error');
     // The request bodies are the kernel's own schemas.
     expect(doc.components.schemas.ServiceInput.required).toEqual(['name', 'listen']);
     expect(doc.components.schemas.RealServerInput.properties.weight.maximum).toBe(65535);

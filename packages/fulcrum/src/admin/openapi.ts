@@ -20,6 +20,18 @@ function toOpenApiSchema(s: unknown): unknown {
   return out;
 }
 
+/** The schema of a JSON merge patch of `schema`: any of its fields, each also null (removed). */
+function mergePatchOf(schema: unknown): Schema {
+  const { properties = {} } = schema as { properties?: Record<string, unknown> };
+  return {
+    type: 'object',
+    additionalProperties: false,
+    properties: Object.fromEntries(
+      Object.entries(properties).map(([k, v]) => [k, { anyOf: [v, { type: 'null' }] }]),
+    ),
+  };
+}
+
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
 
@@ -136,7 +148,7 @@ export function openApiDocument(version: string): Schema {
           'Change fields of a service (JSON merge patch: null removes a field; realServers replaces the list)',
           '200',
           applied('changed'),
-          { type: 'object' },
+          ref('ServicePatch'),
         ),
         delete: write('Remove a service', '200', applied('removed', false)),
       },
@@ -146,10 +158,12 @@ export function openApiDocument(version: string): Schema {
       },
       '/api/v1/services/{service}/servers/{server}': {
         parameters: [serviceParam, serverParam],
-        patch: write('Change a real server (weight, drain)', '200', applied('changed'), {
-          type: 'object',
-          properties: { weight: { type: 'integer' }, drain: { type: ['boolean', 'null'] } },
-        }),
+        patch: write(
+          'Change a real server (weight, drain)',
+          '200',
+          applied('changed'),
+          ref('RealServerPatch'),
+        ),
         delete: write(
           'Remove a real server (its connections follow the service onFailure policy)',
           '200',
@@ -240,6 +254,8 @@ export function openApiDocument(version: string): Schema {
       schemas: {
         ServiceInput: service,
         RealServerInput: realServer,
+        ServicePatch: mergePatchOf(service),
+        RealServerPatch: mergePatchOf(realServer),
         Error: {
           type: 'object',
           required: ['code', 'message'],
