@@ -44,6 +44,7 @@ export {
   type SequencePlan,
   type ServerLoad,
 } from './plan.js';
+export { fmix32, resolveUnavailable } from './hash-plan.js';
 
 export {
   describeService,

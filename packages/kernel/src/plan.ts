@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { fmix32 } from './hash-plan.js';
 
 /**
  * Schedulers never pick per connection in JavaScript: they compile a service view into one
@@ -152,12 +153,7 @@ export function planHash(fields: readonly HashField[], tuple: ConnectionTuple): 
   }
   let h = 0x811c9dc5;
   for (const b of bytes) h = Math.imul(h ^ b, 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h);
 }
 
 /**

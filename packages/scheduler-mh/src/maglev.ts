@@ -1,4 +1,4 @@
-import { resolveUnavailable } from './fallback.js';
+import { resolveUnavailable } from '@fulcrum/kernel';
 import { nameHash } from './hash.js';
 
 /** What Maglev needs of a real server; RealServerView has it. */

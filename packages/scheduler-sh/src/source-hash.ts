@@ -1,4 +1,4 @@
-import { resolveUnavailable } from './fallback.js';
+import { resolveUnavailable } from '@fulcrum/kernel';
 
 /** What source hashing needs of a real server; RealServerView has it. */
 export interface SourceHashServer {

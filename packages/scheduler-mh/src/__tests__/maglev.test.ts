@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { fmix32, nameHash } from '../hash.js';
+import { fmix32 } from '@fulcrum/kernel';
+import { nameHash } from '../hash.js';
 import {
   isPrime,
   maglevPermutation,

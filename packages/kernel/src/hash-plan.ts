@@ -1,4 +1,12 @@
-import { fmix32 } from './hash.js';
+/** MurmurHash3's 32-bit finaliser: spreads every input bit over the whole word. */
+export function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
 
 /** Probes tried per slot before the last resort; enough unless most of the table is down. */
 const PROBES = 32;
@@ -7,9 +15,10 @@ const probe = (slot: number, k: number, size: number) =>
   fmix32((slot ^ Math.imul(k, 0x9e3779b9)) >>> 0) % size;
 
 /**
- * Resolves the slots of unavailable servers: servers that keep their place in the table's
- * layout (weight 0 now, configured weight > 0: down, inhibited, draining) but must take no
- * new connection. `table` holds server indices or -1; `available[i]` is 1 for weight > 0.
+ * For hash-plan compilers (sh, mh): resolves the slots of unavailable servers — servers that
+ * keep their place in the table's layout (weight 0 now, configured weight > 0: down,
+ * inhibited, draining) but must take no new connection. `table` holds server indices or -1;
+ * `available[i]` is 1 for weight > 0.
  *
  * Without fallback such a slot becomes -1 and its keys are refused (IPVS without the
  * mh-fallback / sh-fallback flag). With fallback the slot is re-pointed, as IPVS rehashes
