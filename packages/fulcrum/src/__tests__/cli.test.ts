@@ -1,12 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { freePort, fulcrumSync, startDaemon as startRun } from './daemon.js';
 
-const bin = fileURLToPath(new URL('../../dist/bin.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-cli-'));
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -55,14 +54,6 @@ export const rr = {
 `,
 );
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 function config(
   servicePort: number,
   adminPort: number,
@@ -80,9 +71,7 @@ ${servers.map((s) => `      - { address: ${s} }`).join('\n')}
 `;
 }
 
-function fulcrum(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout: 15_000 });
-}
+const fulcrum = (...args: string[]) => fulcrumSync(dir, args);
 
 /** Reads a line from the service listener: the servers the dataplane was given. */
 function ask(port: number): Promise<string> {
@@ -95,46 +84,7 @@ function ask(port: number): Promise<string> {
   });
 }
 
-/** Starts `fulcrum run`, collecting its JSON log lines; resolves once it has started. */
-async function startDaemon(file: string) {
-  const child = spawn(process.execPath, [bin, 'run', file, '--log-format', 'json'], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  const lines: Record<string, unknown>[] = [];
-  let stderr = '';
-  let buf = '';
-  const waiters: { event: string; resolve: (l: Record<string, unknown>) => void }[] = [];
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = JSON.parse(buf.slice(0, i)) as Record<string, unknown>;
-      buf = buf.slice(i + 1);
-      lines.push(line);
-      for (const w of waiters.filter((w) => w.event === line.event)) w.resolve(line);
-    }
-  });
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const waitFor = (event: string, timeoutMs = 10_000) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
-      const seen = lines.find((l) => l.event === event);
-      if (seen) return resolve(seen);
-      const t = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `no "${event}" log line in ${timeoutMs} ms; stderr: ${stderr}; log: ${JSON.stringify(lines)}`,
-            ),
-          ),
-        timeoutMs,
-      );
-      waiters.push({ event, resolve: (l) => (clearTimeout(t), resolve(l)) });
-    });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, lines, waitFor, exited, stderr: () => stderr };
-}
+const startDaemon = (file: string) => startRun(dir, file, children);
 
 describe('fulcrum CLI', () => {
   it('prints its version and help, and refuses bad usage with exit code 2', () => {
@@ -143,6 +93,7 @@ describe('fulcrum CLI', () => {
       status: 0,
       stdout: expect.stringContaining('Usage: fulcrum <command>'),
     });
+    expect(fulcrum('--help').stdout).toContain('adm [options]         ipvsadm over the admin API');
     expect(fulcrum()).toMatchObject({ status: 2, stderr: expect.stringContaining('Usage: fulcrum') });
     expect(fulcrum('frob')).toMatchObject({
       status: 2,
