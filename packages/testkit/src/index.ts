@@ -15,3 +15,4 @@ export {
   type ConformanceCase,
 } from './conformance.js';
 export { compilePlan, instantiate, prng, randomInt } from './scheduler.js';
+export { watchCheck, listening, closed, type CheckWatch } from './health.js';

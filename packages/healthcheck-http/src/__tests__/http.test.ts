@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import http from '../index.js';
-import { closed, listening, watchReal } from './helpers.js';
+import { closed, listening, watchCheck } from '@fulcrum/testkit';
 
 const run = promisify(execFile);
 
@@ -46,7 +46,7 @@ const serveRaw = (onConnection: (s: Socket) => void) => serve(createTcpServer(on
 
 /** The first verdict after alpha's down. */
 async function verdictFor(options: Record<string, unknown>, port: number, address = '127.0.0.1') {
-  const w = watchReal(http, { ...fast, ...options }, address, port);
+  const w = watchCheck(http, { ...fast, ...options }, address, port);
   cleanup.push(w.stop);
   const first = await w.next();
   if (first.reason.startsWith('initial state')) {
@@ -60,7 +60,7 @@ async function verdictFor(options: Record<string, unknown>, port: number, addres
   }
   return first;
 }
-const lastReason = (w: ReturnType<typeof watchReal>) => w.verdicts.at(-1)!.reason;
+const lastReason = (w: ReturnType<typeof watchCheck>) => w.verdicts.at(-1)!.reason;
 
 describe('http: status, body regex, host header, method', () => {
   it('a 2xx answer is up; the request is HTTP/1.0 with the Host header and method asked for', async () => {
@@ -143,7 +143,7 @@ describe('http: bad servers are failures with a reason, bounded in time and memo
 
   it('a server that accepts and hangs: timeout', async () => {
     const { port } = await serveRaw(() => {});
-    const w = watchReal(http, { ...fast, initialState: 'up', timeout: '150ms' }, '127.0.0.1', port);
+    const w = watchCheck(http, { ...fast, initialState: 'up', timeout: '150ms' }, '127.0.0.1', port);
     cleanup.push(w.stop);
     const v = await w.next(2000);
     expect(v).toMatchObject({ up: false, reason: 'timeout after 150ms' });

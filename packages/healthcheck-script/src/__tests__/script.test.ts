@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import script, { exitVerdict } from '../index.js';
-import { watchReal } from './helpers.js';
+import { watchCheck } from '@fulcrum/testkit';
 
 describe('script passes the health-check conformance suite', () => {
   for (const c of healthCheckCases(script, { options: { path: '/bin/true' } })) it(c.name, c.run);
@@ -52,7 +52,7 @@ afterEach(() => {
 
 const fast = { interval: '30ms', timeout: '2s', warmup: 0 };
 function watch(options: Record<string, unknown>) {
-  const w = watchReal(script, { ...fast, ...options }, '127.0.0.1', 8080);
+  const w = watchCheck(script, { ...fast, ...options }, '127.0.0.1', 8080);
   cleanup.push(w.stop);
   return w;
 }

@@ -2,7 +2,7 @@ import { healthCheckCases } from '@fulcrum/testkit';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import tcp from '../index.js';
-import { closed, listening, watchReal } from './helpers.js';
+import { closed, listening, watchCheck } from '@fulcrum/testkit';
 
 describe('tcp passes the health-check conformance suite', () => {
   for (const c of healthCheckCases(tcp)) it(c.name, c.run);
@@ -32,7 +32,7 @@ describe('tcp (TCP_CHECK) on loopback', () => {
 
   it('a listening server is up; it goes down when it stops listening, and up again', async () => {
     const { server, port } = await serve();
-    const w = watchReal(tcp, { ...fast, initialState: 'down' }, '127.0.0.1', port);
+    const w = watchCheck(tcp, { ...fast, initialState: 'down' }, '127.0.0.1', port);
     cleanup.push(w.stop);
     expect((await w.next()).up).toBe(false); // alpha
     const up = await w.next();
@@ -48,7 +48,7 @@ describe('tcp (TCP_CHECK) on loopback', () => {
   it('fall 3: down only after three refused checks in a row', async () => {
     const { port, server } = await serve();
     await closed(server);
-    const w = watchReal(tcp, { ...fast, fall: 3 }, '127.0.0.1', port);
+    const w = watchCheck(tcp, { ...fast, fall: 3 }, '127.0.0.1', port);
     cleanup.push(w.stop);
     const down = await w.next();
     expect(down.reason).toMatch(/ECONNREFUSED .*\(3 checks in a row\)$/);
@@ -57,7 +57,7 @@ describe('tcp (TCP_CHECK) on loopback', () => {
 
   it('a server that accepts and says nothing is up (TCP_CHECK only connects); the socket is closed', async () => {
     const { port, sockets } = await serve(() => {});
-    const w = watchReal(tcp, { ...fast, initialState: 'down' }, '127.0.0.1', port);
+    const w = watchCheck(tcp, { ...fast, initialState: 'down' }, '127.0.0.1', port);
     cleanup.push(w.stop);
     await w.next();
     expect((await w.next()).up).toBe(true);
@@ -68,7 +68,7 @@ describe('tcp (TCP_CHECK) on loopback', () => {
   it('an address that never answers is down within the timeout, with a reason', async () => {
     // TEST-NET-1 is never routed: the connect hangs (timeout) or fails at once (unreachable, or
     // refused by a local firewall), depending on the host
-    const w = watchReal(tcp, { ...fast, timeout: '200ms' }, '192.0.2.1', 9);
+    const w = watchCheck(tcp, { ...fast, timeout: '200ms' }, '192.0.2.1', 9);
     cleanup.push(w.stop);
     const down = await w.next(2000);
     expect(down.up).toBe(false);
@@ -80,7 +80,7 @@ describe('tcp (TCP_CHECK) on loopback', () => {
 
   it('IPv6 servers', async () => {
     const { port } = await serve((s) => s.end(), '::1');
-    const w = watchReal(tcp, { ...fast, initialState: 'down' }, '::1', port);
+    const w = watchCheck(tcp, { ...fast, initialState: 'down' }, '::1', port);
     cleanup.push(w.stop);
     await w.next();
     expect(await w.next()).toMatchObject({ up: true, reason: `connected to [::1]:${port}` });
@@ -92,7 +92,7 @@ describe('tcp (TCP_CHECK) on loopback', () => {
       peers.push(s.remoteAddress!);
       s.end();
     });
-    const w = watchReal(
+    const w = watchCheck(
       tcp,
       { ...fast, initialState: 'down', address: '127.0.0.1', port, bindTo: '127.0.0.2' },
       '10.200.200.200',
