@@ -58,12 +58,14 @@ export class DpdkDataplane implements DataplaneInstance {
     const native = loadNative();
     const o = this.#options;
     const args = [...o.eal, ...o.ports.flatMap((p) => (p.pci ? ['-a', p.pci] : ['--vdev', p.vdev!]))];
-    const portAddrs = o.ports.map((p) =>
-      p.addresses.flatMap((a) => {
+    const ports = o.ports.map((p) => ({
+      // DPDK names a vdev port by the vdev name, a PCI port by its address.
+      device: p.pci ?? p.vdev!.split(',')[0]!,
+      addrs: p.addresses.flatMap((a) => {
         const c = parseCidr(a)!;
         return [ipv4ToNumber(c.address), c.prefix];
       }),
-    );
+    }));
     const t = timeoutTables(o.timeouts);
     process.on('exit', this.#onExit);
     process.on('SIGTERM', this.#onSignal);
@@ -71,7 +73,7 @@ export class DpdkDataplane implements DataplaneInstance {
     try {
       const macs = await native.ealStart(
         args,
-        portAddrs,
+        ports,
         {
           connCapacity: o.maxConnections,
           localPortMin: o.localPorts.min,

@@ -79,7 +79,7 @@ export interface NativeBinding {
   planHash(fields: number[], src: string, sport: number, dst: string, dport: number): number;
   ealStart(
     args: string[],
-    portAddrs: number[][],
+    ports: { device: string; addrs: number[] }[],
     config: NativeHarnessConfig,
     onEvent: (kind: 'signals', payload: NativeSignal[]) => void,
   ): Promise<Buffer[]>;

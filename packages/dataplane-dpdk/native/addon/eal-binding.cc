@@ -41,15 +41,16 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
   std::vector<std::string> args;
   Napi::Array a = info[0].As<Napi::Array>();
   for (uint32_t i = 0; i < a.Length(); i++) args.push_back(a.Get(i).ToString().Utf8Value());
-  std::vector<std::vector<InterfaceAddress>> port_addrs;
+  std::vector<EalPort> ports;
   Napi::Array pa = info[1].As<Napi::Array>();
   for (uint32_t i = 0; i < pa.Length(); i++) {
-    Napi::Array flat = pa.Get(i).As<Napi::Array>();
-    std::vector<InterfaceAddress> addrs;
+    Napi::Object po = pa.Get(i).As<Napi::Object>();
+    Napi::Array flat = po.Get("addrs").As<Napi::Array>();
+    EalPort port{po.Get("device").ToString().Utf8Value(), {}};
     for (uint32_t j = 0; j + 1 < flat.Length(); j += 2)
-      addrs.push_back({flat.Get(j).As<Napi::Number>().Uint32Value(),
-                       static_cast<uint8_t>(flat.Get(j + 1).As<Napi::Number>().Uint32Value())});
-    port_addrs.push_back(std::move(addrs));
+      port.addrs.push_back({flat.Get(j).As<Napi::Number>().Uint32Value(),
+                            static_cast<uint8_t>(flat.Get(j + 1).As<Napi::Number>().Uint32Value())});
+    ports.push_back(std::move(port));
   }
   PipelineConfig cfg;
   Napi::Object o = info[2].As<Napi::Object>();
@@ -98,7 +99,7 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
       fn.Call({Napi::String::New(env, "signals"), signals_array(env, *s)});
     });
   };
-  g_state->runner.start(std::move(args), std::move(port_addrs), cfg, std::move(hooks));
+  g_state->runner.start(std::move(args), std::move(ports), cfg, std::move(hooks));
   return deferred.Promise();
 }
 

@@ -23,7 +23,7 @@ uint64_t now_ms() {
 
 class MbufSink : public FrameSink {
  public:
-  explicit MbufSink(rte_mempool* pool) : pool_(pool) {}
+  MbufSink(rte_mempool* pool, const std::vector<uint16_t>& ids) : pool_(pool), ids_(ids) {}
   void emit(uint16_t port, const uint8_t* data, uint32_t len) override {
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
     if (!m) return;
@@ -33,20 +33,21 @@ class MbufSink : public FrameSink {
       return;
     }
     std::memcpy(p, data, len);
-    if (rte_eth_tx_burst(port, 0, &m, 1) != 1) rte_pktmbuf_free(m);
+    if (port >= ids_.size() || rte_eth_tx_burst(ids_[port], 0, &m, 1) != 1) rte_pktmbuf_free(m);
   }
 
  private:
   rte_mempool* pool_;
+  const std::vector<uint16_t>& ids_;
 };
 }  // namespace
 
-int EalRunner::start(std::vector<std::string> args, std::vector<std::vector<InterfaceAddress>> port_addrs,
-                     const PipelineConfig& cfg, EalHooks hooks) {
+int EalRunner::start(std::vector<std::string> args, std::vector<EalPort> ports, const PipelineConfig& cfg,
+                     EalHooks hooks) {
   if (started_.exchange(true)) return kEalAlreadyStarted;
   hooks_ = std::move(hooks);
   running_ = true;
-  thread_ = std::thread(&EalRunner::run, this, std::move(args), std::move(port_addrs), cfg);
+  thread_ = std::thread(&EalRunner::run, this, std::move(args), std::move(ports), cfg);
   return kEalOk;
 }
 
@@ -67,8 +68,7 @@ std::vector<uint64_t> EalRunner::counters() {
   return published_;
 }
 
-void EalRunner::run(std::vector<std::string> args, std::vector<std::vector<InterfaceAddress>> port_addrs,
-                    PipelineConfig cfg) {
+void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_ports, PipelineConfig cfg) {
   EalStartResult res{kEalOk, "", {}};
   std::vector<char*> argv;
   std::string prog = "fulcrum";
@@ -80,9 +80,8 @@ void EalRunner::run(std::vector<std::string> args, std::vector<std::vector<Inter
     hooks_.started(res);
     return;
   }
-  uint16_t nports = rte_eth_dev_count_avail();
   rte_mempool* pool = nullptr;
-  std::vector<uint16_t> ports;
+  std::vector<uint16_t> ports;  // DPDK port id of pipeline port i
   auto fail = [&](int code, std::string msg) {
     res = {code, std::move(msg), {}};
     for (uint16_t p : ports) {
@@ -93,32 +92,39 @@ void EalRunner::run(std::vector<std::string> args, std::vector<std::vector<Inter
     running_ = false;
     hooks_.started(res);
   };
-  if (nports == 0) return fail(kEalNoPorts, "no DPDK port: give each port a vdev or a PCI address");
+  if (config_ports.empty()) return fail(kEalNoPorts, "no port configured");
+  // A vdev that fails to probe does not fail rte_eal_init: find each port by name, so a
+  // missing one is an error instead of shifting every later port by one.
+  for (const auto& cp : config_ports) {
+    uint16_t pid;
+    if (rte_eth_dev_get_port_by_name(cp.device.c_str(), &pid) != 0)
+      return fail(kEalNoPorts, "port " + cp.device + " did not open (see the EAL log above)");
+    ports.push_back(pid);
+  }
   // Sized to fit --no-huge -m 512 (DPDK-NOTES: the default 155k-mbuf pool does not).
   pool = rte_pktmbuf_pool_create("fulcrum_mbufs", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                  static_cast<int>(rte_socket_id()));
   if (!pool) return fail(kEalMempoolFailed, std::string("mbuf pool: ") + rte_strerror(rte_errno));
   Pipeline pipeline(cfg);
-  uint16_t pid;
-  RTE_ETH_FOREACH_DEV(pid) {
+  for (uint16_t i = 0; i < ports.size(); i++) {
+    uint16_t pid = ports[i];
     rte_eth_conf conf{};
     int rc = rte_eth_dev_configure(pid, 1, 1, &conf);
     if (rc == 0) rc = rte_eth_rx_queue_setup(pid, 0, kRing, rte_eth_dev_socket_id(pid), nullptr, pool);
     if (rc == 0) rc = rte_eth_tx_queue_setup(pid, 0, kRing, rte_eth_dev_socket_id(pid), nullptr);
     if (rc == 0) rc = rte_eth_dev_start(pid);
-    if (rc != 0) return fail(kEalPortSetupFailed, "port " + std::to_string(pid) + ": " + rte_strerror(-rc));
-    ports.push_back(pid);
+    if (rc != 0) return fail(kEalPortSetupFailed, "port " + config_ports[i].device + ": " + rte_strerror(-rc));
     rte_eth_promiscuous_enable(pid);
     rte_ether_addr addr;
     rte_eth_macaddr_get(pid, &addr);
     Mac mac;
     std::memcpy(mac.data(), addr.addr_bytes, 6);
     res.macs.push_back(mac);
-    pipeline.add_port(pid, mac, pid < port_addrs.size() ? port_addrs[pid] : std::vector<InterfaceAddress>{});
+    pipeline.add_port(i, mac, config_ports[i].addrs);
   }
   hooks_.started(res);
 
-  MbufSink sink(pool);
+  MbufSink sink(pool, ports);
   rte_mbuf* rx[kBurst];
   std::vector<rte_mbuf*> tx[RTE_MAX_ETHPORTS];
   uint64_t last_sweep = now_ms();
@@ -133,8 +139,8 @@ void EalRunner::run(std::vector<std::string> args, std::vector<std::vector<Inter
       for (auto& c : cmds) c(pipeline);
     }
     uint64_t now = now_ms();
-    for (uint16_t p : ports) {
-      uint16_t n = rte_eth_rx_burst(p, 0, rx, kBurst);
+    for (uint16_t p = 0; p < ports.size(); p++) {
+      uint16_t n = rte_eth_rx_burst(ports[p], 0, rx, kBurst);
       for (uint16_t i = 0; i < n; i++) {
         rte_mbuf* m = rx[i];
         Verdict v = pipeline.process(p, rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m), now, sink);
@@ -144,10 +150,10 @@ void EalRunner::run(std::vector<std::string> args, std::vector<std::vector<Inter
           rte_pktmbuf_free(m);
       }
     }
-    for (uint16_t p : ports) {
+    for (uint16_t p = 0; p < ports.size(); p++) {
       auto& q = tx[p];
       if (q.empty()) continue;
-      uint16_t sent = rte_eth_tx_burst(p, 0, q.data(), static_cast<uint16_t>(q.size()));
+      uint16_t sent = rte_eth_tx_burst(ports[p], 0, q.data(), static_cast<uint16_t>(q.size()));
       for (size_t i = sent; i < q.size(); i++) rte_pktmbuf_free(q[i]);
       q.clear();
     }

@@ -24,6 +24,13 @@ enum EalError : int {
   kEalMempoolFailed = 5,
 };
 
+// A port as configured: its DPDK device name (the vdev name before the first comma, or the
+// PCI address) and its addresses. Pipeline port i is configured port i, whatever id DPDK gave it.
+struct EalPort {
+  std::string device;
+  std::vector<InterfaceAddress> addrs;
+};
+
 struct EalStartResult {
   int code;
   std::string message;
@@ -38,8 +45,7 @@ struct EalHooks {
 class EalRunner {
  public:
   // Starts the EAL thread; `hooks.started` is called from it once ports run (or failed).
-  int start(std::vector<std::string> args, std::vector<std::vector<InterfaceAddress>> port_addrs,
-            const PipelineConfig& cfg, EalHooks hooks);
+  int start(std::vector<std::string> args, std::vector<EalPort> ports, const PipelineConfig& cfg, EalHooks hooks);
   // Stops the loop, closes the ports, cleans EAL up and joins the thread. Idempotent.
   void stop();
   // Runs `cmd` on the EAL thread between bursts.
@@ -49,8 +55,7 @@ class EalRunner {
   std::vector<uint64_t> counters();
 
  private:
-  void run(std::vector<std::string> args, std::vector<std::vector<InterfaceAddress>> port_addrs,
-           PipelineConfig cfg);
+  void run(std::vector<std::string> args, std::vector<EalPort> ports, PipelineConfig cfg);
   std::thread thread_;
   std::atomic<bool> started_{false};
   std::atomic<bool> running_{false};

@@ -40,7 +40,7 @@ interface Dataplane {
 // EAL leaves /var/run/dpdk/<file-prefix>/ behind; each test removes the ones it made.
 const prefixes: string[] = [];
 
-function startDataplane(t: Topology, name: string): Dataplane {
+function startDataplane(t: Topology, name: string, wanIface = t.wan): Dataplane {
   const prefix = `fulcrum-${t.id}-${name}`;
   prefixes.push(prefix);
   const options = {
@@ -57,7 +57,7 @@ function startDataplane(t: Topology, name: string): Dataplane {
       prefix,
     ],
     ports: [
-      { name: 'wan', vdev: `net_af_packet0,iface=${t.wan}`, addresses: ['10.1.0.1/24'] },
+      { name: 'wan', vdev: `net_af_packet0,iface=${wanIface}`, addresses: ['10.1.0.1/24'] },
       { name: 'lan', vdev: `net_af_packet1,iface=${t.lan}`, addresses: ['10.2.0.1/24'] },
     ],
     neighbors: [
@@ -165,6 +165,12 @@ describe.skipIf(need.skip)(`EAL with net_af_packet ports on veth pairs in namesp
     } finally {
       dp.child.kill('SIGKILL');
     }
+  });
+
+  it('reports a port that cannot open its interface as FULCRUM_DATAPLANE_EAL, and exits', async () => {
+    const dp = startDataplane(t, 'badport', `${t.wan}x`);
+    await expect(dp.next('ready')).rejects.toThrow(/FULCRUM_DATAPLANE_EAL.*DPDK did not start/);
+    expect(await dp.exited).toEqual({ code: 3, signal: null });
   });
 
   it.each([
