@@ -142,18 +142,41 @@ function addressBytes(address: string, out: number[]): void {
  * spreads well for any table size.
  */
 export function planHash(fields: readonly HashField[], tuple: ConnectionTuple): number {
-  const bytes: number[] = [];
+  let h = 0x811c9dc5;
   for (const f of fields) {
-    if (f === 'source-address') addressBytes(tuple.sourceAddress, bytes);
-    else if (f === 'destination-address') addressBytes(tuple.destinationAddress, bytes);
+    if (f === 'source-address') h = hashAddress(h, tuple.sourceAddress);
+    else if (f === 'destination-address') h = hashAddress(h, tuple.destinationAddress);
     else {
       const port = f === 'source-port' ? tuple.sourcePort : tuple.destinationPort;
-      bytes.push((port >> 8) & 0xff, port & 0xff);
+      h = Math.imul(h ^ ((port >> 8) & 0xff), 0x01000193);
+      h = Math.imul(h ^ (port & 0xff), 0x01000193);
     }
   }
-  let h = 0x811c9dc5;
-  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193);
   return fmix32(h);
+}
+
+/** FNV-1a over an address's network-order bytes; dotted IPv4 is read without allocating. */
+function hashAddress(h: number, address: string): number {
+  let g = h;
+  let octet = 0;
+  let dots = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 46 /* . */) {
+      g = Math.imul(g ^ octet, 0x01000193);
+      octet = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) octet = octet * 10 + (c - 48);
+    else {
+      dots = -1; // not plain dotted IPv4 (IPv6, or IPv4-mapped IPv6): the general path
+      break;
+    }
+  }
+  if (dots === 3) return Math.imul(g ^ octet, 0x01000193);
+  const bytes: number[] = [];
+  addressBytes(address, bytes);
+  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193);
+  return h;
 }
 
 /**
