@@ -21,7 +21,8 @@ const EARLY_BYTES = 16 * 1024;
  */
 export class TcpConn extends Conn {
   readonly protocol = 'tcp';
-  readonly clientSocket: Socket;
+  /** Dropped when the connection is finished, so a TIME_WAIT entry does not keep sockets alive. */
+  #client: Socket | undefined;
   readonly tuple: ConnectionTuple;
   server: Socket | undefined;
   #tried: Dest[] | undefined;
@@ -57,7 +58,7 @@ export class TcpConn extends Conn {
       endpoint(tuple.sourceAddress, tuple.sourcePort),
       'SYN_SENT',
     );
-    this.clientSocket = client;
+    this.#client = client;
     this.tuple = tuple;
     this.#retriesLeft = rt.options.retries;
     this.#replay = rt.options.retries > 0 && rt.options.retryBufferBytes > 0 ? [] : null;
@@ -94,8 +95,12 @@ export class TcpConn extends Conn {
     s.on('error', (err) => this.#onServerError(s, err, localAddress));
     s.on('close', () => this.#onServerClose(s));
     s.on('drain', () => {
-      if (s === this.server && !this.#clientEnded) this.clientSocket.resume();
+      if (s === this.server && !this.#clientEnded) this.#c.resume();
     });
+  }
+
+  get #c(): Socket {
+    return this.#client!;
   }
 
   localEndpoint(): string | undefined {
@@ -149,13 +154,13 @@ export class TcpConn extends Conn {
       if (this.#closing) return;
       this.#closing = true;
       this.setState('LAST_ACK');
-      finishSocket(this.clientSocket);
+      finishSocket(this.#c);
       if (this.server) finishSocket(this.server);
       return;
     }
     if (cause === 'stop') this.#expired = true;
     this.#reset = true;
-    resetSocket(this.clientSocket);
+    resetSocket(this.#c);
     if (this.server) resetSocket(this.server);
   }
 
@@ -166,7 +171,7 @@ export class TcpConn extends Conn {
       return;
     }
     this.#expired = true;
-    this.clientSocket.destroy();
+    this.#c.destroy();
     this.server?.destroy();
   }
 
@@ -189,7 +194,7 @@ export class TcpConn extends Conn {
     }
     if (this.#connected) {
       if (this.#waitingSince === 0 && !this.#answered) this.#waitingSince = this.lastActive;
-      if (!this.server!.write(chunk)) this.clientSocket.pause();
+      if (!this.server!.write(chunk)) this.#c.pause();
       return;
     }
     if (!replay) {
@@ -200,7 +205,7 @@ export class TcpConn extends Conn {
       (replay ? this.#replayBytes : this.#pendingBytes) >=
       Math.max(this.rt.options.retryBufferBytes, EARLY_BYTES)
     ) {
-      this.clientSocket.pause();
+      this.#c.pause();
     }
   };
 
@@ -266,7 +271,7 @@ export class TcpConn extends Conn {
       const server = this.dest!.key;
       this.rt.emit('connection:opened', () => ({ service: this.service.name, server, client: this.client }));
     }
-    if (flowing && !this.#clientEnded) this.clientSocket.resume();
+    if (flowing && !this.#clientEnded) this.#c.resume();
   }
 
   #onServerData(s: Socket, chunk: Buffer): void {
@@ -277,7 +282,7 @@ export class TcpConn extends Conn {
     st.outBytes += n;
     st.outPkts++;
     if (!this.#answered) this.#serverAnswered();
-    if (!this.clientSocket.write(chunk)) s.pause();
+    if (!this.#c.write(chunk)) s.pause();
   }
 
   #serverAnswered(): void {
@@ -296,7 +301,7 @@ export class TcpConn extends Conn {
   #onServerEnd(s: Socket): void {
     if (s !== this.server) return;
     this.#serverEnded = true;
-    this.clientSocket.end();
+    this.#c.end();
     this.setState(this.#clientEnded ? 'LAST_ACK' : 'FIN_WAIT');
   }
 
@@ -322,7 +327,7 @@ export class TcpConn extends Conn {
     }
     // After the server answered, its reset is the client's reset.
     this.#reset = true;
-    resetSocket(this.clientSocket);
+    resetSocket(this.#c);
   }
 
   #onServerClose(s: Socket): void {
@@ -330,7 +335,7 @@ export class TcpConn extends Conn {
     this.#serverClosed = true;
     if (!this.#clientClosed && !this.#clientEnded && !this.#serverEnded && !this.#closing) {
       // Closed without a FIN reaching us (destroyed on our side): the client cannot go on.
-      resetSocket(this.clientSocket);
+      resetSocket(this.#c);
     }
     this.#maybeFinished();
   }
@@ -393,7 +398,7 @@ export class TcpConn extends Conn {
     }
     this.rt.metrics.refused.inc({ service, reason: 'retries-exhausted' });
     this.#reset = true;
-    resetSocket(this.clientSocket);
+    resetSocket(this.#c);
     this.#maybeFinished();
   }
 
@@ -421,6 +426,8 @@ export class TcpConn extends Conn {
     }
     this.#pending = undefined;
     this.#replay = null;
+    this.#client = undefined;
+    this.server = undefined;
     if (this.#expired || this.rt.options.timeouts.timeWait === 0) {
       this.remove();
       return;
