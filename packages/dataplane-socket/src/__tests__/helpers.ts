@@ -116,7 +116,7 @@ export async function tcpBackend(
   });
   await new Promise<void>((r) => b.server.listen(0, host, r));
   b.port = (b.server.address() as { port: number }).port;
-  b.address = `${host}:${b.port}`;
+  b.address = host.includes(':') ? `[${host}]:${b.port}` : `${host}:${b.port}`;
   return b;
 }
 

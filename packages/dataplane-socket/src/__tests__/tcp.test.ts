@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   counts,
+  freePort,
   harness,
   openClient,
   request,
@@ -208,5 +209,30 @@ describe('TCP relay', () => {
     await quiet.ended; // the balancer's FIN (the client itself allows half-open)
     await tick();
     expect(h.dp.size).toBe(0);
+  });
+
+  it('serves IPv6: a VIP on [::1] to servers on [::1], with the client address in the table', async () => {
+    backends = await Promise.all(['a', 'b'].map((n) => tcpBackend(n, 'name', '::1')));
+    const port = await freePort('::1');
+    h = await harness([
+      {
+        name: 'v6',
+        listen: `[::1]:${port}`,
+        scheduler: 'rr',
+        realServers: backends.map((b) => ({ address: `[::1]:${b.port}` })),
+      },
+    ]);
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push((await request(port, 'x', { host: '::1' })).data);
+    expect(answers).toEqual(['a', 'b', 'a', 'b']);
+    const rows = h.dp.connections();
+    expect(rows[0]!.client).toMatch(/^\[::1\]:\d+$/);
+    expect(rows[0]!.virtual).toBe(`[::1]:${port}`);
+    expect(rows.map((r) => r.server).sort()).toEqual([
+      `[::1]:${backends[0]!.port}`,
+      `[::1]:${backends[0]!.port}`,
+      `[::1]:${backends[1]!.port}`,
+      `[::1]:${backends[1]!.port}`,
+    ]);
   });
 });
