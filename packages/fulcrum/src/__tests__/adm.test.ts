@@ -1,14 +1,16 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  allChecked,
   freePort,
   fulcrumSync,
+  getJson,
   startDaemon,
   STUB_TIMEOUTS,
+  until,
   writeStubPlugins,
   type Daemon,
 } from './daemon.js';
@@ -32,21 +34,6 @@ const IPVSADM = {
   expire: '%02d:%02d',
   timeout: 'Timeout (tcp tcpfin udp): %d %d %d\n',
 };
-
-/**
- * GET without keep-alive: the adm commands block this process for a while, long enough for
- * the daemon to close an idle pooled connection that fetch would then reuse.
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function getJson(url: string): Promise<any> {
-  return new Promise((resolve, reject) => {
-    get(url, { agent: false }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve(JSON.parse(text)));
-    }).on('error', reject);
-  });
-}
 
 function printf(format: string, ...args: (string | number)[]): string {
   let i = 0;
@@ -94,7 +81,8 @@ describe('fulcrum adm', { timeout: 60_000 }, () => {
   let port: number;
   let admin: string;
   const adm = (...args: string[]) => fulcrumSync(dir, ['adm', '--admin', admin, ...args]);
-  const api = (path: string) => getJson(`http://${admin}${path}`);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const api = (path: string) => getJson(`http://${admin}${path}`) as Promise<any>;
   const version = async () => (await api('/healthz')).configVersion as number;
 
   beforeAll(async () => {
@@ -104,7 +92,7 @@ describe('fulcrum adm', { timeout: 60_000 }, () => {
     writeFileSync(file, config(port));
     d = startDaemon(dir, file, shared);
     await d.waitFor('started');
-    await d.waitFor('server_health');
+    await until(allChecked(admin));
   });
   afterAll(async () => {
     expect(await d.stop()).toBe(0);
@@ -393,7 +381,7 @@ describe('fulcrum adm with a token', () => {
     expect(wrong).toMatchObject({ status: 1, stderr: expect.stringContaining('the bearer token is wrong') });
     // Listing needs no token.
     expect(fulcrumSync(dir2, ['adm', '--admin', admin, '-Ln']).status).toBe(0);
-    expect((await getJson(`http://${admin}/healthz`)).configVersion).toBe(1);
+    expect(((await getJson(`http://${admin}/healthz`)) as { configVersion: number }).configVersion).toBe(1);
 
     expect(fulcrumSync(dir2, add, { FULCRUM_ADMIN_TOKEN: 'letmein' }).status).toBe(0);
     writeFileSync(join(dir2, 'adm.token'), 'letmein\n');
@@ -403,7 +391,7 @@ describe('fulcrum adm with a token', () => {
       status: 2,
       stderr: expect.stringContaining('--token-file missing.token: ENOENT'),
     });
-    expect((await getJson(`http://${admin}/healthz`)).configVersion).toBe(3);
+    expect(((await getJson(`http://${admin}/healthz`)) as { configVersion: number }).configVersion).toBe(3);
     expect(await d.stop()).toBe(0);
   });
 });

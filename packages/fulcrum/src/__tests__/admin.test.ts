@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startDaemon, STUB_TIMEOUTS, writeStubPlugins, type Daemon } from './daemon.js';
+import {
+  allChecked,
+  freePort,
+  startDaemon,
+  STUB_TIMEOUTS,
+  until,
+  writeStubPlugins,
+  type Daemon,
+} from './daemon.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-admin-'));
 writeStubPlugins(dir);
@@ -87,7 +95,7 @@ describe('admin API, reads', () => {
     writeFileSync(file, config(port));
     d = startDaemon(dir, file, shared);
     await d.waitFor('started');
-    await d.waitFor('server_health');
+    await until(allChecked(`127.0.0.1:${port}`));
   });
   afterAll(async () => {
     expect(await d.stop()).toBe(0);

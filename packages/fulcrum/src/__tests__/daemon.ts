@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -192,3 +193,33 @@ export function startDaemon(
   };
   return { child, lines, waitFor, exited, stderr: () => stderr, stop };
 }
+
+/** Polls `check` until it holds (health verdicts arrive asynchronously after `started`). */
+export async function until(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** GET a JSON document without keep-alive (see adm.test.ts for why). */
+export function getJson(url: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve(JSON.parse(text)));
+    }).on('error', reject);
+  });
+}
+
+type Listing = { name: string; servers: { port: number; health: string; healthReason?: string }[] }[];
+
+/** Every server of the `web` service has its verdict from port9003, and 9003 is down. */
+export const allChecked = (admin: string) => async () => {
+  const web = ((await getJson(`http://${admin}/api/v1/services`)) as Listing).find((s) => s.name === 'web');
+  return !!web?.servers.every(
+    (r) => r.healthReason !== undefined && (r.port !== 9003 || r.health === 'down'),
+  );
+};
