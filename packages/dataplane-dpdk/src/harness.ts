@@ -93,16 +93,22 @@ export class PacketHarness {
     this.#native.addNeighbor(this.#portId(port), ipv4ToNumber(address), m);
   }
 
-  /** Applies a kernel change (removed, added, updated); throws a DataplaneError and changes nothing on a bad one. */
-  apply(change: DataplaneChange): void {
+  /**
+   * Applies a kernel change (removed, added, updated); throws a DataplaneError and changes
+   * nothing on a bad one. Returns the frames the change sent (gratuitous ARP for new addresses).
+   */
+  apply(change: DataplaneChange): EmittedFrame[] {
     this.#services.apply(change, this.#native);
+    return this.#frames(this.#native.flush());
   }
 
   /** Feeds one frame received on `port` at `nowMs`; returns every frame the pipeline sent. */
   inject(port: string, frame: Buffer, nowMs = 0): EmittedFrame[] {
-    return this.#native
-      .inject(this.#portId(port), frame, nowMs)
-      .map(([id, f]) => ({ port: this.#ports[id] ?? String(id), frame: f }));
+    return this.#frames(this.#native.inject(this.#portId(port), frame, nowMs));
+  }
+
+  #frames(list: [number, Buffer][]): EmittedFrame[] {
+    return list.map(([id, f]) => ({ port: this.#ports[id] ?? String(id), frame: f }));
   }
 
   /** Ends the connections whose timeout passed by `nowMs`; returns how many. */

@@ -69,6 +69,7 @@ export interface NativeHarness {
   expireServer(id: number, server: string): number;
   inject(port: number, frame: Buffer, nowMs: number): [number, Buffer][];
   expire(nowMs: number): number;
+  flush(): [number, Buffer][];
   signals(): NativeSignal[];
   counters(): NativeCounters;
   connections(): NativeConnection[];

@@ -43,6 +43,17 @@ class CollectSink : public FrameSink {
   }
 };
 
+Napi::Array frames_array(Napi::Env env, const std::vector<std::pair<uint16_t, std::vector<uint8_t>>>& frames) {
+  Napi::Array out = Napi::Array::New(env, frames.size());
+  for (size_t i = 0; i < frames.size(); i++) {
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(0u, Napi::Number::New(env, frames[i].first));
+    pair.Set(1u, Napi::Buffer<uint8_t>::Copy(env, frames[i].second.data(), frames[i].second.size()));
+    out.Set(static_cast<uint32_t>(i), pair);
+  }
+  return out;
+}
+
 }  // namespace
 
 bool read_mac(const Napi::Value& v, Mac& mac) {
@@ -132,6 +143,7 @@ Napi::Function Harness::Init(Napi::Env env) {
                          InstanceMethod<&Harness::ExpireServer>("expireServer"),
                          InstanceMethod<&Harness::Inject>("inject"),
                          InstanceMethod<&Harness::Expire>("expire"),
+                         InstanceMethod<&Harness::Flush>("flush"),
                          InstanceMethod<&Harness::Signals>("signals"),
                          InstanceMethod<&Harness::Counters>("counters"),
                          InstanceMethod<&Harness::Connections>("connections"),
@@ -212,14 +224,14 @@ Napi::Value Harness::Inject(const Napi::CallbackInfo& info) {
   CollectSink sink;
   Verdict v = pipeline_->process(in_port, frame.data(), static_cast<uint32_t>(frame.size()), now, sink);
   if (v.action == Action::Transmit) sink.frames.emplace_back(v.port, std::move(frame));
-  Napi::Array out = Napi::Array::New(env, sink.frames.size());
-  for (size_t i = 0; i < sink.frames.size(); i++) {
-    Napi::Array pair = Napi::Array::New(env, 2);
-    pair.Set(0u, Napi::Number::New(env, sink.frames[i].first));
-    pair.Set(1u, Napi::Buffer<uint8_t>::Copy(env, sink.frames[i].second.data(), sink.frames[i].second.size()));
-    out.Set(static_cast<uint32_t>(i), pair);
-  }
-  return out;
+  return frames_array(env, sink.frames);
+}
+
+// flush() → [[port, frame], …]: what control changes queued (gratuitous ARP).
+Napi::Value Harness::Flush(const Napi::CallbackInfo& info) {
+  CollectSink sink;
+  pipeline_->flush(sink);
+  return frames_array(info.Env(), sink.frames);
 }
 
 Napi::Value Harness::Expire(const Napi::CallbackInfo& info) {

@@ -137,6 +137,7 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
         has_commands_ = false;
       }
       for (auto& c : cmds) c(pipeline);
+      pipeline.flush(sink);
     }
     uint64_t now = now_ms();
     for (uint16_t p = 0; p < ports.size(); p++) {

@@ -58,6 +58,24 @@ inline uint16_t load16(const uint8_t* p) {
   return v;
 }
 inline void store16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+
+// A broadcast ARP request, padded to the Ethernet minimum (60 bytes without FCS).
+void arp_request(uint8_t* req, const Mac& mac, uint32_t sip, uint32_t tip) {
+  std::memset(req, 0, 60);
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(req);
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(req + kEth);
+  std::memset(eth->dst_addr.addr_bytes, 0xff, 6);
+  from_mac(eth->src_addr.addr_bytes, mac);
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+  arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+  arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+  arp->arp_hlen = 6;
+  arp->arp_plen = 4;
+  arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
+  from_mac(arp->arp_data.arp_sha.addr_bytes, mac);
+  arp->arp_data.arp_sip = rte_cpu_to_be_32(sip);
+  arp->arp_data.arp_tip = rte_cpu_to_be_32(tip);
+}
 }  // namespace
 
 Pipeline::Pipeline(const PipelineConfig& cfg)
@@ -107,7 +125,27 @@ void Pipeline::rebuild_owned() {
   }
 }
 
+// Gratuitous ARP (a request for the address itself) on the ports that answer for it, so
+// neighbours and switches learn a VIP or local address as soon as it is served.
+void Pipeline::announce(uint32_t ip) {
+  bool held = false;
+  for (const auto& p : ports_) held = held || connected(p.id, ip);
+  for (const auto& p : ports_) {
+    if (held && !connected(p.id, ip)) continue;
+    std::vector<uint8_t> f(60);
+    arp_request(f.data(), p.mac, ip, ip);
+    pending_.emplace_back(p.id, std::move(f));
+    counters_[kCtr_garp_sent]++;
+  }
+}
+
+void Pipeline::flush(FrameSink& sink) {
+  for (auto& [port, frame] : pending_) sink.emit(port, frame.data(), static_cast<uint32_t>(frame.size()));
+  pending_.clear();
+}
+
 void Pipeline::set_service(std::shared_ptr<const Service> svc) {
+  std::unordered_set<uint32_t> before = owned_;
   auto it = services_.find(svc->id);
   if (it != services_.end()) {
     const Service& old = *it->second.svc;
@@ -121,6 +159,10 @@ void Pipeline::set_service(std::shared_ptr<const Service> svc) {
   }
   by_vip_[svc_key(svc->proto, svc->vip, svc->vport)] = svc->id;
   rebuild_owned();
+  std::vector<uint32_t> fresh{svc->vip};  // in the service's order, so announcements are too
+  fresh.insert(fresh.end(), svc->laddrs.begin(), svc->laddrs.end());
+  for (uint32_t ip : fresh)
+    if (before.insert(ip).second) announce(ip);
 }
 
 bool Pipeline::remove_service(uint32_t id) {
@@ -488,20 +530,8 @@ Verdict Pipeline::output(uint8_t* frame, uint32_t dst, FrameSink& sink) {
   auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
   if (!mac) {
     // Resolve and drop this packet (the sender retransmits); DPVS queues it instead.
-    uint8_t req[60] = {};
-    auto* reth = reinterpret_cast<rte_ether_hdr*>(req);
-    auto* arp = reinterpret_cast<rte_arp_hdr*>(req + kEth);
-    std::memset(reth->dst_addr.addr_bytes, 0xff, 6);
-    from_mac(reth->src_addr.addr_bytes, p->mac);
-    reth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
-    arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
-    arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-    arp->arp_hlen = 6;
-    arp->arp_plen = 4;
-    arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
-    from_mac(arp->arp_data.arp_sha.addr_bytes, p->mac);
-    arp->arp_data.arp_sip = rte_cpu_to_be_32(port_address(r->port, nh));
-    arp->arp_data.arp_tip = rte_cpu_to_be_32(nh);
+    uint8_t req[60];
+    arp_request(req, p->mac, port_address(r->port, nh), nh);
     sink.emit(r->port, req, sizeof(req));
     counters_[kCtr_arp_requests_sent]++;
     drop(kCtr_drop_neigh_miss);

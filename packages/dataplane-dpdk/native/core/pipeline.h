@@ -21,7 +21,8 @@ namespace fulcrum {
 // Every counter, in the order the binding reports them. Drops name their reason.
 #define FULCRUM_COUNTERS(X)                                                       \
   X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes)                             \
-  X(arp_replies) X(arp_requests_sent) X(arp_learned) X(icmp_echo_replies)         \
+  X(arp_replies) X(arp_requests_sent) X(arp_learned) X(garp_sent)                \
+  X(icmp_echo_replies)                                                            \
   X(conns_created) X(conns_expired) X(conns_retired)                              \
   X(fullnat_in) X(fullnat_out)                                                    \
   X(drop_truncated) X(drop_unknown_ethertype) X(drop_bad_ip_header)               \
@@ -93,6 +94,8 @@ class Pipeline {
   uint32_t expire_server(uint32_t id, const std::string& server);
 
   Verdict process(uint16_t in_port, uint8_t* frame, uint32_t len, uint64_t now_ms, FrameSink& sink);
+  // Sends what control changes queued (gratuitous ARP for new VIPs and local addresses).
+  void flush(FrameSink& sink);
   // Ends connections whose timeout passed; returns how many.
   uint32_t expire(uint64_t now_ms);
 
@@ -115,6 +118,7 @@ class Pipeline {
   bool connected(uint16_t port, uint32_t ip) const;
   uint32_t port_address(uint16_t port, uint32_t toward) const;
   void rebuild_owned();
+  void announce(uint32_t ip);
 
   Verdict handle_arp(uint16_t in_port, uint8_t* frame, uint32_t len);
   Verdict handle_icmp(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint32_t ip_len,
@@ -137,6 +141,7 @@ class Pipeline {
   std::unordered_map<uint64_t, uint32_t> by_vip_;         // (proto, vip, vport) → id
   std::unordered_set<uint32_t> owned_;                    // VIPs and local addresses
   std::vector<HealthSignal> signals_;
+  std::vector<std::pair<uint16_t, std::vector<uint8_t>>> pending_;
   uint64_t counters_[kCounterCount] = {};
 };
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import {
   add,
+  update,
   CLIENT,
   fromClient,
   fromServer,
@@ -51,6 +52,26 @@ describe.skipIf(need.skip)(`ARP, neighbours and ICMP echo${need.note}`, () => {
       ).arp!.spa,
     ).toBe('10.1.0.1');
     expect(h.counters()).toMatchObject({ arp_replies: 3, drop_arp_other: 2 });
+  });
+
+  it('announces new VIPs and local addresses with gratuitous ARP, once, on the ports that hold them', () => {
+    const h = harness();
+    const sent = h.apply(add(snapshot())).map((e) => ({ port: e.port, ...parseFrame(e.frame) }));
+    expect(sent).toEqual([
+      expect.objectContaining({
+        port: 'wan',
+        eth: { src: WAN_MAC, dst: 'ff:ff:ff:ff:ff:ff', type: 0x0806 },
+        arp: { op: 1, sha: WAN_MAC, spa: VIP, tha: '00:00:00:00:00:00', tpa: VIP },
+      }),
+      expect.objectContaining({
+        port: 'lan',
+        arp: expect.objectContaining({ sha: LAN_MAC, spa: LADDR, tpa: LADDR }),
+      }),
+    ]);
+    expect(h.apply(update(snapshot({ version: 2 })))).toEqual([]);
+    const udp = h.apply(add(snapshot({ name: 'dns', protocol: 'udp', port: 53 })));
+    expect(udp).toEqual([]); // same VIP and local address: already announced
+    expect(h.counters().garp_sent).toBe(2);
   });
 
   it('resolves an unknown next hop with an ARP request, learns the reply, then forwards', () => {
