@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { generatedName } from '../adm/adm.js';
+import { generatedName } from '../adm/args.js';
 import { compareEndpoints, computeRates, largeNumber } from '../adm/format.js';
 import type { ServiceView } from '../admin/status.js';
 
