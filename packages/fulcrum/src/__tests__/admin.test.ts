@@ -480,6 +480,9 @@ describe('admin API, writes', () => {
       '/api/v1/services',
       jsonBody({ name: 'x', listen: '10.0.0.9:99999' }),
     );
+    expect(invalid.body.message).toBe(
+      'services[1].listen: must be an address and port, such as 127.0.0.1:8080 or [::1]:8080',
+    );
     expect(invalid.body.issues).toEqual([
       {
         path: 'services[1].listen',

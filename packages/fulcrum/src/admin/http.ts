@@ -1,6 +1,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ConfigError, ErrorCodes, formatEndpoint, isFulcrumError, parseEndpoint } from '@fulcrum/kernel';
+import {
+  ConfigError,
+  ErrorCodes,
+  formatEndpoint,
+  formatIssue,
+  isFulcrumError,
+  parseEndpoint,
+} from '@fulcrum/kernel';
 
 /** Request bodies larger than this are refused with 413. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -32,6 +39,17 @@ const STATUS_BY_CODE: Record<string, number> = {
   [ErrorCodes.CAPABILITY]: 400,
 };
 
+/**
+ * A run-time change is checked as an edit of the config file, so the kernel names the file
+ * even though the problem is in the request; only a located issue (a reload) keeps it.
+ */
+function configMessage(e: ConfigError): string {
+  const lines = e.issues.map((i) => formatIssue(i.line === undefined ? { ...i, file: undefined } : i));
+  return lines.length === 1
+    ? lines[0]!
+    : `${lines.length} problems:\n${lines.map((l) => `  - ${l}`).join('\n')}`;
+}
+
 /** Maps anything a handler throws to a status and the JSON error body. */
 export function errorResponse(e: unknown): {
   status: number;
@@ -46,7 +64,7 @@ export function errorResponse(e: unknown): {
       headers: {},
       body: {
         code: e.code,
-        message: e.message,
+        message: configMessage(e),
         issues: e.issues.map((i) => ({
           path: i.path,
           message: i.message,
