@@ -26,6 +26,7 @@ class Harness : public Napi::ObjectWrap<Harness> {
   Napi::Value Inject(const Napi::CallbackInfo& info);
   Napi::Value Expire(const Napi::CallbackInfo& info);
   Napi::Value Flush(const Napi::CallbackInfo& info);
+  Napi::Value Bench(const Napi::CallbackInfo& info);
   Napi::Value Signals(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Connections(const Napi::CallbackInfo& info);

@@ -251,4 +251,17 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     expect(h.counters().drop_no_conn).toBe(2);
     expect(h.connections()).toEqual([]);
   });
+
+  it('bench() runs the same pipeline natively, frame copies and all', () => {
+    const h = harness();
+    h.apply(add(snapshot()));
+    const syn = h.inject('wan', clientSeg(48000, { flags: TCP.SYN }));
+    expect(syn).toHaveLength(1);
+    const ns = h.bench(
+      [{ port: 'wan', frame: clientSeg(48000, { flags: TCP.ACK, data: Buffer.alloc(64) }) }],
+      100,
+    );
+    expect(ns).toBeGreaterThan(0);
+    expect(h.counters()).toMatchObject({ rx_packets: 101, fullnat_in: 101, conns_created: 1 });
+  });
 });

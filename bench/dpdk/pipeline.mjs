@@ -1,0 +1,194 @@
+// Per-packet cost of the dpdk dataplane's FULLNAT pipeline itself (issue 8): frames are
+// processed in native code from memory (no NIC, no I/O, no JavaScript per packet), on a
+// connection table filled to a given size. Also the resident memory per connection.
+// Runs against the built packages: `npm run build && node --expose-gc bench/dpdk/pipeline.mjs`.
+//   --quick   100,000 connections instead of 1,000,000
+// Writes bench/results/dpdk-pipeline-<time>.json (and dpdk-pipeline-latest.json).
+import { Buffer } from 'node:buffer';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+
+let dpdk;
+try {
+  dpdk = await import('@fulcrum/dataplane-dpdk');
+} catch (e) {
+  console.error(`cannot load @fulcrum/dataplane-dpdk (${e.message}); run \`npm run build\` first`);
+  process.exit(1);
+}
+const reason = dpdk.nativeUnavailableReason();
+if (reason) {
+  console.error(reason);
+  process.exit(1);
+}
+
+const quick = process.argv.includes('--quick');
+const CONNECTIONS = quick ? 100_000 : 1_000_000;
+const PROBES = 1024;
+
+// ---- frames (a minimal builder; the tests have the full one) ----------------------------
+const ip4 = (t) => Buffer.from(t.split('.').map(Number));
+const mac = (t) => Buffer.from(t.split(':').map((h) => parseInt(h, 16)));
+function sum(buf, s = 0) {
+  for (let i = 0; i + 1 < buf.length; i += 2) s += buf.readUInt16BE(i);
+  if (buf.length & 1) s += buf[buf.length - 1] << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
+}
+function tcpFrame(srcMac, dstMac, src, dst, sport, dport, flags, payload = 0) {
+  const tcp = Buffer.alloc(20 + payload);
+  tcp.writeUInt16BE(sport, 0);
+  tcp.writeUInt16BE(dport, 2);
+  tcp.writeUInt32BE(1, 4);
+  tcp[12] = 0x50;
+  tcp[13] = flags;
+  tcp.writeUInt16BE(65535, 14);
+  const ph = Buffer.concat([ip4(src), ip4(dst), Buffer.from([0, 6, tcp.length >> 8, tcp.length & 255])]);
+  tcp.writeUInt16BE(~sum(tcp, sum(ph)) & 0xffff, 16);
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + tcp.length, 2);
+  ip.writeUInt16BE(0x4000, 6);
+  ip[8] = 64;
+  ip[9] = 6;
+  ip4(src).copy(ip, 12);
+  ip4(dst).copy(ip, 16);
+  ip.writeUInt16BE(~sum(ip) & 0xffff, 10);
+  return Buffer.concat([mac(dstMac), mac(srcMac), Buffer.from([8, 0]), ip, tcp]);
+}
+const SYN = 0x02,
+  ACK = 0x10,
+  PSH = 0x08;
+
+// ---- setup ---------------------------------------------------------------------------------
+const WAN = '02:00:00:00:00:01',
+  LAN = '02:00:00:00:00:02',
+  CMAC = '02:00:00:00:01:02',
+  SMAC = '02:00:00:00:02:11';
+const laddrs = Array.from({ length: Math.ceil(CONNECTIONS / 60_000) + 1 }, (_, i) => `10.2.1.${i + 1}`);
+const servers = Array.from({ length: 8 }, (_, i) => ({ address: `10.2.0.${11 + i}`, port: 8080 }));
+// Native memory: resident growth minus what V8 and Buffers took meanwhile.
+const nativeBytes = () => {
+  globalThis.gc?.();
+  const m = process.memoryUsage();
+  return m.rss - m.heapTotal - m.external;
+};
+const rssBefore = nativeBytes();
+const h = new dpdk.PacketHarness({
+  ports: [
+    { name: 'wan', mac: WAN, addresses: ['10.1.0.1/24'] },
+    { name: 'lan', mac: LAN, addresses: ['10.2.0.1/16'] },
+  ],
+  // Clients are beyond a gateway, as on the Internet: one neighbour for all of them.
+  routes: [{ to: '0.0.0.0/0', via: '10.1.0.254', port: 'wan' }],
+  neighbors: [
+    ...servers.map((s) => ({ port: 'lan', address: s.address, mac: SMAC })),
+    { port: 'wan', address: '10.1.0.254', mac: CMAC },
+  ],
+  maxConnections: CONNECTIONS + PROBES,
+  timeouts: { established: 3_600_000, synRecv: 3_600_000 },
+});
+const rssTable = nativeBytes();
+const realServers = servers.map((s, index) => ({
+  index,
+  key: `${s.address}:${s.port}`,
+  ...s,
+  weight: 1,
+  configuredWeight: 1,
+  health: 'up',
+  draining: false,
+}));
+h.apply({
+  added: [
+    {
+      name: 'web',
+      protocol: 'tcp',
+      listen: { address: '10.1.0.100', port: 80, family: 4 },
+      realServers,
+      version: 1,
+      plan: { kind: 'sequence', sequence: realServers.map((_, i) => i) },
+      onFailure: 'inhibit',
+      drain: { idleCloseMs: 1000, deadlineMs: 10_000 },
+      quorum: { up: true, liveWeight: 8, required: 1 },
+      localAddresses: laddrs,
+      retired: [],
+    },
+  ],
+  updated: [],
+  removed: [],
+});
+
+// Clients: 198.18.x.y (benchmark space) with ports 1024.., so every connection is distinct.
+const clientOf = (i) => ({ ip: `198.18.${(i >> 16) & 0xff}.${i & 255}`, port: 1024 + ((i >> 8) & 0xff) });
+
+// Probe connections, through inject(), so their local ports are known for the reply frames.
+const data = { c2s: [], s2c: [] };
+for (let i = 0; i < PROBES; i++) {
+  const c = { ip: `198.19.0.${i & 255}`, port: 40000 + (i >> 8) };
+  const [out] = h.inject('wan', tcpFrame(CMAC, WAN, c.ip, '10.1.0.100', c.port, 80, SYN));
+  const f = out.frame;
+  const srv = `${f[30]}.${f[31]}.${f[32]}.${f[33]}`,
+    local = `${f[26]}.${f[27]}.${f[28]}.${f[29]}`;
+  const lport = f.readUInt16BE(34);
+  h.inject('lan', tcpFrame(SMAC, LAN, srv, local, 8080, lport, SYN | ACK));
+  h.inject('wan', tcpFrame(CMAC, WAN, c.ip, '10.1.0.100', c.port, 80, ACK));
+  data.c2s.push({ port: 'wan', frame: tcpFrame(CMAC, WAN, c.ip, '10.1.0.100', c.port, 80, ACK | PSH, 64) });
+  data.s2c.push({ port: 'lan', frame: tcpFrame(SMAC, LAN, srv, local, 8080, lport, ACK | PSH, 64) });
+}
+
+// Fill the table with new connections, measured in batches.
+const BATCH = 50_000;
+let newNs = 0;
+for (let done = 0; done < CONNECTIONS; done += BATCH) {
+  const syns = [];
+  for (let i = done; i < Math.min(done + BATCH, CONNECTIONS); i++) {
+    const c = clientOf(i);
+    syns.push({ port: 'wan', frame: tcpFrame(CMAC, WAN, c.ip, '10.1.0.100', c.port, 80, SYN) });
+  }
+  newNs += h.bench(syns, 1);
+}
+const counters = h.counters();
+const rssFull = nativeBytes();
+if (counters.connections !== CONNECTIONS + PROBES) {
+  console.error('table not filled as expected', counters);
+  process.exit(1);
+}
+
+const ROUNDS = quick ? 200 : 1000;
+const c2sNs = h.bench(data.c2s, ROUNDS);
+const s2cNs = h.bench(data.s2c, ROUNDS);
+const after = h.counters();
+const per = (ns, n) => ns / n;
+const results = {
+  date: new Date().toISOString(),
+  cpu: cpus()[0]?.model,
+  connections: counters.connections,
+  newConnectionNs: per(newNs, CONNECTIONS),
+  clientToServerNs: per(c2sNs, PROBES * ROUNDS),
+  serverToClientNs: per(s2cNs, PROBES * ROUNDS),
+  tableBytesPerConnection: (rssTable - rssBefore) / (CONNECTIONS + PROBES),
+  filledBytesPerConnection: (rssFull - rssBefore) / (CONNECTIONS + PROBES),
+  drops: Object.fromEntries(Object.entries(after).filter(([k, v]) => k.startsWith('drop_') && v)),
+};
+console.log(
+  `dpdk FULLNAT pipeline, ${results.connections.toLocaleString()} connections in the table (${results.cpu})`,
+);
+console.log(
+  `  new connection (SYN)         ${results.newConnectionNs.toFixed(0)} ns  (${(1e3 / results.newConnectionNs).toFixed(2)} M/s)`,
+);
+console.log(
+  `  client→server, 64 B payload  ${results.clientToServerNs.toFixed(0)} ns  (${(1e3 / results.clientToServerNs).toFixed(2)} Mpps)`,
+);
+console.log(
+  `  server→client, 64 B payload  ${results.serverToClientNs.toFixed(0)} ns  (${(1e3 / results.serverToClientNs).toFixed(2)} Mpps)`,
+);
+console.log(
+  `  native memory: ${results.tableBytesPerConnection.toFixed(0)} B/connection when the table is created, ${results.filledBytesPerConnection.toFixed(0)} B/connection when full`,
+);
+if (Object.keys(results.drops).length) console.log('  drops:', results.drops);
+
+const dir = join(new URL('../results', import.meta.url).pathname);
+mkdirSync(dir, { recursive: true });
+const stamp = results.date.replace(/[:.]/g, '-');
+writeFileSync(join(dir, `dpdk-pipeline-${stamp}.json`), JSON.stringify(results, null, 2) + '\n');
+writeFileSync(join(dir, 'dpdk-pipeline-latest.json'), JSON.stringify(results, null, 2) + '\n');
