@@ -71,7 +71,14 @@ export type { ConfigInput, DurationInput, PluginRef, RealServerInput, ServiceInp
 
 export { ConfigCompiler, type CompiledConfig } from './config.js';
 export { parseConfigText, readConfigFile, objectSource, type ConfigSource } from './config-source.js';
-export { configSchema, DEFAULT_DATAPLANE, DEFAULT_SCHEDULER, type ResolvedPlugins } from './schema.js';
+export {
+  configSchema,
+  serviceSchema,
+  realServerSchema,
+  DEFAULT_DATAPLANE,
+  DEFAULT_SCHEDULER,
+  type ResolvedPlugins,
+} from './schema.js';
 export { createAjv, compileOptionsSchema, durationSchema, formatPath } from './validation.js';
 export { PluginRegistry, conventionalPackages } from './registry.js';
 

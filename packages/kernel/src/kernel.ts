@@ -95,7 +95,7 @@ export class Kernel {
   readonly #kmetrics: KernelMetrics;
   #dataplane?: { use: PluginUse; plugin: DataplanePlugin<never>; instance: DataplaneInstance };
   #services = new Map<string, ServiceRuntime>();
-  #applied?: { compiled: CompiledConfig; input: ConfigInput; file?: string };
+  #applied?: { compiled: CompiledConfig; input: ConfigInput };
   #configVersion = 0;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -243,7 +243,8 @@ export class Kernel {
         throw new FulcrumError(ErrorCodes.STATE, 'apply a configuration before changing services');
       const next = structuredClone(this.#applied.input);
       mutate(next);
-      return this.#apply(objectSource(next, this.#applied.file));
+      // An API edit was not written in the file: its problems name no file.
+      return this.#apply(objectSource(next));
     });
   }
 
@@ -317,7 +318,6 @@ export class Kernel {
     this.#applied = {
       compiled,
       input: structuredClone(source.data) as ConfigInput,
-      ...(source.file ? { file: source.file } : {}),
     };
     this.#configVersion++;
     for (const [name, old] of previous) this.#dispose(old, prepared.get(name));

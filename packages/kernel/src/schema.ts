@@ -46,14 +46,11 @@ function pluginRef(kind: PluginKind, resolved: ResolvedPlugins | undefined, desc
   };
 }
 
-/**
- * The one JSON Schema of a Fulcrum configuration: the kernel's, with every resolved
- * plugin's options schema in place. Without plugins it checks the kernel's part only
- * (what `fulcrum schema` prints for editors before any plugin is known).
- */
-export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
-  const endpoint = { type: 'string', format: 'endpoint' };
-  const realServer = {
+const endpoint = { type: 'string', format: 'endpoint' };
+
+/** The schema of one real server in a service's `realServers`. */
+export function realServerSchema(): JsonSchema {
+  return {
     type: 'object',
     additionalProperties: false,
     required: ['address'],
@@ -73,7 +70,11 @@ export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
       },
     },
   };
-  const service = {
+}
+
+/** The schema of one service, with the options schemas of the resolved plugins. */
+export function serviceSchema(resolved?: ResolvedPlugins): JsonSchema {
+  return {
     type: 'object',
     additionalProperties: false,
     required: ['name', 'listen'],
@@ -153,9 +154,17 @@ export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
         items: { type: 'string', format: 'ip' },
         description: 'FULLNAT source addresses toward the servers',
       },
-      realServers: { type: 'array', default: [], items: realServer },
+      realServers: { type: 'array', default: [], items: realServerSchema() },
     },
   };
+}
+
+/**
+ * The one JSON Schema of a Fulcrum configuration: the kernel's, with every resolved
+ * plugin's options schema in place. Without plugins it checks the kernel's part only
+ * (what `fulcrum schema` prints for editors before any plugin is known).
+ */
+export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
     title: 'Fulcrum configuration',
@@ -184,7 +193,7 @@ export function configSchema(resolved?: ResolvedPlugins): JsonSchema {
         items: { type: 'string', minLength: 1 },
         description: 'npm packages of plugins to load before names are resolved',
       },
-      services: { type: 'array', default: [], items: service },
+      services: { type: 'array', default: [], items: serviceSchema(resolved) },
     },
   };
 }

@@ -1,4 +1,4 @@
-import { configSchema, type JsonSchema } from '@fulcrum/kernel';
+import { realServerSchema, serviceSchema } from '@fulcrum/kernel';
 
 type Schema = Record<string, unknown>;
 
@@ -85,11 +85,8 @@ function write(summary: string, ok: string, okBody: object, body?: unknown, opti
 
 /** The OpenAPI 3.1 document of the admin API, served at `/openapi.json`. */
 export function openApiDocument(version: string): Schema {
-  const config = configSchema() as { properties: { services: { items: JsonSchema } } };
-  const service = toOpenApiSchema(config.properties.services.items) as {
-    properties: { realServers: { items: unknown } };
-  };
-  const realServer = service.properties.realServers.items;
+  const service = toOpenApiSchema(serviceSchema());
+  const realServer = toOpenApiSchema(realServerSchema());
   const stats = {
     type: 'object',
     required: ['conns', 'inPkts', 'outPkts', 'inBytes', 'outBytes'],
