@@ -72,7 +72,9 @@ Conn* ConnTable::allocate() {
   uint32_t i = free_.back();
   free_.pop_back();
   Conn& c = conns_[i];
+  uint32_t gen = c.gen + 1;
   c = Conn{};
+  c.gen = gen;
   return &c;
 }
 

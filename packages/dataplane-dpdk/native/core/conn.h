@@ -52,6 +52,8 @@ struct Conn {
   uint16_t cport = 0, vport = 0, lport = 0, dport = 0;
   uint64_t created_ms = 0;
   uint64_t expires_ms = 0;
+  uint32_t gen = 0;          // bumped on every reuse of the slot: stale timer entries are ignored
+  int64_t wheel_tick = -1;   // the timer-wheel tick this connection is scheduled at
   uint64_t packets[2] = {0, 0};
   std::shared_ptr<const Service> svc;
   std::shared_ptr<Dest> dest;
@@ -69,6 +71,8 @@ class ConnTable {
   Conn* lookup(const FlowKey& k, int* dir);
   // A free connection, or nullptr when the table is full. Call insert() once filled in.
   Conn* allocate();
+  Conn& at(uint32_t index) { return conns_[index]; }
+  uint32_t index_of(const Conn* c) const { return static_cast<uint32_t>(c - conns_.data()); }
   void insert(Conn* c);
   void remove(Conn* c);
   template <typename Fn>

@@ -8,6 +8,7 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 
@@ -390,6 +391,7 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
       c->state = kUdpNormal;
     }
     c->expires_ms = now_ms + cfg_.timeouts.udp_ms[c->state];
+    schedule(*c);
   }
   c->packets[dir]++;
 
@@ -470,6 +472,7 @@ Conn* Pipeline::new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint6
   c->dest = svc.dests[idx];
   c->dest->inactive++;  // IPVS counts a connection inactive until it is ESTABLISHED
   conns_.insert(c);
+  schedule(*c);
   st.conns++;
   counters_[kCtr_conns_created]++;
   return c;
@@ -487,6 +490,36 @@ void Pipeline::set_state(Conn& c, uint8_t state, uint64_t now_ms) {
     c.state = state;
   }
   c.expires_ms = now_ms + cfg_.timeouts.tcp_ms[state];
+  schedule(c);
+}
+
+void Pipeline::schedule(Conn& c) {
+  int64_t tick = static_cast<int64_t>(c.expires_ms / kTickMs);
+  if (c.wheel_tick >= 0 && c.wheel_tick <= tick) return;  // filed no later: re-filed when that tick comes
+  c.wheel_tick = tick;
+  wheel_[static_cast<uint64_t>(tick) % kWheelSlots].push_back({conns_.index_of(&c), c.gen, tick});
+}
+
+uint32_t Pipeline::expire_tick(int64_t tick, uint64_t now_ms) {
+  std::vector<TimerEntry> entries;
+  entries.swap(wheel_[static_cast<uint64_t>(tick) % kWheelSlots]);
+  uint32_t n = 0;
+  for (const TimerEntry& e : entries) {
+    if (e.tick > tick) {  // a later turn of the wheel
+      wheel_[static_cast<uint64_t>(tick) % kWheelSlots].push_back(e);
+      continue;
+    }
+    Conn& c = conns_.at(e.conn);
+    if (!c.in_use || c.gen != e.gen || c.wheel_tick != e.tick) continue;  // ended, reused or re-filed
+    if (c.expires_ms <= now_ms) {
+      end_conn(c, true);
+      n++;
+    } else {
+      c.wheel_tick = -1;
+      schedule(c);
+    }
+  }
+  return n;
 }
 
 void Pipeline::end_conn(Conn& c, bool expired) {
@@ -506,14 +539,15 @@ void Pipeline::end_conn(Conn& c, bool expired) {
   conns_.remove(&c);
 }
 
+// Visits only the wheel slots whose ticks passed since the last call (all of them at most
+// once after a long pause), and the current slot again each call for exact expiry.
 uint32_t Pipeline::expire(uint64_t now_ms) {
+  int64_t target = static_cast<int64_t>(now_ms / kTickMs);
+  if (last_tick_ < 0) last_tick_ = 0;
+  int64_t from = std::max(last_tick_, target - static_cast<int64_t>(kWheelSlots) + 1);
   uint32_t n = 0;
-  conns_.for_each([&](Conn& c) {
-    if (c.expires_ms <= now_ms) {
-      end_conn(c, true);
-      n++;
-    }
-  });
+  for (int64_t t = from; t <= target; t++) n += expire_tick(t, now_ms);
+  if (target > last_tick_) last_tick_ = target;
   counters_[kCtr_conns_expired] += n;
   return n;
 }

@@ -127,6 +127,8 @@ class Pipeline {
                     uint64_t now_ms, FrameSink& sink);
   Conn* new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint64_t now_ms);
   void set_state(Conn& c, uint8_t state, uint64_t now_ms);
+  void schedule(Conn& c);
+  uint32_t expire_tick(int64_t tick, uint64_t now_ms);
   void end_conn(Conn& c, bool expired);
   Verdict output(uint8_t* frame, uint32_t dst, FrameSink& sink);
   void drop(CounterId id) { counters_[id]++; }
@@ -141,6 +143,18 @@ class Pipeline {
   std::unordered_map<uint64_t, uint32_t> by_vip_;         // (proto, vip, vport) → id
   std::unordered_set<uint32_t> owned_;                    // VIPs and local addresses
   std::vector<HealthSignal> signals_;
+  // Timer wheel (IPVS re-arms a timer per connection; this re-files lazily): a connection
+  // is filed at the tick of its expiry; a packet that pushes expiry later moves nothing,
+  // the connection is re-filed when its old tick comes; an earlier expiry re-files at once.
+  static constexpr uint64_t kTickMs = 64;
+  static constexpr uint32_t kWheelSlots = 1024;
+  struct TimerEntry {
+    uint32_t conn;
+    uint32_t gen;
+    int64_t tick;
+  };
+  std::vector<std::vector<TimerEntry>> wheel_{kWheelSlots};
+  int64_t last_tick_ = -1;
   std::vector<std::pair<uint16_t, std::vector<uint8_t>>> pending_;
   uint64_t counters_[kCounterCount] = {};
 };
