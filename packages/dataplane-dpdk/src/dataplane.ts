@@ -1,4 +1,10 @@
-import type { DataplaneChange, DataplaneInstance, PluginContext, TimerHandle } from '@fulcrum/kernel';
+import type {
+  DataplaneChange,
+  DataplaneInstance,
+  PluginContext,
+  ServiceStatus,
+  TimerHandle,
+} from '@fulcrum/kernel';
 import { DpdkErrorCodes, dpdkError } from './errors.js';
 import { ipv4ToNumber, parseCidr, parseMac } from './ipv4.js';
 import { CounterMetrics } from './metrics.js';
@@ -118,6 +124,11 @@ export class DpdkDataplane implements DataplaneInstance {
       expireServer: (id, server) => native.ealExpireServer(id, server),
     };
     this.#services.apply(change, sink);
+  }
+
+  /** Per-service and per-server counts, as published by the poll loop (every 100 ms). */
+  services(): ServiceStatus[] {
+    return this.#services.status(this.#running ? (this.#native?.ealServices() ?? []) : []);
   }
 
   async stop(): Promise<void> {

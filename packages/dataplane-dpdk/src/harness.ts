@@ -1,4 +1,4 @@
-import type { DataplaneChange } from '@fulcrum/kernel';
+import type { DataplaneChange, ServiceStatus } from '@fulcrum/kernel';
 import { ipv4ToNumber, parseCidr, parseMac } from './ipv4.js';
 import {
   loadNative,
@@ -137,6 +137,11 @@ export class PacketHarness {
 
   counters(): NativeCounters {
     return this.#native.counters();
+  }
+
+  /** Services with live per-server counts, as `ipvsadm -ln --stats` shows them. */
+  services(): ServiceStatus[] {
+    return this.#services.status(this.#native.services());
   }
 
   connections(): NativeConnection[] {

@@ -60,6 +60,21 @@ export interface NativeConnection {
 
 export type NativeCounters = Record<string, number>;
 
+export interface NativeServiceStats {
+  name: string;
+  liveConns: number;
+  servers: {
+    server: string;
+    activeConns: number;
+    inactiveConns: number;
+    conns: number;
+    inPkts: number;
+    outPkts: number;
+    inBytes: number;
+    outBytes: number;
+  }[];
+}
+
 export interface NativeHarness {
   addPort(id: number, mac: Buffer, addrs: number[]): number;
   addRoute(net: number, prefix: number, via: number, port: number): number;
@@ -75,6 +90,7 @@ export interface NativeHarness {
   signals(): NativeSignal[];
   counters(): NativeCounters;
   connections(): NativeConnection[];
+  services(): NativeServiceStats[];
 }
 
 export interface NativeBinding {
@@ -93,6 +109,7 @@ export interface NativeBinding {
   ealAddRoute(net: number, prefix: number, via: number, port: number): number;
   ealAddNeighbor(port: number, ip: number, mac: Buffer): number;
   ealCounters(): NativeCounters | null;
+  ealServices(): NativeServiceStats[];
 }
 
 export const TCP_STATES = [

@@ -1,5 +1,12 @@
-import { DataplaneError, ErrorCodes, type DataplaneChange } from '@fulcrum/kernel';
-import type { NativeService } from './native.js';
+import {
+  DataplaneError,
+  ErrorCodes,
+  formatEndpoint,
+  type DataplaneChange,
+  type ServiceSnapshot,
+  type ServiceStatus,
+} from '@fulcrum/kernel';
+import type { NativeService, NativeServiceStats } from './native.js';
 import { expiredServers, toNativeService } from './snapshot.js';
 
 /** Where a change lands: the injection harness or the EAL workers. */
@@ -19,6 +26,7 @@ export class ServiceTable {
   /** name → "proto/vip/vport" of every service served */
   #listens = new Map<string, string>();
   #nextId = 1;
+  #snapshots = new Map<string, ServiceSnapshot>();
 
   get names(): string[] {
     return [...this.#ids.keys()];
@@ -60,8 +68,45 @@ export class ServiceTable {
       sink.setService(native);
       for (const server of expire) sink.expireServer(native.id, server);
     }
+    for (const name of change.removed) this.#snapshots.delete(name);
+    for (const s of [...change.added, ...change.updated]) this.#snapshots.set(s.name, s);
     this.#ids = ids;
     this.#listens = listens;
     this.#nextId = next;
+  }
+
+  /** ipvsadm -ln --stats: the snapshots served, with the native counts of their servers. */
+  status(stats: readonly NativeServiceStats[]): ServiceStatus[] {
+    const byName = new Map(stats.map((s) => [s.name, s]));
+    return [...this.#snapshots.values()].map((s) => {
+      const live = byName.get(s.name);
+      const counts = new Map(live?.servers.map((d) => [d.server, d]));
+      return {
+        name: s.name,
+        protocol: s.protocol,
+        virtual: formatEndpoint(s.listen),
+        plan: s.plan.kind,
+        liveConns: live?.liveConns ?? 0,
+        ...(s.maxConnections ? { maxConnections: s.maxConnections } : {}),
+        retiring: false,
+        servers: s.realServers.map((r) => {
+          const c = counts.get(r.key);
+          return {
+            server: r.key,
+            weight: r.weight,
+            inService: true,
+            draining: r.draining,
+            activeConns: c?.activeConns ?? 0,
+            inactiveConns: c?.inactiveConns ?? 0,
+            persistentConns: 0,
+            conns: c?.conns ?? 0,
+            inPkts: c?.inPkts ?? 0,
+            outPkts: c?.outPkts ?? 0,
+            inBytes: c?.inBytes ?? 0,
+            outBytes: c?.outBytes ?? 0,
+          };
+        }),
+      };
+    });
   }
 }

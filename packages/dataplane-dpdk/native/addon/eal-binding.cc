@@ -156,8 +156,15 @@ Napi::Value EalAddNeighbor(const Napi::CallbackInfo& info) {
 Napi::Value EalCounters(const Napi::CallbackInfo& info) {
   if (!g_state) return info.Env().Null();
   std::vector<uint64_t> c = g_state->runner.counters();
-  if (c.size() != kCounterCount) c.assign(kCounterCount, 0);
-  return counters_object(info.Env(), c.data());
+  if (c.size() != kCounterCount + 1) c.assign(kCounterCount + 1, 0);
+  Napi::Object o = counters_object(info.Env(), c.data());
+  o.Set("connections", Napi::Number::New(info.Env(), double(c[kCounterCount])));
+  return o;
+}
+
+Napi::Value EalServices(const Napi::CallbackInfo& info) {
+  if (!g_state) return Napi::Array::New(info.Env());
+  return services_array(info.Env(), g_state->runner.service_stats());
 }
 
 }  // namespace
@@ -170,6 +177,7 @@ void InitEal(Napi::Env env, Napi::Object exports) {
   exports.Set("ealExpireServer", Napi::Function::New(env, EalExpireServer, "ealExpireServer"));
   exports.Set("ealAddRoute", Napi::Function::New(env, EalAddRoute, "ealAddRoute"));
   exports.Set("ealAddNeighbor", Napi::Function::New(env, EalAddNeighbor, "ealAddNeighbor"));
+  exports.Set("ealServices", Napi::Function::New(env, EalServices, "ealServices"));
   exports.Set("ealCounters", Napi::Function::New(env, EalCounters, "ealCounters"));
 }
 

@@ -138,6 +138,32 @@ Napi::Array connections_array(Napi::Env env, ConnTable& table) {
   return a;
 }
 
+Napi::Array services_array(Napi::Env env, const std::vector<ServiceStats>& stats) {
+  Napi::Array a = Napi::Array::New(env, stats.size());
+  for (size_t i = 0; i < stats.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", stats[i].name);
+    o.Set("liveConns", Napi::Number::New(env, stats[i].live_conns));
+    Napi::Array ds = Napi::Array::New(env, stats[i].dests.size());
+    for (size_t j = 0; j < stats[i].dests.size(); j++) {
+      const Dest& d = stats[i].dests[j];
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("server", d.key);
+      x.Set("activeConns", Napi::Number::New(env, d.active));
+      x.Set("inactiveConns", Napi::Number::New(env, d.inactive));
+      x.Set("conns", Napi::Number::New(env, double(d.conns)));
+      x.Set("inPkts", Napi::Number::New(env, double(d.in_pkts)));
+      x.Set("outPkts", Napi::Number::New(env, double(d.out_pkts)));
+      x.Set("inBytes", Napi::Number::New(env, double(d.in_bytes)));
+      x.Set("outBytes", Napi::Number::New(env, double(d.out_bytes)));
+      ds.Set(static_cast<uint32_t>(j), x);
+    }
+    o.Set("servers", ds);
+    a.Set(static_cast<uint32_t>(i), o);
+  }
+  return a;
+}
+
 Napi::Function Harness::Init(Napi::Env env) {
   return DefineClass(env, "Harness",
                      {
@@ -154,6 +180,7 @@ Napi::Function Harness::Init(Napi::Env env) {
                          InstanceMethod<&Harness::Signals>("signals"),
                          InstanceMethod<&Harness::Counters>("counters"),
                          InstanceMethod<&Harness::Connections>("connections"),
+                         InstanceMethod<&Harness::Services>("services"),
                      });
 }
 
@@ -280,6 +307,10 @@ Napi::Value Harness::Counters(const Napi::CallbackInfo& info) {
   Napi::Object o = counters_object(info.Env(), pipeline_->counters());
   o.Set("connections", Napi::Number::New(info.Env(), pipeline_->conns().size()));
   return o;
+}
+
+Napi::Value Harness::Services(const Napi::CallbackInfo& info) {
+  return services_array(info.Env(), pipeline_->service_stats());
 }
 
 Napi::Value Harness::Connections(const Napi::CallbackInfo& info) {

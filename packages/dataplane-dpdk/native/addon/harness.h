@@ -30,6 +30,7 @@ class Harness : public Napi::ObjectWrap<Harness> {
   Napi::Value Signals(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Connections(const Napi::CallbackInfo& info);
+  Napi::Value Services(const Napi::CallbackInfo& info);
 
   std::unique_ptr<Pipeline> pipeline_;
   std::unordered_map<uint32_t, std::shared_ptr<const Service>> services_;
@@ -41,5 +42,6 @@ bool read_mac(const Napi::Value& v, Mac& mac);
 Napi::Object counters_object(Napi::Env env, const uint64_t* counters);
 Napi::Array signals_array(Napi::Env env, const std::vector<HealthSignal>& signals);
 Napi::Array connections_array(Napi::Env env, ConnTable& table);
+Napi::Array services_array(Napi::Env env, const std::vector<ServiceStats>& stats);
 
 }  // namespace fulcrum

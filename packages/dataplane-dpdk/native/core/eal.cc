@@ -68,6 +68,11 @@ std::vector<uint64_t> EalRunner::counters() {
   return published_;
 }
 
+std::vector<ServiceStats> EalRunner::service_stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return published_services_;
+}
+
 void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_ports, PipelineConfig cfg) {
   EalStartResult res{kEalOk, "", {}};
   std::vector<char*> argv;
@@ -163,8 +168,13 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
       pipeline.expire(now);
       auto signals = pipeline.take_signals();
       if (!signals.empty()) hooks_.signals(std::move(signals));
+      // Copied outside the lock, published under it: the JS thread never waits on the loop.
+      std::vector<uint64_t> counters(pipeline.counters(), pipeline.counters() + kCounterCount);
+      counters.push_back(pipeline.conns().size());
+      std::vector<ServiceStats> services = pipeline.service_stats();
       std::lock_guard<std::mutex> lock(mu_);
-      published_.assign(pipeline.counters(), pipeline.counters() + kCounterCount);
+      published_.swap(counters);
+      published_services_.swap(services);
     }
   }
   for (uint16_t p : ports) {

@@ -53,6 +53,7 @@ class EalRunner {
   bool running() const { return running_.load(); }
   // Counters as last published by the loop (read without stopping it).
   std::vector<uint64_t> counters();
+  std::vector<ServiceStats> service_stats();
 
  private:
   void run(std::vector<std::string> args, std::vector<EalPort> ports, PipelineConfig cfg);
@@ -64,6 +65,7 @@ class EalRunner {
   std::mutex mu_;
   std::vector<std::function<void(Pipeline&)>> commands_;
   std::vector<uint64_t> published_;
+  std::vector<ServiceStats> published_services_;
   EalHooks hooks_;
 };
 

@@ -166,6 +166,16 @@ void Pipeline::set_service(std::shared_ptr<const Service> svc) {
     if (before.insert(ip).second) announce(ip);
 }
 
+std::vector<ServiceStats> Pipeline::service_stats() const {
+  std::vector<ServiceStats> out;
+  for (const auto& [id, st] : services_) {
+    ServiceStats s{st.svc->name, st.conns, {}};
+    for (const auto& d : st.svc->dests) s.dests.push_back(*d);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 bool Pipeline::remove_service(uint32_t id) {
   auto it = services_.find(id);
   if (it == services_.end()) return false;
@@ -394,6 +404,13 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
     schedule(*c);
   }
   c->packets[dir]++;
+  if (dir == 0) {
+    c->dest->in_pkts++;
+    c->dest->in_bytes += total;
+  } else {
+    c->dest->out_pkts++;
+    c->dest->out_bytes += total;
+  }
 
   uint32_t nsaddr, ndaddr;
   uint16_t nsport, ndport;
@@ -471,6 +488,7 @@ Conn* Pipeline::new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint6
   c->svc = st.svc;
   c->dest = svc.dests[idx];
   c->dest->inactive++;  // IPVS counts a connection inactive until it is ESTABLISHED
+  c->dest->conns++;
   conns_.insert(c);
   schedule(*c);
   st.conns++;

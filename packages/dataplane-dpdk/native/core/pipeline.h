@@ -66,6 +66,13 @@ struct HealthSignal {
   const char* reason;
 };
 
+// A service's live counts as the workers see them (for ipvsadm -ln --stats style listings).
+struct ServiceStats {
+  std::string name;
+  uint32_t live_conns;
+  std::vector<Dest> dests;  // copies: key and counters
+};
+
 // Where extra frames go (ARP requests the pipeline originates).
 class FrameSink {
  public:
@@ -100,6 +107,7 @@ class Pipeline {
   uint32_t expire(uint64_t now_ms);
 
   std::vector<HealthSignal> take_signals() { return std::move(signals_); }
+  std::vector<ServiceStats> service_stats() const;
   const uint64_t* counters() const { return counters_; }
   ConnTable& conns() { return conns_; }
   const LocalPortPool& local_ports() const { return lports_; }

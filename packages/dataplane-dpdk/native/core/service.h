@@ -19,6 +19,9 @@ struct Dest {
   uint32_t active = 0;
   uint32_t inactive = 0;
   bool draining = false;
+  // ipvsadm --stats: connections since start, packets and IP bytes each way.
+  uint64_t conns = 0;
+  uint64_t in_pkts = 0, out_pkts = 0, in_bytes = 0, out_bytes = 0;
 };
 
 struct Service {

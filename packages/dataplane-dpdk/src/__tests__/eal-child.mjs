@@ -47,6 +47,8 @@ rl.on('line', async (cmd) => {
   }
   if (cmd === 'counters') {
     await new Promise((r) => setTimeout(r, 1100)); // metrics are collected every second
-    process.stdout.write(`counters ${JSON.stringify({ metrics: await metrics.text(), signals })}\n`);
+    process.stdout.write(
+      `counters ${JSON.stringify({ metrics: await metrics.text(), signals, services: dp.services() })}\n`,
+    );
   }
 });

@@ -1,3 +1,4 @@
+import type { ServiceStatus } from '@fulcrum/kernel';
 import { requires } from '@fulcrum/testkit';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -147,10 +148,17 @@ describe.skipIf(need.skip)(`EAL with net_af_packet ports on veth pairs in namesp
       expect(answers.map((a) => a.local)).toEqual(['10.2.0.11', '10.2.0.12', '10.2.0.11', '10.2.0.12']);
       expect(t.exec('cli', 'ping', '-c', '1', '-W', '2', '10.1.0.100')).toMatch(/1 received/);
       dp.child.stdin!.write('counters\n');
-      const { metrics, signals } = JSON.parse(await dp.next('counters')) as {
+      const { metrics, signals, services } = JSON.parse(await dp.next('counters')) as {
         metrics: string;
         signals: unknown[];
+        services: ServiceStatus[];
       };
+      expect(services[0]!.servers.map((s) => [s.server, s.conns])).toEqual([
+        ['10.2.0.11:8080', 2],
+        ['10.2.0.12:8080', 2],
+      ]);
+      expect(services[0]!.servers[0]!.outBytes).toBeGreaterThan(0);
+      expect(metrics).toMatch(/fulcrum_dpdk_connections \d/);
       expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="created"\} 4/);
       expect(metrics).toMatch(/fulcrum_dpdk_packets_total\{direction="tx"\} [1-9]/);
       expect(signals).toContainEqual({

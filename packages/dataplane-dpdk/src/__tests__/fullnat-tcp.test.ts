@@ -64,6 +64,11 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
 
     h.inject('wan', clientSeg(40000, { flags: TCP.ACK, seq: 1001, ack: 5001 }), 20);
     expect(h.connections()[0]!.state).toBe('ESTABLISHED');
+    expect(h.services()[0]!.servers[0]).toMatchObject({
+      server: '10.2.0.11:8080',
+      activeConns: 1,
+      inactiveConns: 0,
+    });
 
     const request = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     const [req] = h.inject(
@@ -101,6 +106,30 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     });
     expect(parseFrame(fin!.frame).tcp).toMatchObject({ flags: TCP.FIN | TCP.ACK, checksumOk: true });
     expect(h.connections()[0]!.state).toBe('TIME_WAIT');
+    expect(h.services()).toEqual([
+      expect.objectContaining({
+        name: 'web',
+        protocol: 'tcp',
+        virtual: '10.1.0.100:80',
+        plan: 'sequence',
+        liveConns: 1,
+        servers: [
+          expect.objectContaining({
+            server: '10.2.0.11:8080',
+            weight: 1,
+            activeConns: 0,
+            inactiveConns: 1,
+            conns: 1,
+            inPkts: 4, // SYN, ACK, request, FIN
+            outPkts: 3,
+            inBytes: 4 * 40 + request.length,
+            outBytes: 3 * 40 + response.length,
+          }),
+          expect.objectContaining({ server: '10.2.0.12:8080', conns: 0, inPkts: 0 }),
+          expect.objectContaining({ server: '10.2.0.13:8080', conns: 0 }),
+        ],
+      }),
+    ]);
 
     // TIME_WAIT expires (7 s by default) and gives the local port back.
     expect(h.expire(1000)).toBe(0);
