@@ -14,6 +14,7 @@ import {
   type Kernel,
 } from '@fulcrum/kernel';
 import type { Logger as PinoLogger } from 'pino';
+import { builtinPlugins } from './builtins.js';
 import { AdminServer } from './admin/server.js';
 import { adminToken } from './admin/token.js';
 import { adm } from './adm/adm.js';
@@ -21,7 +22,12 @@ import { Notifier } from './notifier.js';
 import { ExitCode } from './exit-codes.js';
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from './logger.js';
 
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+// Set by the single-binary build (esbuild `define`), where no package.json is on disk.
+declare const __FULCRUM_VERSION__: string | undefined;
+const version: string =
+  typeof __FULCRUM_VERSION__ === 'string'
+    ? __FULCRUM_VERSION__
+    : (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 export interface Io {
   stdout: NodeJS.WritableStream;
@@ -101,7 +107,11 @@ function configArg(p: Parsed, required: boolean): string | undefined {
 }
 
 const kernelFor = (file: string, logger?: PinoLogger) =>
-  createKernel({ resolveFrom: [dirname(resolve(file)), process.cwd()], ...(logger ? { logger } : {}) });
+  createKernel({
+    resolveFrom: [dirname(resolve(file)), process.cwd()],
+    fallbackPlugins: builtinPlugins,
+    ...(logger ? { logger } : {}),
+  });
 
 function printError(io: Io, e: unknown): number {
   if (e instanceof ConfigError) {

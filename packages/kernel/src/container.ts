@@ -20,6 +20,7 @@ import { KERNEL_VERSION } from './version.js';
 export const Tokens = {
   KernelVersion: Symbol('fulcrum.KernelVersion') as InjectionToken<string>,
   ResolveFrom: Symbol('fulcrum.ResolveFrom') as InjectionToken<readonly string[]>,
+  FallbackPlugins: Symbol('fulcrum.FallbackPlugins') as InjectionToken<readonly AnyPlugin[]>,
   Clock: Symbol('fulcrum.Clock') as InjectionToken<Clock>,
   Logger: Symbol('fulcrum.Logger') as InjectionToken<Logger>,
   Events: Symbol('fulcrum.Events') as InjectionToken<EventBus>,
@@ -40,6 +41,11 @@ export interface KernelOptions {
    * Packages installed beside @fulcrum/kernel itself are always found last.
    */
   resolveFrom?: string | readonly string[];
+  /**
+   * Plugins used when a config names one that is neither registered nor installed (what a
+   * bundled program ships); installed packages take precedence.
+   */
+  fallbackPlugins?: readonly AnyPlugin[];
 }
 
 /**
@@ -51,6 +57,7 @@ export function createKernelContainer(options: KernelOptions = {}): DependencyCo
   const c = rootContainer.createChildContainer();
   c.register(Tokens.KernelVersion, { useValue: KERNEL_VERSION });
   c.register(Tokens.ResolveFrom, { useValue: [options.resolveFrom ?? process.cwd()].flat() });
+  c.register(Tokens.FallbackPlugins, { useValue: options.fallbackPlugins ?? [] });
   c.register(Tokens.Clock, { useValue: options.clock ?? systemClock });
   c.register(Tokens.Logger, { useValue: options.logger ?? silentLogger });
   c.register(Tokens.Events, { useFactory: instanceCachingFactory(() => new EventBus()) });
@@ -59,7 +66,12 @@ export function createKernelContainer(options: KernelOptions = {}): DependencyCo
   });
   c.register(Tokens.Registry, {
     useFactory: instanceCachingFactory(
-      (d) => new PluginRegistry(d.resolve(Tokens.KernelVersion), d.resolve(Tokens.ResolveFrom)),
+      (d) =>
+        new PluginRegistry(
+          d.resolve(Tokens.KernelVersion),
+          d.resolve(Tokens.ResolveFrom),
+          d.resolve(Tokens.FallbackPlugins),
+        ),
     ),
   });
   c.register(Tokens.Kernel, {

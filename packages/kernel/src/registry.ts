@@ -1,3 +1,4 @@
+import { isBuiltin } from 'node:module';
 import { resolve as resolveModule } from 'import-meta-resolve';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -43,9 +44,21 @@ export class PluginRegistry {
   #plugins = new Map<PluginKind, Map<string, AnyPlugin>>(PLUGIN_KINDS.map((k) => [k, new Map()]));
   #packages = new Map<string, AnyPlugin[]>();
 
-  constructor(kernelVersion: string, resolveFrom: string | readonly string[] = process.cwd()) {
+  #fallbacks: readonly AnyPlugin[];
+
+  /**
+   * `fallbacks` are plugins used when a name resolves to nothing registered or installed: a
+   * program that bundles its plugins (the single-binary daemon) resolves names without a
+   * node_modules, while an installed package of the same name still takes precedence.
+   */
+  constructor(
+    kernelVersion: string,
+    resolveFrom: string | readonly string[] = process.cwd(),
+    fallbacks: readonly AnyPlugin[] = [],
+  ) {
     this.kernelVersion = kernelVersion;
     this.resolveFrom = [resolveFrom].flat();
+    this.#fallbacks = fallbacks;
   }
 
   register(plugin: unknown, source = 'kernel.use()'): AnyPlugin {
@@ -143,8 +156,11 @@ export class PluginRegistry {
   async resolve(kind: PluginKind, name: string): Promise<AnyPlugin> {
     const known = this.get(kind, name);
     if (known) return known;
-    // A short name tries the conventional packages, then a package of that very name.
-    const candidates = isPackageSpecifier(name) ? [name] : [...conventionalPackages(kind, name), name];
+    // A short name tries the conventional packages, then a package of that very name — never
+    // one of Node's own modules (`http` is a health check, not node:http).
+    const candidates = isPackageSpecifier(name)
+      ? [name]
+      : [...conventionalPackages(kind, name), ...(isBuiltin(name) ? [] : [name])];
     for (const pkg of candidates) {
       const plugins = await this.loadPackage(pkg);
       if (!plugins) continue;
@@ -165,6 +181,10 @@ export class PluginRegistry {
         { details: { kind, name } },
       );
     }
+    const fallback = this.#fallbacks.find(
+      (p) => p.kind === kind && (p.name === name || conventionalPackages(kind, p.name).includes(name)),
+    );
+    if (fallback) return this.register(fallback, 'built-in');
     const registered = [...this.#plugins.get(kind)!.keys()];
     throw new FulcrumError(
       ErrorCodes.PLUGIN_NOT_FOUND,

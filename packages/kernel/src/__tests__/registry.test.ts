@@ -107,6 +107,34 @@ describe('PluginRegistry', () => {
     expect(err).toMatchObject({ code, message: expect.stringMatching(message) });
   });
 
+  it("never takes one of Node's own modules for a plugin package", async () => {
+    const err = await new PluginRegistry(KERNEL_VERSION, dir)
+      .resolve('healthcheck', 'net')
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: ErrorCodes.PLUGIN_NOT_FOUND,
+      message: expect.stringMatching(/"@fulcrum\/healthcheck-net" is not installed/),
+    });
+  });
+
+  it('uses fallback plugins only when nothing registered or installed answers the name', async () => {
+    const bundled = (name: string) =>
+      defineScheduler({
+        name,
+        kernel: '^0.1.0',
+        optionsSchema: { type: 'object' },
+        create: () => ({ compile: () => ({ kind: 'sequence', sequence: [] }) }),
+      });
+    const [only, conv] = [bundled('only-bundled'), bundled('conv')];
+    const r = new PluginRegistry(KERNEL_VERSION, dir, [only, conv]);
+    expect(await r.resolve('scheduler', 'only-bundled')).toBe(only); // nothing installed: the bundled one
+    expect(await r.resolve('scheduler', '@fulcrum/scheduler-only-bundled')).toBe(only); // by its package name too
+    expect(await r.resolve('scheduler', 'conv')).not.toBe(conv); // @fulcrum/scheduler-conv is installed: it wins
+    await expect(r.resolve('dataplane', 'only-bundled')).rejects.toMatchObject({
+      code: ErrorCodes.PLUGIN_NOT_FOUND,
+    });
+  });
+
   it('loads a third-party plugin named in a config, with its options schema in force', async () => {
     const k = createKernel({ plugins: [recordingDataplane().plugin], resolveFrom: dir });
     const good = await k.validate({
