@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
-import { snapshot } from './fixtures.js';
 import { Topology } from './netns.js';
 
 const pkg = fileURLToPath(new URL('../../', import.meta.url));
@@ -44,40 +43,31 @@ const prefixes: string[] = [];
 function startDataplane(t: Topology, name: string, wanIface = t.wan): Dataplane {
   const prefix = `fulcrum-${t.id}-${name}`;
   prefixes.push(prefix);
-  const options = {
-    eal: [
-      '-l',
-      '0',
-      '--no-pci',
-      '--no-huge',
-      '-m',
-      '512',
-      '--no-shconf',
-      '--no-telemetry',
-      '--file-prefix',
-      prefix,
-    ],
-    ports: [
-      { name: 'wan', vdev: `net_af_packet0,iface=${wanIface}`, addresses: ['10.1.0.1/24'] },
-      { name: 'lan', vdev: `net_af_packet1,iface=${t.lan}`, addresses: ['10.2.0.1/24'] },
-    ],
-    neighbors: [
-      { port: 'wan', address: '10.1.0.2', mac: t.clientMac },
-      { port: 'lan', address: '10.2.0.11', mac: t.serverMac },
-      { port: 'lan', address: '10.2.0.12', mac: t.serverMac },
-    ],
-    maxConnections: 4096,
-  };
-  const services = [
-    snapshot({
-      servers: [
-        { address: '10.2.0.11', port: 8080 },
-        { address: '10.2.0.12', port: 8080 },
-      ],
-      localAddresses: ['10.2.0.200'],
-    }),
-  ];
-  const child = spawn(process.execPath, [childScript, JSON.stringify({ options, services })], {
+  // The issue's config shape, through the whole kernel: schema, capabilities, rr compiled.
+  const yaml = `
+dataplane:
+  name: dpdk
+  options:
+    eal: ['-l', '0', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
+    ports:
+      - { name: wan, vdev: 'net_af_packet0,iface=${wanIface}', addresses: [10.1.0.1/24] }
+      - { name: lan, vdev: 'net_af_packet1,iface=${t.lan}', addresses: [10.2.0.1/24] }
+    neighbors:
+      - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
+      - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
+      - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
+    maxConnections: 4096
+services:
+  - name: web
+    protocol: tcp
+    listen: 10.1.0.100:80
+    scheduler: rr
+    localAddresses: [10.2.0.200]
+    realServers:
+      - { address: '10.2.0.11:8080', weight: 1 }
+      - { address: '10.2.0.12:8080', weight: 1 }
+`;
+  const child = spawn(process.execPath, [childScript, yaml], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines: string[] = [];
