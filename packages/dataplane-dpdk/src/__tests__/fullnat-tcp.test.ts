@@ -1,4 +1,4 @@
-import { planHash } from '@fulcrum/kernel';
+import { planHash, PlanExecutor, type LeastConnectionsPlan } from '@fulcrum/kernel';
 import { requires } from '@fulcrum/testkit';
 import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
@@ -211,6 +211,42 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     ]);
     expect(h.connections().every((c) => c.state === 'ESTABLISHED')).toBe(true);
   });
+
+  it.each(['lc', 'wlc', 'sed', 'nq'] as const)(
+    'agrees with the kernel reference executor for %s on live counts',
+    (formula) => {
+      const h = harness();
+      const plan: LeastConnectionsPlan = { kind: 'least-connections', formula, weights: [3, 1, 2] };
+      h.apply(add(snapshot({ plan })));
+      const reference = new PlanExecutor(plan);
+      let seed = 99;
+      const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+      for (let i = 0; i < 60; i++) {
+        const servers = h.services()[0]!.servers;
+        const want = reference.pick(
+          { sourceAddress: CLIENT.ip, sourcePort: 49000 + i, destinationAddress: VIP, destinationPort: 80 },
+          (k) => ({ active: servers[k]!.activeConns, inactive: servers[k]!.inactiveConns }),
+        );
+        const s = parseFrame(h.inject('wan', clientSeg(49000 + i, { flags: TCP.SYN }))[0]!.frame);
+        const got = SERVERS.findIndex((x) => x.ip === s.ip!.dst);
+        expect(got, `connection ${i}`).toBe(want);
+        if (rand() < 0.6) {
+          // Some connections complete the handshake (active), the others stay half-open (inactive).
+          h.inject(
+            'lan',
+            tcpFrame(fromServer(got), {
+              src: s.ip!.dst,
+              dst: LADDR,
+              sport: 8080,
+              dport: s.tcp!.sport,
+              flags: TCP.SYN | TCP.ACK,
+            }),
+          );
+          h.inject('wan', clientSeg(49000 + i, { flags: TCP.ACK }));
+        }
+      }
+    },
+  );
 
   it('turns a refused connection into a passive-health failure (RST while SYN_RECV)', () => {
     const h = harness();
