@@ -234,12 +234,13 @@ Verdict Pipeline::process(uint16_t in_port, uint8_t* frame, uint32_t len, uint64
     } else if (be16(iph->fragment_offset) & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
       // Fragments are not reassembled yet: dropped and counted.
       drop(kCtr_drop_fragment);
+    } else if (iph->next_proto_id == IPPROTO_TCP || iph->next_proto_id == IPPROTO_UDP) {
+      // Connections first: those of a removed service or local address still finish.
+      v = handle_l4(in_port, frame, ip, ihl, total, now_ms, sink);
     } else if (!owns(in_port, be32(iph->dst_addr))) {
       drop(kCtr_drop_not_ours);
     } else if (iph->next_proto_id == IPPROTO_ICMP) {
       v = handle_icmp(in_port, frame, ip, ihl, total, sink);
-    } else if (iph->next_proto_id == IPPROTO_TCP || iph->next_proto_id == IPPROTO_UDP) {
-      v = handle_l4(in_port, frame, ip, ihl, total, now_ms, sink);
     } else {
       drop(kCtr_drop_unknown_protocol);
     }
@@ -341,10 +342,6 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
       drop(kCtr_drop_truncated);
       return dropped;
     }
-    if (!l4_checksum_ok(iph->src_addr, iph->dst_addr, proto, l4, static_cast<uint16_t>(l4len))) {
-      drop(kCtr_drop_bad_l4_checksum);
-      return dropped;
-    }
     check = l4 + offsetof(rte_tcp_hdr, cksum);
     syn = th->tcp_flags & RTE_TCP_SYN_FLAG;
     fin = th->tcp_flags & RTE_TCP_FIN_FLAG;
@@ -356,11 +353,7 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
       drop(kCtr_drop_truncated);
       return dropped;
     }
-    if (uh->dgram_cksum != 0 &&
-        !l4_checksum_ok(iph->src_addr, iph->dst_addr, proto, l4, be16(uh->dgram_len))) {
-      drop(kCtr_drop_bad_l4_checksum);
-      return dropped;
-    }
+    l4len = be16(uh->dgram_len);
     check = uh->dgram_cksum != 0 ? l4 + offsetof(rte_udp_hdr, dgram_cksum) : nullptr;
   }
   // Source and destination ports lie at the same offsets in TCP and UDP.
@@ -369,6 +362,14 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
 
   int dir = 0;
   Conn* c = conns_.lookup(key, &dir);
+  if (!c && !owns(in_port, key.daddr)) {
+    drop(kCtr_drop_not_ours);
+    return dropped;
+  }
+  if (check && !l4_checksum_ok(iph->src_addr, iph->dst_addr, proto, l4, static_cast<uint16_t>(l4len))) {
+    drop(kCtr_drop_bad_l4_checksum);
+    return dropped;
+  }
   if (!c) {
     auto it = by_vip_.find(svc_key(proto, key.daddr, key.dport));
     if (it == by_vip_.end()) {

@@ -110,6 +110,36 @@ describe.skipIf(need.skip)(`snapshots applied to the pipeline${need.note}`, () =
     expect(h.counters().drop_not_ours).toBe(1);
   });
 
+  it('lets the connections of a removed service, or of a dropped local address, finish', () => {
+    const h = harness();
+    h.apply(add(snapshot({ localAddresses: ['10.2.0.201'] })));
+    const s = parseFrame(h.inject('wan', synFrom(40000))[0]!.frame);
+    expect(s.ip!.src).toBe('10.2.0.201');
+    h.apply(update(snapshot({ localAddresses: [LADDR], version: 2 })));
+    const reply = () =>
+      h.inject(
+        'lan',
+        tcpFrame(fromServer(0), {
+          src: s.ip!.dst,
+          dst: '10.2.0.201',
+          sport: 8080,
+          dport: s.tcp!.sport,
+          flags: TCP.SYN | TCP.ACK,
+        }),
+      );
+    expect(parseFrame(reply()[0]!.frame).ip).toMatchObject({ src: VIP, dst: CLIENT.ip, checksumOk: true });
+    h.apply(remove('web'));
+    expect(reply()).toHaveLength(1);
+    expect(
+      h.inject(
+        'wan',
+        tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: 40000, dport: 80, flags: TCP.ACK }),
+      ),
+    ).toHaveLength(1);
+    expect(h.inject('wan', synFrom(40001))).toEqual([]); // but nothing new
+    expect(h.counters().drop_not_ours).toBe(1);
+  });
+
   it('refuses a change it cannot serve, and keeps serving what it served', () => {
     const h = harness();
     h.apply(add(snapshot()));
