@@ -3,6 +3,7 @@
 // Plain SVG so that a Debian tool (rsvg-convert) makes the PNG: no npm dependency.
 
 const COLORS = { fulcrum: '#d9480f', haproxy: '#1c7ed6', nginx: '#2f9e44', 'node-pipe': '#868e96' };
+const color = (peer) => COLORS[peer] ?? (peer.startsWith('fulcrum-') ? '#f08c00' : '#999');
 const FIGURES = [
   { key: 'rps', label: 'requests/s (keep-alive)', fmt: (v) => `${(v / 1000).toFixed(1)}k` },
   { key: 'cps', label: 'new connections/s', fmt: (v) => `${(v / 1000).toFixed(1)}k` },
@@ -69,11 +70,11 @@ export function chart(report) {
       const v = Math.min(actual, max);
       const x = gx + pi * (barW + 4);
       out.push(
-        `<rect x="${x}" y="${y(v)}" width="${barW}" height="${top + plotH - y(v)}" fill="${COLORS[p] ?? '#999'}"/>`,
+        `<rect x="${x}" y="${y(v)}" width="${barW}" height="${top + plotH - y(v)}" fill="${color(p)}"/>`,
       );
       if (actual > max)
         out.push(
-          `<path d="M${x} ${y(v)} L${x + barW / 2} ${y(v) - 8} L${x + barW} ${y(v)} Z" fill="${COLORS[p] ?? '#999'}"/>`,
+          `<path d="M${x} ${y(v)} L${x + barW / 2} ${y(v) - 8} L${x + barW} ${y(v)} Z" fill="${color(p)}"/>`,
         );
       const ly = y(v) - (actual > max ? 12 : 4);
       out.push(
@@ -90,7 +91,7 @@ export function chart(report) {
   });
   peers.forEach((p, i) => {
     const x = left + i * 130;
-    out.push(`<rect x="${x}" y="${height - 40}" width="14" height="14" fill="${COLORS[p] ?? '#999'}"/>`);
+    out.push(`<rect x="${x}" y="${height - 40}" width="14" height="14" fill="${color(p)}"/>`);
     out.push(`<text x="${x + 20}" y="${height - 29}">${esc(p)}</text>`);
   });
   out.push('</svg>');

@@ -3,7 +3,8 @@
 // of the same backends (nginx answering "ok" on three ports; an iperf3 server).
 //
 //   node bench/socket/run.mjs [--seconds 10] [--rounds 3] [--quick] [--only fulcrum,haproxy]
-//                             [--fulcrum-option key=json]… [--no-install]
+//                             [--fulcrum-option key=json]… [--variant name:key=json,key=json]…
+//                             [--no-install]
 //
 // Measures requests/s with keep-alive and new connections/s (wrk, `Connection: close`), p99
 // latency of both, bulk throughput (iperf3, 1 and 8 streams), and the CPU each balancer used
@@ -42,6 +43,21 @@ const CONNECTIONS = Number(opt('--connections', 64));
 const CORES = cpus().length;
 const THREADS = Number(opt('--threads', CORES));
 const fulcrumOptions = argv.flatMap((a, i) => (a === '--fulcrum-option' ? ['--option', argv[i + 1]] : []));
+// Further Fulcrum peers with other dataplane options, to decide from measurements:
+// `--variant nagle:noDelay=false` runs a peer "fulcrum-nagle" beside "fulcrum".
+const variants = argv.flatMap((a, i) => {
+  if (a !== '--variant') return [];
+  const [name, spec = ''] = argv[i + 1].split(':');
+  return [
+    {
+      name: `fulcrum-${name}`,
+      options: spec
+        .split(',')
+        .filter(Boolean)
+        .flatMap((kv) => ['--option', kv]),
+    },
+  ];
+});
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
 // ---- tools -----------------------------------------------------------------------------------
@@ -249,6 +265,26 @@ await addPeer('fulcrum', (p) =>
     { cwd: here },
   ),
 );
+for (const v of variants) {
+  await addPeer(v.name, (p) =>
+    start(
+      v.name,
+      process.execPath,
+      [
+        join(here, 'fulcrum-lb.mjs'),
+        ...fulcrumOptions,
+        ...v.options,
+        String(p.web),
+        webList,
+        String(p.iperf),
+        String(iperfPort),
+      ],
+      {
+        cwd: here,
+      },
+    ),
+  );
+}
 await addPeer('haproxy', (p) => {
   const cfg = join(dir, 'haproxy.cfg');
   writeFileSync(
@@ -443,6 +479,7 @@ const report = {
     connections: CONNECTIONS,
     threads: THREADS,
     fulcrumOptions: fulcrumOptions.filter((_, i) => i % 2),
+    variants: variants.map((v) => ({ name: v.name, options: v.options.filter((_, i) => i % 2) })),
   },
   summary,
   ratiosToHaproxy: ratios,

@@ -31,6 +31,8 @@ export interface SocketDataplaneOptions {
   sweepInterval: number;
   /** listen(2) backlog of each TCP listener. */
   backlog: number;
+  /** TCP_NODELAY on both sides: each relayed read is sent at once (nginx stream's default). */
+  noDelay: boolean;
 }
 
 const ms = (def: string, min = '10ms', description?: string) =>
@@ -78,5 +80,6 @@ export const optionsSchema: JsonSchema = {
       description: 'how often timeouts are checked',
     }),
     backlog: { type: 'integer', minimum: 1, maximum: 65535, default: 511, description: 'listen(2) backlog' },
+    noDelay: { type: 'boolean', default: true, description: 'TCP_NODELAY toward clients and servers' },
   },
 };

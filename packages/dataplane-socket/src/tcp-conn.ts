@@ -81,7 +81,7 @@ export class TcpConn extends Conn {
       host: dest.address,
       port: dest.port,
       allowHalfOpen: true,
-      noDelay: true,
+      noDelay: this.rt.options.noDelay,
       ...(localAddress ? { localAddress } : {}),
     });
     this.server = s;

@@ -30,7 +30,11 @@ export class TcpListener {
 
   /** Binds the VIP:port; rejects with a DataplaneError (EADDRINUSE, EADDRNOTAVAIL, EACCES…). */
   static open(listen: Endpoint, backlog: number, owner: TcpService): Promise<TcpListener> {
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    const server = createServer({
+      allowHalfOpen: true,
+      pauseOnConnect: true,
+      noDelay: owner.rt.options.noDelay,
+    });
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         server.close();
