@@ -113,9 +113,12 @@ Napi::Value EalSetService(const Napi::CallbackInfo& info) {
   auto svc = std::make_shared<Service>();
   if (!read_service(info[0].As<Napi::Object>(), *svc)) return Napi::Number::New(info.Env(), 1);
   auto prev = g_state->services.find(svc->id);
-  reuse_dests(*svc, prev == g_state->services.end() ? nullptr : prev->second.get());
+  DrainUpdates drain = reuse_dests(*svc, prev == g_state->services.end() ? nullptr : prev->second.get());
   g_state->services[svc->id] = svc;
-  g_state->runner.post([svc](Pipeline& p) { p.set_service(svc); });
+  g_state->runner.post([svc, drain](Pipeline& p) {
+    apply_drain(drain);  // on the worker: the Dests it shares are written by it alone
+    p.set_service(svc);
+  });
   return Napi::Number::New(info.Env(), 0);
 }
 

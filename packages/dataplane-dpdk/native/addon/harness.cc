@@ -230,7 +230,7 @@ Napi::Value Harness::SetService(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject() || !read_service(info[0].As<Napi::Object>(), *svc))
     return Napi::Number::New(info.Env(), 1);
   auto prev = services_.find(svc->id);
-  reuse_dests(*svc, prev == services_.end() ? nullptr : prev->second.get());
+  apply_drain(reuse_dests(*svc, prev == services_.end() ? nullptr : prev->second.get()));
   services_[svc->id] = svc;
   pipeline_->set_service(svc);
   return Napi::Number::New(info.Env(), 0);

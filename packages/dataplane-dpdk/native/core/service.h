@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/sched.h"
@@ -49,16 +50,24 @@ struct ServiceState {
 namespace fulcrum {
 
 // Gives `next` the Dest objects of `prev` for the servers it keeps (same key), so live
-// counts and the connections pointing at them carry over a snapshot swap.
-inline void reuse_dests(Service& next, const Service* prev) {
-  if (!prev) return;
+// counts and the connections pointing at them carry over a snapshot swap. Kept Dests are
+// shared with the workers: their new `draining` flags are returned, for the worker to set.
+using DrainUpdates = std::vector<std::pair<std::shared_ptr<Dest>, bool>>;
+inline DrainUpdates reuse_dests(Service& next, const Service* prev) {
+  DrainUpdates updates;
+  if (!prev) return updates;
   for (auto& d : next.dests)
     for (const auto& o : prev->dests)
       if (o->key == d->key) {
-        o->draining = d->draining;
+        updates.emplace_back(o, d->draining);
         d = o;
         break;
       }
+  return updates;
+}
+
+inline void apply_drain(const DrainUpdates& updates) {
+  for (const auto& [dest, draining] : updates) dest->draining = draining;
 }
 
 }  // namespace fulcrum

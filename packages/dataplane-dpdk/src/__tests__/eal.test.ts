@@ -181,7 +181,7 @@ describe.skipIf(need.skip)(`EAL with net_af_packet ports on veth pairs in namesp
     try {
       await dp.next('ready');
       const r = await timeToExit(dp, () => act(dp));
-      expect({ code: r.code, signal: r.signal }).toEqual(expected);
+      expect({ code: r.code, signal: r.signal }, JSON.stringify(r)).toEqual(expected);
       expect(r.ms).toBeLessThan(1500);
     } finally {
       dp.child.kill('SIGKILL');
