@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import {
@@ -14,6 +15,7 @@ import {
   type Kernel,
 } from '@fulcrum/kernel';
 import type { Logger as PinoLogger } from 'pino';
+import { importKeepalived, KeepalivedParseError } from '@fulcrum/import-keepalived';
 import { builtinPlugins } from './builtins.js';
 import { AdminServer } from './admin/server.js';
 import { adminToken } from './admin/token.js';
@@ -41,6 +43,9 @@ Commands:
   validate <config>     check a config (schema, plugins, capabilities) and exit
   schema [config]       print the config's JSON Schema (with the options of the plugins it names)
   adm [options]         ipvsadm over the admin API: adm -Ln, -Lnc, -A/-E/-D, -a/-e/-d, drain
+  import keepalived <keepalived.conf> [--instance NAME]
+                        print a Fulcrum config for its virtual_server blocks; what cannot be
+                        translated is reported on stderr with its line
                         (fulcrum adm --help for its flags)
 
 Options:
@@ -62,6 +67,8 @@ interface Parsed {
   version: boolean;
   logFormat: LogFormat;
   logLevel: LogLevel;
+  /** keepalived's -i NAME, for `import keepalived`. */
+  instance?: string;
 }
 
 function parse(argv: string[], io: Io): Parsed {
@@ -76,6 +83,7 @@ function parse(argv: string[], io: Io): Parsed {
         version: { type: 'boolean', short: 'v' },
         'log-format': { type: 'string' },
         'log-level': { type: 'string' },
+        instance: { type: 'string' },
       },
     });
   } catch (e) {
@@ -95,6 +103,7 @@ function parse(argv: string[], io: Io): Parsed {
     version: !!values.version,
     logFormat,
     logLevel: logLevel as LogLevel,
+    ...(values.instance !== undefined ? { instance: values.instance } : {}),
   };
 }
 
@@ -151,8 +160,10 @@ export async function main(
         return await schema(configArg(p, false), io);
       case 'run':
         return await run(configArg(p, true)!, p, io);
+      case 'import':
+        return await importConfig(p, io);
       default:
-        throw new UsageError(`unknown command "${p.command}" (commands: run, validate, schema, adm)`);
+        throw new UsageError(`unknown command "${p.command}" (commands: run, validate, schema, adm, import)`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
@@ -161,6 +172,39 @@ export async function main(
     }
     return printError(io, e);
   }
+}
+
+/** `fulcrum import keepalived FILE`: YAML on stdout, notes and problems on stderr. */
+async function importConfig(p: Parsed, io: Io): Promise<number> {
+  const [from, file, ...extra] = p.args;
+  if (from !== 'keepalived' || !file || extra.length)
+    throw new UsageError('usage: fulcrum import keepalived <keepalived.conf> [--instance NAME]');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    io.stderr.write(`error FULCRUM_CONFIG_READ: cannot read ${file}: ${(e as Error).message}\n`);
+    return ExitCode.CONFIG;
+  }
+  let result: ReturnType<typeof importKeepalived>;
+  try {
+    result = importKeepalived(text, p.instance !== undefined ? { instance: p.instance } : {});
+  } catch (e) {
+    if (!(e instanceof KeepalivedParseError)) throw e;
+    io.stderr.write(`${file}:${e.line}: error ${e.code}: ${e.message}\n`);
+    return ExitCode.CONFIG;
+  }
+  for (const n of result.notes) io.stderr.write(`${file}:${n.line}: ${n.kind}: ${n.subject}: ${n.message}\n`);
+  // The result must be a configuration this daemon accepts, plugins included.
+  try {
+    await kernelFor(file).validate(result.config);
+  } catch (e) {
+    io.stderr.write(`the translated configuration is not valid:\n`);
+    return printError(io, e);
+  }
+  io.stdout.write(result.yaml);
+  io.stderr.write(`${result.translated} virtual server(s) translated, ${result.notes.length} note(s)\n`);
+  return ExitCode.OK;
 }
 
 async function validate(file: string, io: Io): Promise<number> {
