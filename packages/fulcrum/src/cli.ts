@@ -43,10 +43,11 @@ Commands:
   validate <config>     check a config (schema, plugins, capabilities) and exit
   schema [config]       print the config's JSON Schema (with the options of the plugins it names)
   adm [options]         ipvsadm over the admin API: adm -Ln, -Lnc, -A/-E/-D, -a/-e/-d, drain
+                        (fulcrum adm --help for its flags)
+  reload                re-read the running daemon's config file (as SIGHUP), over the admin API
   import keepalived <keepalived.conf> [--instance NAME]
                         print a Fulcrum config for its virtual_server blocks; what cannot be
                         translated is reported on stderr with its line
-                        (fulcrum adm --help for its flags)
 
 Options:
   --log-format <fmt>    json | pretty (default: pretty on a terminal, json otherwise)

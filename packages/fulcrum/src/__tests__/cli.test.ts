@@ -185,6 +185,26 @@ describe('fulcrum CLI', () => {
     await expect(ask(svcPort)).rejects.toThrow(/ECONNREFUSED/);
   });
 
+  it('fulcrum reload re-reads the config over the admin API, and a broken file changes nothing', async () => {
+    const [svcPort, adminPort] = [await freePort(), await freePort()];
+    const file = join(dir, 'reload.yaml');
+    writeFileSync(file, config(svcPort, adminPort));
+    const d = await startDaemon(file);
+    await d.waitFor('started');
+    writeFileSync(file, config(svcPort, adminPort, ['127.0.0.1:9005']));
+    const ok = fulcrum('reload', '--admin', `127.0.0.1:${adminPort}`);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(await ask(svcPort)).toBe('127.0.0.1:9005=1');
+    writeFileSync(file, 'services: [ oops\n');
+    const bad = fulcrum('reload', '--admin', `127.0.0.1:${adminPort}`);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/FULCRUM_CONFIG_PARSE/);
+    expect(await ask(svcPort)).toBe('127.0.0.1:9005=1');
+    expect(fulcrum('reload', 'now', '--admin', `127.0.0.1:${adminPort}`).status).toBe(2);
+    d.child.kill('SIGTERM');
+    expect(await d.exited).toBe(0);
+  });
+
   it('exits 1 when the admin address is taken, and 3 when the config is invalid at start', async () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));

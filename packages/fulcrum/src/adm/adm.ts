@@ -40,6 +40,7 @@ export const ADM_HELP = `Usage: fulcrum adm [options]     (ipvsadm's commands an
   fulcrum adm -e -t|-u VIP:port -r RIP[:port] -w weight                      edit a real server
   fulcrum adm -d -t|-u VIP:port -r RIP[:port]                                delete a real server
   fulcrum adm drain <service> <server>      drain a server (service by name or VIP:port)
+  fulcrum adm reload                        re-read the daemon's config file (as SIGHUP; also: fulcrum reload)
 
 Options:
   --admin HOST:PORT      the admin API (default: $FULCRUM_ADMIN or 127.0.0.1:9100)
@@ -210,6 +211,9 @@ async function run(o: Options, client: AdminClient, io: AdmIo): Promise<void> {
       }
       return done(await client.request<ApplyResult>('POST', `${serverPath(name, address)}/drain`));
     }
+    case 'reload':
+      // What SIGHUP does: the daemon re-reads its config file; a broken one changes nothing.
+      return done(await client.request<ApplyResult>('POST', '/api/v1/reload'));
   }
 }
 

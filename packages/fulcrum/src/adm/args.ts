@@ -14,7 +14,8 @@ export type Command =
   | 'add-server'
   | 'edit-server'
   | 'delete-server'
-  | 'drain';
+  | 'drain'
+  | 'reload';
 
 export const COMMAND_FLAGS = {
   'add-service': 'A',
@@ -95,6 +96,11 @@ export function parse(argv: string[]): Options {
     if (positionals.length !== 3) throw new AdmUsage('usage: fulcrum adm drain <service> <server>');
     return checkOptions({ command: 'drain', positionals: positionals.slice(1), values });
   }
+  if (positionals[0] === 'reload') {
+    if (commands.length) throw new AdmUsage(`reload cannot be combined with -${COMMAND_FLAGS[commands[0]!]}`);
+    if (positionals.length !== 1) throw new AdmUsage('usage: fulcrum reload (or fulcrum adm reload)');
+    return checkOptions({ command: 'reload', positionals: [], values });
+  }
   if (positionals.length) throw new AdmUsage(`unexpected argument "${positionals[0]}"`);
   if (commands.length > 1)
     throw new AdmUsage(
@@ -114,6 +120,7 @@ const ALLOWED: Record<Command, string[]> = {
   'edit-server': [...SERVICE_FLAGS, 'real-server', 'weight', 'fullnat'],
   'delete-server': [...SERVICE_FLAGS, 'real-server'],
   drain: [],
+  reload: [],
 };
 const GENERAL = ['numeric', 'json', 'admin', 'token-file', 'help', ...Object.keys(COMMAND_FLAGS)];
 
@@ -122,7 +129,7 @@ function checkOptions(o: Options): Options {
   for (const [key, value] of Object.entries(o.values)) {
     if (value === undefined || GENERAL.includes(key) || ALLOWED[o.command].includes(key)) continue;
     throw new AdmUsage(
-      `--${key} cannot be used with ${o.command === 'drain' ? 'drain' : `-${COMMAND_FLAGS[o.command]} (${o.command})`}`,
+      `--${key} cannot be used with ${o.command === 'drain' || o.command === 'reload' ? o.command : `-${COMMAND_FLAGS[o.command]} (${o.command})`}`,
     );
   }
   return o;
