@@ -1,6 +1,6 @@
 import type { ServiceStatus } from '@fulcrum/kernel';
 import { requires } from '@fulcrum/testkit';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -40,7 +40,13 @@ interface Dataplane {
 // EAL leaves /var/run/dpdk/<file-prefix>/ behind; each test removes the ones it made.
 const prefixes: string[] = [];
 
-function startDataplane(t: Topology, name: string, wanIface = t.wan): Dataplane {
+type Pmd = 'af_packet' | 'af_xdp';
+const vdev = (pmd: Pmd, n: number, iface: string) =>
+  pmd === 'af_packet'
+    ? `net_af_packet${n},iface=${iface}`
+    : `net_af_xdp${n},iface=${iface},start_queue=0,queue_count=1`;
+
+function startDataplane(t: Topology, name: string, wanIface = t.wan, pmd: Pmd = 'af_packet'): Dataplane {
   const prefix = `fulcrum-${t.id}-${name}`;
   prefixes.push(prefix);
   // The issue's config shape, through the whole kernel: schema, capabilities, rr compiled.
@@ -50,8 +56,8 @@ dataplane:
   options:
     eal: ['-l', '0', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
     ports:
-      - { name: wan, vdev: 'net_af_packet0,iface=${wanIface}', addresses: [10.1.0.1/24] }
-      - { name: lan, vdev: 'net_af_packet1,iface=${t.lan}', addresses: [10.2.0.1/24] }
+      - { name: wan, vdev: '${vdev(pmd, 0, wanIface)}', addresses: [10.1.0.1/24] }
+      - { name: lan, vdev: '${vdev(pmd, 1, t.lan)}', addresses: [10.2.0.1/24] }
     neighbors:
       - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
       - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
@@ -112,79 +118,100 @@ async function timeToExit(
   return { ms: Date.now() - t0, ...r };
 }
 
-describe.skipIf(need.skip)(`EAL with net_af_packet ports on veth pairs in namespaces${need.note}`, () => {
-  const t = new Topology();
-  beforeAll(async () => {
-    t.setup();
-    await t.startServer();
-  });
-  afterAll(() => {
-    t.cleanup();
-    for (const p of prefixes.splice(0)) rmSync(`/var/run/dpdk/${p}`, { recursive: true, force: true });
-  });
+describe.skipIf(need.skip)(
+  `EAL with af_packet and af_xdp ports on veth pairs in namespaces${need.note}`,
+  () => {
+    const t = new Topology();
+    beforeAll(async () => {
+      t.setup();
+      await t.startServer();
+    });
+    afterAll(() => {
+      t.cleanup();
+      for (const p of prefixes.splice(0)) rmSync(`/var/run/dpdk/${p}`, { recursive: true, force: true });
+    });
 
-  it('balances curl through FULLNAT end to end; the server sees the local address', async () => {
-    const dp = startDataplane(t, 'curl');
-    try {
-      await dp.next('ready');
-      const answers = [0, 1, 2, 3].map(
-        () =>
-          JSON.parse(t.exec('cli', 'curl', '-s', '-m', '5', 'http://10.1.0.100/')) as {
-            remote: string;
-            local: string;
-          },
-      );
-      expect(answers.map((a) => a.remote)).toEqual(Array(4).fill('10.2.0.200'));
-      expect(answers.map((a) => a.local)).toEqual(['10.2.0.11', '10.2.0.12', '10.2.0.11', '10.2.0.12']);
-      expect(t.exec('cli', 'ping', '-c', '1', '-W', '2', '10.1.0.100')).toMatch(/1 received/);
-      dp.child.stdin!.write('counters\n');
-      const { metrics, signals, services } = JSON.parse(await dp.next('counters')) as {
-        metrics: string;
-        signals: unknown[];
-        services: ServiceStatus[];
-      };
-      expect(services[0]!.servers.map((s) => [s.server, s.conns])).toEqual([
-        ['10.2.0.11:8080', 2],
-        ['10.2.0.12:8080', 2],
-      ]);
-      expect(services[0]!.servers[0]!.outBytes).toBeGreaterThan(0);
-      expect(metrics).toMatch(/fulcrum_dpdk_connections \d/);
-      expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="created"\} 4/);
-      expect(metrics).toMatch(/fulcrum_dpdk_packets_total\{direction="tx"\} [1-9]/);
-      expect(signals).toContainEqual({
-        service: 'web',
-        server: '10.2.0.11:8080',
-        ok: true,
-        reason: 'answered',
-      });
-      const r = await timeToExit(dp, () => dp.child.stdin!.write('stop\n'));
-      expect(r.code).toBe(0); // stop() alone lets the process end: nothing left running
-      expect(r.ms).toBeLessThan(1500);
-    } finally {
-      dp.child.kill('SIGKILL');
-    }
-  });
+    it.each(['af_packet', 'af_xdp'] as const)(
+      'balances curl through FULLNAT end to end on %s; the server sees the local address',
+      async (pmd) => {
+        const dp = startDataplane(t, `curl-${pmd}`, t.wan, pmd);
+        try {
+          await dp.next('ready');
+          const answers = [0, 1, 2, 3].map(
+            () =>
+              JSON.parse(t.exec('cli', 'curl', '-s', '-m', '5', 'http://10.1.0.100/')) as {
+                remote: string;
+                local: string;
+              },
+          );
+          expect(answers.map((a) => a.remote)).toEqual(Array(4).fill('10.2.0.200'));
+          expect(answers.map((a) => a.local)).toEqual(['10.2.0.11', '10.2.0.12', '10.2.0.11', '10.2.0.12']);
+          expect(t.exec('cli', 'ping', '-c', '1', '-W', '2', '10.1.0.100')).toMatch(/1 received/);
+          dp.child.stdin!.write('counters\n');
+          const { metrics, signals, services } = JSON.parse(await dp.next('counters')) as {
+            metrics: string;
+            signals: unknown[];
+            services: ServiceStatus[];
+          };
+          expect(services[0]!.servers.map((s) => [s.server, s.conns])).toEqual([
+            ['10.2.0.11:8080', 2],
+            ['10.2.0.12:8080', 2],
+          ]);
+          expect(services[0]!.servers[0]!.outBytes).toBeGreaterThan(0);
+          expect(metrics).toMatch(/fulcrum_dpdk_connections \d/);
+          expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="created"\} 4/);
+          expect(metrics).toMatch(/fulcrum_dpdk_packets_total\{direction="tx"\} [1-9]/);
+          expect(signals).toContainEqual({
+            service: 'web',
+            server: '10.2.0.11:8080',
+            ok: true,
+            reason: 'answered',
+          });
+          const r = await timeToExit(dp, () => dp.child.stdin!.write('stop\n'));
+          expect(r.code).toBe(0); // stop() alone lets the process end: nothing left running
+          expect(r.ms).toBeLessThan(1500);
+          // No XDP program left on the ports (af_xdp detaches it when the port closes).
+          for (const dev of [t.wan, t.lan])
+            expect(execFileSync('ip', ['link', 'show', 'dev', dev], { encoding: 'utf8' })).not.toMatch(/xdp/);
+        } finally {
+          dp.child.kill('SIGKILL');
+        }
+      },
+    );
 
-  it('reports a port that cannot open its interface as FULCRUM_DATAPLANE_EAL, and exits', async () => {
-    const dp = startDataplane(t, 'badport', `${t.wan}x`);
-    await expect(dp.next('ready')).rejects.toThrow(/FULCRUM_DATAPLANE_EAL.*DPDK did not start/);
-    expect(await dp.exited).toEqual({ code: 3, signal: null });
-  });
+    it('reports a port that cannot open its interface as FULCRUM_DATAPLANE_EAL, and exits', async () => {
+      const dp = startDataplane(t, 'badport', `${t.wan}x`);
+      await expect(dp.next('ready')).rejects.toThrow(/FULCRUM_DATAPLANE_EAL.*DPDK did not start/);
+      expect(await dp.exited).toEqual({ code: 3, signal: null });
+    });
 
-  it.each([
-    ['process.exit()', (dp: Dataplane) => dp.child.stdin!.write('exit\n'), { code: 0, signal: null }],
-    ['an uncaught exception', (dp: Dataplane) => dp.child.stdin!.write('throw\n'), { code: 1, signal: null }],
-    ['SIGTERM', (dp: Dataplane) => dp.child.kill('SIGTERM'), { code: null, signal: 'SIGTERM' }],
-    ['SIGINT', (dp: Dataplane) => dp.child.kill('SIGINT'), { code: null, signal: 'SIGINT' }],
-  ])('ends within about a second on %s', async (_name, act, expected) => {
-    const dp = startDataplane(t, `exit${Math.random().toString(36).slice(2, 7)}`);
-    try {
-      await dp.next('ready');
-      const r = await timeToExit(dp, () => act(dp));
-      expect({ code: r.code, signal: r.signal }, JSON.stringify(r)).toEqual(expected);
-      expect(r.ms).toBeLessThan(1500);
-    } finally {
-      dp.child.kill('SIGKILL');
-    }
-  });
-});
+    it.each([
+      ['process.exit()', (dp: Dataplane) => dp.child.stdin!.write('exit\n'), { code: 0, signal: null }],
+      [
+        'an uncaught exception',
+        (dp: Dataplane) => dp.child.stdin!.write('throw\n'),
+        { code: 1, signal: null },
+      ],
+      ['SIGTERM', (dp: Dataplane) => dp.child.kill('SIGTERM'), { code: null, signal: 'SIGTERM' }],
+      ['SIGINT', (dp: Dataplane) => dp.child.kill('SIGINT'), { code: null, signal: 'SIGINT' }],
+      [
+        'SIGTERM with af_xdp ports',
+        (dp: Dataplane) => dp.child.kill('SIGTERM'),
+        { code: null, signal: 'SIGTERM' },
+        'af_xdp' as const,
+      ],
+    ] as const)('ends within about a second on %s', async (_name, act, expected, pmd: Pmd = 'af_packet') => {
+      const dp = startDataplane(t, `exit${Math.random().toString(36).slice(2, 7)}`, t.wan, pmd);
+      try {
+        await dp.next('ready');
+        const r = await timeToExit(dp, () => act(dp));
+        expect({ code: r.code, signal: r.signal }, JSON.stringify(r)).toEqual(expected);
+        expect(r.ms).toBeLessThan(1500);
+        for (const dev of [t.wan, t.lan])
+          expect(execFileSync('ip', ['link', 'show', 'dev', dev], { encoding: 'utf8' })).not.toMatch(/xdp/);
+      } finally {
+        dp.child.kill('SIGKILL');
+      }
+    });
+  },
+);
