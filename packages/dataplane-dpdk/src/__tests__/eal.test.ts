@@ -72,6 +72,14 @@ services:
     realServers:
       - { address: '10.2.0.11:8080', weight: 1 }
       - { address: '10.2.0.12:8080', weight: 1 }
+  - name: dns
+    protocol: udp
+    listen: 10.1.0.100:53
+    scheduler: rr
+    localAddresses: [10.2.0.201]
+    realServers:
+      - { address: '10.2.0.11:5353', weight: 1 }
+      - { address: '10.2.0.12:5353', weight: 1 }
 `;
   const child = spawn(process.execPath, [childScript, yaml], {
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -132,7 +140,7 @@ describe.skipIf(need.skip)(
     });
 
     it.each(['af_packet', 'af_xdp'] as const)(
-      'balances curl through FULLNAT end to end on %s; the server sees the local address',
+      'balances curl and UDP datagrams through FULLNAT end to end on %s; servers see the local address',
       async (pmd) => {
         const dp = startDataplane(t, `curl-${pmd}`, t.wan, pmd);
         try {
@@ -147,19 +155,35 @@ describe.skipIf(need.skip)(
           expect(answers.map((a) => a.remote)).toEqual(Array(4).fill('10.2.0.200'));
           expect(answers.map((a) => a.local)).toEqual(['10.2.0.11', '10.2.0.12', '10.2.0.11', '10.2.0.12']);
           expect(t.exec('cli', 'ping', '-c', '1', '-W', '2', '10.1.0.100')).toMatch(/1 received/);
+          // UDP: a connected socket only accepts the answer from the VIP itself.
+          const udp = `const u = require('dgram').createSocket('udp4');
+        setTimeout(() => process.exit(2), 3000).unref();
+        u.connect(53, '10.1.0.100', () => u.send('q'));
+        u.on('message', (m) => { console.log(m.toString()); process.exit(0); });`;
+          const datagrams = [0, 1].map(
+            () => JSON.parse(t.exec('cli', process.execPath, '-e', udp)) as { remote: string; local: string },
+          );
+          expect(datagrams).toEqual([
+            { remote: '10.2.0.201', local: '10.2.0.11' },
+            { remote: '10.2.0.201', local: '10.2.0.12' },
+          ]);
           dp.child.stdin!.write('counters\n');
           const { metrics, signals, services } = JSON.parse(await dp.next('counters')) as {
             metrics: string;
             signals: unknown[];
             services: ServiceStatus[];
           };
+          expect(services[1]!.servers.map((s) => [s.server, s.conns])).toEqual([
+            ['10.2.0.11:5353', 1],
+            ['10.2.0.12:5353', 1],
+          ]);
           expect(services[0]!.servers.map((s) => [s.server, s.conns])).toEqual([
             ['10.2.0.11:8080', 2],
             ['10.2.0.12:8080', 2],
           ]);
           expect(services[0]!.servers[0]!.outBytes).toBeGreaterThan(0);
           expect(metrics).toMatch(/fulcrum_dpdk_connections \d/);
-          expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="created"\} 4/);
+          expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="created"\} 6/);
           expect(metrics).toMatch(/fulcrum_dpdk_packets_total\{direction="tx"\} [1-9]/);
           expect(signals).toContainEqual({
             service: 'web',

@@ -52,9 +52,19 @@ export class Topology {
     return this;
   }
 
-  /** An HTTP server in srv that answers with the address it saw and the address it was reached on. */
+  /**
+   * Servers in srv that answer with the address they saw and the address they were reached
+   * on: HTTP on 0.0.0.0:8080, UDP on 10.2.0.11:5353 and 10.2.0.12:5353.
+   */
   async startServer(): Promise<void> {
-    const code = `require('http').createServer((q, s) => s.end(JSON.stringify({ remote: q.socket.remoteAddress, local: q.socket.localAddress }))).listen(8080, '0.0.0.0', () => console.log('listening'))`;
+    const code = `
+      const reply = (remote, local) => JSON.stringify({ remote, local });
+      require('http').createServer((q, s) => s.end(reply(q.socket.remoteAddress, q.socket.localAddress))).listen(8080, '0.0.0.0', () => console.log('listening'));
+      for (const a of ['10.2.0.11', '10.2.0.12']) {
+        const u = require('dgram').createSocket('udp4');
+        u.on('message', (m, r) => u.send(reply(r.address, a), r.port, r.address));
+        u.bind(5353, a);
+      }`;
     const child = spawn('ip', ['netns', 'exec', this.srv, process.execPath, '-e', code], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
