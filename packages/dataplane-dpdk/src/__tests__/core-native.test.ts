@@ -1,0 +1,55 @@
+import { requires } from '@fulcrum/testkit';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const pkg = fileURLToPath(new URL('../../', import.meta.url));
+const libdpdk = () => {
+  try {
+    execFileSync('pkg-config', ['--exists', 'libdpdk']);
+    return undefined;
+  } catch {
+    return 'needs libdpdk (apt-get install libdpdk-dev)';
+  }
+};
+const need = requires({ commands: ['g++', 'pkg-config'], check: libdpdk });
+
+// The core is built here with g++ and DPDK alone, no Node headers: it must stay N-API free.
+describe.skipIf(need.skip)(`the C++ core on its own${need.note}`, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-core-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('builds without Node and passes its checks', { timeout: 120_000 }, () => {
+    const flags = (what: string) =>
+      execFileSync('pkg-config', [what, 'libdpdk'], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean);
+    const bin = join(dir, 'core-test');
+    const core = ['checksum', 'conn', 'sched'].map((f) => join(pkg, 'native/core', `${f}.cc`));
+    execFileSync(
+      'g++',
+      [
+        '-std=c++17',
+        '-O1',
+        '-Wall',
+        '-Werror',
+        `-I${join(pkg, 'native')}`,
+        ...flags('--cflags'),
+        join(pkg, 'native/core/test/core-test.cc'),
+        ...core,
+        '-o',
+        bin,
+        ...flags('--libs'),
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    const out = execFileSync(bin, { encoding: 'utf8' });
+    expect(out.trim().split('\n')).toEqual([
+      'ok plan_hash vectors',
+      'ok incremental checksums',
+      'ok conn table against std::unordered_map',
+      'ok tcp states (IPVS table)',
+    ]);
+  });
+});
