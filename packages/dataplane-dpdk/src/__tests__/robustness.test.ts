@@ -71,6 +71,39 @@ describe.skipIf(need.skip)(`malformed and unwanted packets are counted, never a 
     expect(h.connections()).toEqual([]);
   });
 
+  it('forwards a segment with IP options and TCP options, checksums intact', () => {
+    const h = harness();
+    h.apply(add(snapshot()));
+    // TCP header with an MSS option (data offset 6), then an IPv4 header with a NOP/EOL option word (IHL 6).
+    const seg = tcpSegment({ src: CLIENT.ip, dst: VIP, sport: 40000, dport: 80, flags: TCP.SYN });
+    const withMss = Buffer.concat([seg.subarray(0, 20), Buffer.from([2, 4, 0x05, 0xb4])]);
+    withMss[12] = 6 << 4;
+    withMss.writeUInt16BE(0, 16);
+    const plain = ipv4({ src: CLIENT.ip, dst: VIP, proto: 6 }, withMss);
+    let sum = 0; // the TCP checksum over the pseudo-header and the segment with its option
+    const pseudo = Buffer.concat([plain.subarray(12, 20), Buffer.from([0, 6, 0, withMss.length])]);
+    for (const b of [pseudo, withMss]) for (let i = 0; i < b.length; i += 2) sum += b.readUInt16BE(i);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    withMss.writeUInt16BE(~sum & 0xffff, 16);
+    const ip = Buffer.concat([plain.subarray(0, 20), Buffer.from([1, 1, 1, 0]), withMss]);
+    ip[0] = 0x46;
+    ip.writeUInt16BE(ip.length, 2);
+    ip.writeUInt16BE(0, 10);
+    let hs = 0;
+    for (let i = 0; i < 24; i += 2) hs += ip.readUInt16BE(i);
+    while (hs > 0xffff) hs = (hs & 0xffff) + (hs >>> 16);
+    ip.writeUInt16BE(~hs & 0xffff, 10);
+    const [out] = h.inject('wan', ether(fromClient, 0x0800, ip));
+    expect(out).toBeDefined();
+    const f = out!.frame;
+    expect(f[14]).toBe(0x46);
+    expect([...f.subarray(34, 38)]).toEqual([1, 1, 1, 0]); // options kept
+    const o = parseFrame(f);
+    expect(o.ip).toMatchObject({ src: '10.2.0.200', checksumOk: true });
+    expect(o.tcp).toMatchObject({ dport: 8080, flags: TCP.SYN, checksumOk: true });
+    expect([...f.subarray(38 + 20, 38 + 24)]).toEqual([2, 4, 0x05, 0xb4]); // MSS untouched
+  });
+
   it('drops fragments (no reassembly yet) and unknown protocols to a VIP', () => {
     const h = harness();
     h.apply(add(snapshot()));
