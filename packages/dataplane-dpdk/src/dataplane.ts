@@ -138,6 +138,12 @@ export class DpdkDataplane implements DataplaneInstance {
   #collect(): void {
     const c = this.#native?.ealCounters();
     if (c) this.#metrics?.update(c);
+    const ports = this.#native?.ealPorts();
+    if (ports)
+      this.#metrics?.updatePorts(
+        this.#options.ports.map((p) => p.name),
+        ports,
+      );
   }
 
   #signals(list: NativeSignal[]): void {

@@ -1,5 +1,5 @@
 import type { MetricsRegistry } from '@fulcrum/kernel';
-import type { NativeCounters } from './native.js';
+import type { NativeCounters, NativePortStats } from './native.js';
 
 /**
  * Turns the native counters (monotonic, read on demand) into prom-client metrics:
@@ -7,6 +7,10 @@ import type { NativeCounters } from './native.js';
  */
 export class CounterMetrics {
   #last: NativeCounters = {};
+  #lastPorts = new Map<string, NativePortStats>();
+  readonly #portPackets;
+  readonly #portBytes;
+  readonly #portDrops;
   readonly #packets;
   readonly #bytes;
   readonly #drops;
@@ -34,6 +38,21 @@ export class CounterMetrics {
       help: 'Connections created, expired and retired by the dpdk dataplane',
       labelNames: ['event'] as const,
     });
+    this.#portPackets = metrics.counter({
+      name: 'fulcrum_dpdk_port_packets_total',
+      help: 'Packets each DPDK port received and sent (rte_eth_stats)',
+      labelNames: ['port', 'direction'] as const,
+    });
+    this.#portBytes = metrics.counter({
+      name: 'fulcrum_dpdk_port_bytes_total',
+      help: 'Bytes each DPDK port received and sent (rte_eth_stats)',
+      labelNames: ['port', 'direction'] as const,
+    });
+    this.#portDrops = metrics.counter({
+      name: 'fulcrum_dpdk_port_drops_total',
+      help: 'Packets each DPDK port dropped or failed, by reason (imissed, ierrors, oerrors, rx_nombuf)',
+      labelNames: ['port', 'reason'] as const,
+    });
     this.#open = metrics.gauge({
       name: 'fulcrum_dpdk_connections',
       help: 'Connections in the dpdk dataplane table',
@@ -55,5 +74,26 @@ export class CounterMetrics {
       this.#conns.inc({ event }, delta(`conns_${event}`));
     if (c.connections !== undefined) this.#open.set(c.connections);
     this.#last = { ...c };
+  }
+
+  /** Port statistics, in the order of `names` (the configured ports). */
+  updatePorts(names: readonly string[], stats: readonly NativePortStats[]): void {
+    stats.forEach((st, i) => {
+      const port = names[i] ?? String(i);
+      const last = this.#lastPorts.get(port);
+      const d = (k: keyof NativePortStats) => Math.max(0, st[k] - (last?.[k] ?? 0));
+      this.#portPackets.inc({ port, direction: 'rx' }, d('ipackets'));
+      this.#portPackets.inc({ port, direction: 'tx' }, d('opackets'));
+      this.#portBytes.inc({ port, direction: 'rx' }, d('ibytes'));
+      this.#portBytes.inc({ port, direction: 'tx' }, d('obytes'));
+      for (const [reason, k] of [
+        ['imissed', 'imissed'],
+        ['ierrors', 'ierrors'],
+        ['oerrors', 'oerrors'],
+        ['rx_nombuf', 'rxNombuf'],
+      ] as const)
+        this.#portDrops.inc({ port, reason }, d(k));
+      this.#lastPorts.set(port, { ...st });
+    });
   }
 }

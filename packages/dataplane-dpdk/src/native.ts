@@ -60,6 +60,18 @@ export interface NativeConnection {
 
 export type NativeCounters = Record<string, number>;
 
+/** rte_eth_stats of one port, in configured port order. */
+export interface NativePortStats {
+  ipackets: number;
+  opackets: number;
+  ibytes: number;
+  obytes: number;
+  imissed: number;
+  ierrors: number;
+  oerrors: number;
+  rxNombuf: number;
+}
+
 export interface NativeServiceStats {
   name: string;
   liveConns: number;
@@ -110,6 +122,7 @@ export interface NativeBinding {
   ealAddNeighbor(port: number, ip: number, mac: Buffer): number;
   ealCounters(): NativeCounters | null;
   ealServices(): NativeServiceStats[];
+  ealPorts(): NativePortStats[];
 }
 
 export const TCP_STATES = [

@@ -165,6 +165,25 @@ Napi::Value EalCounters(const Napi::CallbackInfo& info) {
   return o;
 }
 
+Napi::Value EalPorts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<PortStats> ps = g_state ? g_state->runner.port_stats() : std::vector<PortStats>{};
+  Napi::Array a = Napi::Array::New(env, ps.size());
+  for (size_t i = 0; i < ps.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ipackets", Napi::Number::New(env, double(ps[i].ipackets)));
+    o.Set("opackets", Napi::Number::New(env, double(ps[i].opackets)));
+    o.Set("ibytes", Napi::Number::New(env, double(ps[i].ibytes)));
+    o.Set("obytes", Napi::Number::New(env, double(ps[i].obytes)));
+    o.Set("imissed", Napi::Number::New(env, double(ps[i].imissed)));
+    o.Set("ierrors", Napi::Number::New(env, double(ps[i].ierrors)));
+    o.Set("oerrors", Napi::Number::New(env, double(ps[i].oerrors)));
+    o.Set("rxNombuf", Napi::Number::New(env, double(ps[i].rx_nombuf)));
+    a.Set(static_cast<uint32_t>(i), o);
+  }
+  return a;
+}
+
 Napi::Value EalServices(const Napi::CallbackInfo& info) {
   if (!g_state) return Napi::Array::New(info.Env());
   return services_array(info.Env(), g_state->runner.service_stats());
@@ -180,6 +199,7 @@ void InitEal(Napi::Env env, Napi::Object exports) {
   exports.Set("ealExpireServer", Napi::Function::New(env, EalExpireServer, "ealExpireServer"));
   exports.Set("ealAddRoute", Napi::Function::New(env, EalAddRoute, "ealAddRoute"));
   exports.Set("ealAddNeighbor", Napi::Function::New(env, EalAddNeighbor, "ealAddNeighbor"));
+  exports.Set("ealPorts", Napi::Function::New(env, EalPorts, "ealPorts"));
   exports.Set("ealServices", Napi::Function::New(env, EalServices, "ealServices"));
   exports.Set("ealCounters", Napi::Function::New(env, EalCounters, "ealCounters"));
 }

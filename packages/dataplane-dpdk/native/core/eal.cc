@@ -68,6 +68,11 @@ std::vector<uint64_t> EalRunner::counters() {
   return published_;
 }
 
+std::vector<PortStats> EalRunner::port_stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return published_ports_;
+}
+
 std::vector<ServiceStats> EalRunner::service_stats() {
   std::lock_guard<std::mutex> lock(mu_);
   return published_services_;
@@ -161,6 +166,7 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
       if (q.empty()) continue;
       uint16_t sent = rte_eth_tx_burst(ports[p], 0, q.data(), static_cast<uint16_t>(q.size()));
       for (size_t i = sent; i < q.size(); i++) rte_pktmbuf_free(q[i]);
+      if (sent < q.size()) pipeline.count(kCtr_drop_tx_full, q.size() - sent);
       q.clear();
     }
     if (now - last_sweep >= 100) {
@@ -172,7 +178,15 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
       std::vector<uint64_t> counters(pipeline.counters(), pipeline.counters() + kCounterCount);
       counters.push_back(pipeline.conns().size());
       std::vector<ServiceStats> services = pipeline.service_stats();
+      std::vector<PortStats> port_stats;
+      for (uint16_t pid : ports) {
+        rte_eth_stats st{};
+        rte_eth_stats_get(pid, &st);
+        port_stats.push_back({st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors,
+                              st.rx_nombuf});
+      }
       std::lock_guard<std::mutex> lock(mu_);
+      published_ports_.swap(port_stats);
       published_.swap(counters);
       published_services_.swap(services);
     }

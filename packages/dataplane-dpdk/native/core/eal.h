@@ -31,6 +31,11 @@ struct EalPort {
   std::vector<InterfaceAddress> addrs;
 };
 
+// rte_eth_stats of one port, as last published by the loop.
+struct PortStats {
+  uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
+};
+
 struct EalStartResult {
   int code;
   std::string message;
@@ -54,6 +59,7 @@ class EalRunner {
   // Counters as last published by the loop (read without stopping it).
   std::vector<uint64_t> counters();
   std::vector<ServiceStats> service_stats();
+  std::vector<PortStats> port_stats();
 
  private:
   void run(std::vector<std::string> args, std::vector<EalPort> ports, PipelineConfig cfg);
@@ -66,6 +72,7 @@ class EalRunner {
   std::vector<std::function<void(Pipeline&)>> commands_;
   std::vector<uint64_t> published_;
   std::vector<ServiceStats> published_services_;
+  std::vector<PortStats> published_ports_;
   EalHooks hooks_;
 };
 

@@ -30,7 +30,7 @@ namespace fulcrum {
   X(drop_unknown_protocol) X(drop_not_ours) X(drop_no_service) X(drop_no_conn)    \
   X(drop_no_server) X(drop_conn_table_full) X(drop_local_ports_exhausted)         \
   X(drop_service_full) X(drop_no_route) X(drop_neigh_miss) X(drop_icmp_other)     \
-  X(drop_arp_other)
+  X(drop_arp_other) X(drop_tx_full)
 
 enum CounterId {
 #define FULCRUM_COUNTER_ENUM(n) kCtr_##n,
@@ -109,6 +109,8 @@ class Pipeline {
   std::vector<HealthSignal> take_signals() { return std::move(signals_); }
   std::vector<ServiceStats> service_stats() const;
   const uint64_t* counters() const { return counters_; }
+  // For the I/O loop around the pipeline (packets a full TX queue refused).
+  void count(CounterId id, uint64_t n) { counters_[id] += n; }
   ConnTable& conns() { return conns_; }
   const LocalPortPool& local_ports() const { return lports_; }
 

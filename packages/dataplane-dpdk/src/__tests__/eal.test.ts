@@ -183,6 +183,8 @@ describe.skipIf(need.skip)(
           ]);
           expect(services[0]!.servers[0]!.outBytes).toBeGreaterThan(0);
           expect(metrics).toMatch(/fulcrum_dpdk_connections \d/);
+          expect(metrics).toMatch(/fulcrum_dpdk_port_packets_total\{port="wan",direction="rx"\} [1-9]/);
+          expect(metrics).toMatch(/fulcrum_dpdk_port_packets_total\{port="lan",direction="tx"\} [1-9]/);
           expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="created"\} 6/);
           expect(metrics).toMatch(/fulcrum_dpdk_packets_total\{direction="tx"\} [1-9]/);
           expect(signals).toContainEqual({
