@@ -1,16 +1,23 @@
 // A process that runs the kernel with the dpdk dataplane from the built packages, configured
 // from YAML (EAL initialises once per process, so every EAL test gets its own). Driven by
 // the test through stdin/stdout: argv[2] = the YAML; prints "ready <json>" once serving,
-// then obeys one command per line: exit, throw, stop, counters.
+// prints "health <json>" on every server:health event, and obeys one command per line:
+// exit, throw, stop, counters.
 import { createKernel, MetricsRegistry, parseConfigText } from '@fulcrum/kernel';
 import { dpdkDataplane } from '@fulcrum/dataplane-dpdk';
+import passive from '@fulcrum/healthcheck-passive';
 import rr from '@fulcrum/scheduler-rr';
 import { createInterface } from 'node:readline';
 
 const metrics = new MetricsRegistry();
-const kernel = createKernel({ plugins: [dpdkDataplane, rr], metrics });
+const kernel = createKernel({ plugins: [dpdkDataplane, rr, passive], metrics });
 const signals = [];
 kernel.events.on('health:signal', (s) => signals.push(s));
+const health = [];
+kernel.events.on('server:health', (e) => {
+  health.push({ server: e.server, health: e.health, reason: e.reason });
+  process.stdout.write(`health ${JSON.stringify({ server: e.server, health: e.health })}\n`);
+});
 const t0 = Date.now();
 try {
   await kernel.apply(parseConfigText(process.argv[2], 'fulcrum.yaml'));
@@ -37,7 +44,7 @@ rl.on('line', async (cmd) => {
     await new Promise((r) => setTimeout(r, 1100)); // metrics are collected every second
     const services = kernel.dataplane.services();
     process.stdout.write(
-      `counters ${JSON.stringify({ metrics: await metrics.text(), signals, services })}\n`,
+      `counters ${JSON.stringify({ metrics: await metrics.text(), signals, services, health })}\n`,
     );
   }
 });

@@ -46,7 +46,13 @@ const vdev = (pmd: Pmd, n: number, iface: string) =>
     ? `net_af_packet${n},iface=${iface}`
     : `net_af_xdp${n},iface=${iface},start_queue=0,queue_count=1`;
 
-function startDataplane(t: Topology, name: string, wanIface = t.wan, pmd: Pmd = 'af_packet'): Dataplane {
+function startDataplane(
+  t: Topology,
+  name: string,
+  wanIface = t.wan,
+  pmd: Pmd = 'af_packet',
+  moreServices = '',
+): Dataplane {
   const prefix = `fulcrum-${t.id}-${name}`;
   prefixes.push(prefix);
   // The issue's config shape, through the whole kernel: schema, capabilities, rr compiled.
@@ -80,7 +86,7 @@ services:
     realServers:
       - { address: '10.2.0.11:5353', weight: 1 }
       - { address: '10.2.0.12:5353', weight: 1 }
-`;
+${moreServices}`;
   const child = spawn(process.execPath, [childScript, yaml], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
@@ -204,6 +210,58 @@ describe.skipIf(need.skip)(
         }
       },
     );
+
+    it('takes a refusing server out through the kernel passive health check', async () => {
+      // 10.2.0.12:9090 has no listener: the server RSTs the SYN, the dataplane signals
+      // "refused", healthcheck-passive marks it DOWN and the kernel gives it weight 0.
+      const dp = startDataplane(
+        t,
+        'passive',
+        t.wan,
+        'af_packet',
+        `
+  - name: checked
+    protocol: tcp
+    listen: 10.1.0.100:81
+    scheduler: rr
+    localAddresses: [10.2.0.202]
+    healthChecks: [{ name: passive, options: { inhibitMin: '60s' } }]
+    realServers:
+      - { address: '10.2.0.12:9090', weight: 1 }
+      - { address: '10.2.0.11:8080', weight: 1 }
+`,
+      );
+      try {
+        await dp.next('ready');
+        const curl = () => {
+          try {
+            return (
+              JSON.parse(t.exec('cli', 'curl', '-s', '-m', '3', 'http://10.1.0.100:81/')) as { local: string }
+            ).local;
+          } catch {
+            return 'refused';
+          }
+        };
+        expect(curl()).toBe('refused'); // rr starts with the dead server
+        expect(JSON.parse(await dp.next('health'))).toEqual({ server: '10.2.0.12:9090', health: 'down' });
+        await new Promise((r) => setTimeout(r, 100)); // the new plan reaches the poll loop
+        expect([curl(), curl(), curl()]).toEqual(['10.2.0.11', '10.2.0.11', '10.2.0.11']);
+        dp.child.stdin!.write('counters\n');
+        const { signals, health } = JSON.parse(await dp.next('counters')) as {
+          signals: unknown[];
+          health: unknown[];
+        };
+        expect(signals).toContainEqual({
+          service: 'checked',
+          server: '10.2.0.12:9090',
+          ok: false,
+          reason: 'refused',
+        });
+        expect(health).toContainEqual(expect.objectContaining({ server: '10.2.0.12:9090', health: 'down' }));
+      } finally {
+        dp.child.kill('SIGKILL');
+      }
+    });
 
     it('reports a port that cannot open its interface as FULCRUM_DATAPLANE_EAL, and exits', async () => {
       const dp = startDataplane(t, 'badport', `${t.wan}x`);
