@@ -1,5 +1,6 @@
 import { requires } from '@fulcrum/testkit';
 import { describe, expect, it } from 'vitest';
+import { PacketHarness } from '../harness.js';
 import { nativeUnavailableReason } from '../native.js';
 import {
   add,
@@ -124,6 +125,40 @@ describe.skipIf(need.skip)(`ARP, neighbours and ICMP echo${need.note}`, () => {
     notEcho.writeUInt16BE(sum(notEcho.subarray(34)), 36);
     expect(h.inject('wan', notEcho)).toEqual([]);
     expect(h.counters()).toMatchObject({ icmp_echo_replies: 1, drop_not_ours: 1, drop_icmp_other: 1 });
+  });
+
+  it('serves a one-arm topology: clients and servers behind the same port', () => {
+    const h = new PacketHarness({
+      ports: [{ name: 'eth', mac: WAN_MAC, addresses: ['10.1.0.1/24', '10.2.0.1/24'] }],
+      neighbors: [
+        { port: 'eth', address: CLIENT.ip, mac: CLIENT.mac },
+        { port: 'eth', address: SERVERS[0]!.ip, mac: SERVERS[0]!.mac },
+      ],
+    });
+    h.apply(add(snapshot({ servers: [{ address: SERVERS[0]!.ip, port: 8080 }] })));
+    const [out] = h.inject(
+      'eth',
+      tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: 40000, dport: 80, flags: TCP.SYN }),
+    );
+    expect(out!.port).toBe('eth');
+    const s = parseFrame(out!.frame);
+    expect(s).toMatchObject({
+      eth: { src: WAN_MAC, dst: SERVERS[0]!.mac },
+      ip: { src: LADDR, dst: SERVERS[0]!.ip },
+    });
+    const [back] = h.inject(
+      'eth',
+      tcpFrame(
+        { src: SERVERS[0]!.mac, dst: WAN_MAC },
+        { src: SERVERS[0]!.ip, dst: LADDR, sport: 8080, dport: s.tcp!.sport, flags: TCP.SYN | TCP.ACK },
+      ),
+    );
+    expect(parseFrame(back!.frame)).toMatchObject({
+      eth: { dst: CLIENT.mac },
+      ip: { src: VIP, dst: CLIENT.ip, checksumOk: true },
+    });
+    // ARP for the VIP and the local address is answered on the one port.
+    expect(h.inject('eth', arpFrame(1, CLIENT.mac, CLIENT.ip, '00:00:00:00:00:00', LADDR))).toHaveLength(1);
   });
 
   it('routes replies to clients beyond the gateway through the gateway', () => {
