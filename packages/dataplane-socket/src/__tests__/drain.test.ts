@@ -121,6 +121,35 @@ describe('taking a server out', () => {
     expect(h.dp.services()[0]!.servers.map((s) => s.server)).toEqual([b]);
   });
 
+  it('remove with onFailure: drain: the removed server connections are drained, not cut', async () => {
+    backends = await Promise.all(['a', 'b'].map((n) => tcpBackend(n, 'echo')));
+    const [a, b] = backends.map((x) => x.address) as [string, string];
+    h = await harness([
+      {
+        name: 'web',
+        scheduler: 'rr',
+        onFailure: 'drain',
+        drain: { idleClose: '20s', deadline: '2m' },
+        realServers: [{ address: a }, { address: b }],
+      },
+    ]);
+    const [onA] = await open(1);
+    await h.kernel.removeRealServer('web', a);
+    expect(h.dp.services()[0]!.servers.find((s) => s.server === a)).toMatchObject({
+      inService: false,
+      draining: true,
+    });
+    await h.advance(10_000);
+    onA!.socket.write('still');
+    await onA!.waitBytes(1 + 'still'.length);
+    await h.advance(21_000);
+    await onA!.ended;
+    onA!.socket.end();
+    expect((await onA!.closed).error).toBeUndefined();
+    await h.advance(11_000);
+    expect(h.dp.services()[0]!.servers.map((s) => s.server)).toEqual([b]);
+  });
+
   it('inhibit (weight 0, or removal without expire): existing connections run out, as IPVS does', async () => {
     backends = await Promise.all(['a', 'b'].map((n) => tcpBackend(n, 'echo')));
     const [a, b] = backends.map((x) => x.address) as [string, string];
