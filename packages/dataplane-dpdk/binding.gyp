@@ -10,6 +10,7 @@
         "native/core/neigh.cc",
         "native/core/route.cc",
         "native/core/pipeline.cc",
+        "native/core/fullnat.cc",
         "native/core/eal.cc",
         "native/addon/addon.cc",
         "native/addon/harness.cc",

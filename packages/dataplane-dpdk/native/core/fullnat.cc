@@ -1,0 +1,263 @@
+// The FULLNAT half of the pipeline: connection lookup and creation, the address and port
+// rewrite with incremental checksums, TCP/UDP state and the timer wheel.
+#include <rte_ip.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "core/checksum.h"
+#include "core/packet.h"
+#include "core/pipeline.h"
+
+namespace fulcrum {
+
+using namespace pkt;
+
+Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint32_t total,
+                            uint64_t now_ms, FrameSink& sink) {
+  const Verdict dropped{Action::Drop, 0};
+  auto* iph = reinterpret_cast<rte_ipv4_hdr*>(ip);
+  uint8_t proto = iph->next_proto_id;
+  uint8_t* l4 = ip + ihl;
+  uint32_t l4len = total - ihl;
+  uint8_t* check = nullptr;  // the TCP/UDP checksum field, when there is one
+  bool syn = false, fin = false, ack = false, rst = false;
+  if (proto == IPPROTO_TCP) {
+    auto* th = reinterpret_cast<rte_tcp_hdr*>(l4);
+    if (l4len < sizeof(rte_tcp_hdr) || (th->data_off >> 4) * 4u < 20 || (th->data_off >> 4) * 4u > l4len) {
+      drop(kCtr_drop_truncated);
+      return dropped;
+    }
+    check = l4 + offsetof(rte_tcp_hdr, cksum);
+    syn = th->tcp_flags & RTE_TCP_SYN_FLAG;
+    fin = th->tcp_flags & RTE_TCP_FIN_FLAG;
+    ack = th->tcp_flags & RTE_TCP_ACK_FLAG;
+    rst = th->tcp_flags & RTE_TCP_RST_FLAG;
+  } else {
+    auto* uh = reinterpret_cast<rte_udp_hdr*>(l4);
+    if (l4len < sizeof(rte_udp_hdr) || be16(uh->dgram_len) < 8 || be16(uh->dgram_len) > l4len) {
+      drop(kCtr_drop_truncated);
+      return dropped;
+    }
+    l4len = be16(uh->dgram_len);
+    check = uh->dgram_cksum != 0 ? l4 + offsetof(rte_udp_hdr, dgram_cksum) : nullptr;
+  }
+  // Source and destination ports lie at the same offsets in TCP and UDP.
+  uint16_t osp = load16(l4), odp = load16(l4 + 2);
+  FlowKey key{be32(iph->src_addr), be32(iph->dst_addr), be16(osp), be16(odp), proto};
+
+  int dir = 0;
+  Conn* c = conns_.lookup(key, &dir);
+  if (!c && !owns(in_port, key.daddr)) {
+    drop(kCtr_drop_not_ours);
+    return dropped;
+  }
+  if (check && !l4_checksum_ok(iph->src_addr, iph->dst_addr, proto, l4, static_cast<uint16_t>(l4len))) {
+    drop(kCtr_drop_bad_l4_checksum);
+    return dropped;
+  }
+  if (!c) {
+    auto it = by_vip_.find(svc_key(proto, key.daddr, key.dport));
+    if (it == by_vip_.end()) {
+      drop(kCtr_drop_no_service);
+      return dropped;
+    }
+    if (proto == IPPROTO_TCP && !(syn && !ack && !rst)) {
+      drop(kCtr_drop_no_conn);  // only a SYN opens a connection (no SYNPROXY yet)
+      return dropped;
+    }
+    c = new_conn(services_[it->second], key.saddr, key.sport, now_ms);
+    if (!c) return dropped;
+    dir = 0;
+  }
+
+  if (proto == IPPROTO_TCP) {
+    if (dir == 1 && syn && ack && !c->answered) {
+      c->answered = true;
+      signals_.push_back(HealthSignal{c->svc->name, c->dest->key, true, "answered"});
+    }
+    if (dir == 1 && rst && !c->answered && (c->state == kTcpSynRecv || c->state == kTcpSynSent)) {
+      c->answered = true;  // one signal per connection
+      signals_.push_back(HealthSignal{c->svc->name, c->dest->key, false, "refused"});
+    }
+    set_state(*c, tcp_next_state(c->state, dir, syn, fin, ack, rst), now_ms);
+  } else {
+    if (dir == 1 && c->state == kUdpOneway) {
+      c->answered = true;
+      signals_.push_back(HealthSignal{c->svc->name, c->dest->key, true, "answered"});
+      c->state = kUdpNormal;
+    }
+    c->expires_ms = now_ms + cfg_.timeouts.udp_ms[c->state];
+    schedule(*c);
+  }
+  c->packets[dir]++;
+  if (dir == 0) {
+    c->dest->in_pkts++;
+    c->dest->in_bytes += total;
+  } else {
+    c->dest->out_pkts++;
+    c->dest->out_bytes += total;
+  }
+
+  uint32_t nsaddr, ndaddr;
+  uint16_t nsport, ndport;
+  if (dir == 0) {
+    nsaddr = c->laddr, nsport = c->lport, ndaddr = c->daddr, ndport = c->dport;
+    counters_[kCtr_fullnat_in]++;
+  } else {
+    nsaddr = c->vaddr, nsport = c->vport, ndaddr = c->caddr, ndport = c->cport;
+    counters_[kCtr_fullnat_out]++;
+  }
+  uint32_t osa = iph->src_addr, oda = iph->dst_addr;
+  uint32_t nsa = rte_cpu_to_be_32(nsaddr), nda = rte_cpu_to_be_32(ndaddr);
+  uint16_t nsp = rte_cpu_to_be_16(nsport), ndp = rte_cpu_to_be_16(ndport);
+  iph->hdr_checksum = csum_replace4(csum_replace4(iph->hdr_checksum, osa, nsa), oda, nda);
+  if (check) {
+    uint16_t s = csum_replace4(csum_replace4(load16(check), osa, nsa), oda, nda);
+    s = csum_replace2(csum_replace2(s, osp, nsp), odp, ndp);
+    if (proto == IPPROTO_UDP && s == 0) s = 0xffff;  // 0 means "no checksum" in UDP
+    store16(check, s);
+  }
+  iph->src_addr = nsa;
+  iph->dst_addr = nda;
+  store16(l4, nsp);
+  store16(l4 + 2, ndp);
+  return output(frame, ndaddr, sink);
+}
+
+Conn* Pipeline::new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint64_t now_ms) {
+  const Service& svc = *st.svc;
+  if (svc.max_conns && st.conns >= svc.max_conns) {
+    drop(kCtr_drop_service_full);
+    return nullptr;
+  }
+  if (conns_.size() >= conns_.capacity()) {
+    drop(kCtr_drop_conn_table_full);
+    return nullptr;
+  }
+  uint8_t src[4], dst[4];
+  uint32_t sbe = rte_cpu_to_be_32(saddr), dbe = rte_cpu_to_be_32(svc.vip);
+  std::memcpy(src, &sbe, 4);
+  std::memcpy(dst, &dbe, 4);
+  HashTuple t{src, 4, sport, dst, 4, svc.vport};
+  int32_t idx = plan_pick(svc.plan, st.cursor, t, [&svc](size_t i) {
+    const Dest* d = i < svc.dests.size() ? svc.dests[i].get() : nullptr;
+    return d ? ServerLoad{d->active, d->inactive} : ServerLoad{0, 0};
+  });
+  if (idx < 0 || static_cast<size_t>(idx) >= svc.dests.size() || svc.dests[idx]->draining) {
+    drop(kCtr_drop_no_server);
+    return nullptr;
+  }
+  uint32_t laddr = 0;
+  uint16_t lport = 0;
+  for (size_t k = 0; k < svc.laddrs.size() && lport == 0; k++) {
+    laddr = svc.laddrs[(st.laddr_cursor + k) % svc.laddrs.size()];
+    lport = lports_.acquire(laddr);
+  }
+  st.laddr_cursor++;
+  if (lport == 0) {
+    drop(kCtr_drop_local_ports_exhausted);
+    return nullptr;
+  }
+  Conn* c = conns_.allocate();
+  c->proto = svc.proto;
+  c->state = svc.proto == IPPROTO_TCP ? static_cast<uint8_t>(kTcpNone) : static_cast<uint8_t>(kUdpOneway);
+  c->caddr = saddr;
+  c->cport = sport;
+  c->vaddr = svc.vip;
+  c->vport = svc.vport;
+  c->laddr = laddr;
+  c->lport = lport;
+  c->daddr = svc.dests[idx]->addr;
+  c->dport = svc.dests[idx]->port;
+  c->created_ms = now_ms;
+  c->expires_ms = now_ms + (svc.proto == IPPROTO_TCP ? cfg_.timeouts.tcp_ms[kTcpNone] : cfg_.timeouts.udp_ms[0]);
+  c->svc = st.svc;
+  c->dest = svc.dests[idx];
+  c->dest->inactive++;  // IPVS counts a connection inactive until it is ESTABLISHED
+  c->dest->conns++;
+  conns_.insert(c);
+  schedule(*c);
+  st.conns++;
+  counters_[kCtr_conns_created]++;
+  return c;
+}
+
+void Pipeline::set_state(Conn& c, uint8_t state, uint64_t now_ms) {
+  if (c.state != state) {
+    if (c.state == kTcpEstablished) {
+      c.dest->active--;
+      c.dest->inactive++;
+    } else if (state == kTcpEstablished) {
+      c.dest->inactive--;
+      c.dest->active++;
+    }
+    c.state = state;
+  }
+  c.expires_ms = now_ms + cfg_.timeouts.tcp_ms[state];
+  schedule(c);
+}
+
+void Pipeline::schedule(Conn& c) {
+  int64_t tick = static_cast<int64_t>(c.expires_ms / kTickMs);
+  if (c.wheel_tick >= 0 && c.wheel_tick <= tick) return;  // filed no later: re-filed when that tick comes
+  c.wheel_tick = tick;
+  wheel_[static_cast<uint64_t>(tick) % kWheelSlots].push_back({conns_.index_of(&c), c.gen, tick});
+}
+
+uint32_t Pipeline::expire_tick(int64_t tick, uint64_t now_ms) {
+  std::vector<TimerEntry> entries;
+  entries.swap(wheel_[static_cast<uint64_t>(tick) % kWheelSlots]);
+  uint32_t n = 0;
+  for (const TimerEntry& e : entries) {
+    if (e.tick > tick) {  // a later turn of the wheel
+      wheel_[static_cast<uint64_t>(tick) % kWheelSlots].push_back(e);
+      continue;
+    }
+    Conn& c = conns_.at(e.conn);
+    if (!c.in_use || c.gen != e.gen || c.wheel_tick != e.tick) continue;  // ended, reused or re-filed
+    if (c.expires_ms <= now_ms) {
+      end_conn(c, true);
+      n++;
+    } else {
+      c.wheel_tick = -1;
+      schedule(c);
+    }
+  }
+  return n;
+}
+
+void Pipeline::end_conn(Conn& c, bool expired) {
+  if (expired && !c.answered) {
+    if (c.proto == IPPROTO_TCP && (c.state == kTcpSynRecv || c.state == kTcpSynSent))
+      signals_.push_back(HealthSignal{c.svc->name, c.dest->key, false, "timeout"});
+    else if (c.proto == IPPROTO_UDP && c.state == kUdpOneway)
+      signals_.push_back(HealthSignal{c.svc->name, c.dest->key, false, "oneway-expired"});
+  }
+  if (c.proto == IPPROTO_TCP && c.state == kTcpEstablished)
+    c.dest->active--;
+  else
+    c.dest->inactive--;
+  lports_.release(c.laddr, c.lport);
+  auto it = services_.find(c.svc->id);
+  if (it != services_.end() && it->second.conns > 0) it->second.conns--;
+  conns_.remove(&c);
+}
+
+// Visits only the wheel slots whose ticks passed since the last call (all of them at most
+// once after a long pause), and the current slot again each call for exact expiry.
+uint32_t Pipeline::expire(uint64_t now_ms) {
+  int64_t target = static_cast<int64_t>(now_ms / kTickMs);
+  if (last_tick_ < 0) last_tick_ = 0;
+  int64_t from = std::max(last_tick_, target - static_cast<int64_t>(kWheelSlots) + 1);
+  uint32_t n = 0;
+  for (int64_t t = from; t <= target; t++) n += expire_tick(t, now_ms);
+  if (target > last_tick_) last_tick_ = target;
+  counters_[kCtr_conns_expired] += n;
+  return n;
+}
+
+}  // namespace fulcrum
