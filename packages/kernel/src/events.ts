@@ -7,8 +7,9 @@ export interface ServerRef {
   server: string;
 }
 
+/** Why a connection to a server failed; `local` is this host's fault (EMFILE, EADDRNOTAVAIL…), never the server's. */
 export type ConnectionFailureReason =
-  'refused' | 'reset' | 'timeout' | 'unreachable' | 'oneway-expired' | 'other';
+  'refused' | 'reset' | 'timeout' | 'unreachable' | 'oneway-expired' | 'local' | 'other';
 
 /**
  * Every event on the kernel's bus, name → payload. Dataplanes emit `connection:*` and

@@ -8,6 +8,11 @@ interface MetricSpec<L extends string> {
   name: string;
   help: string;
   labelNames?: readonly L[];
+  /**
+   * Called at scrape time (prom-client's `collect`), so a dataplane can keep plain counters
+   * on its hot path and publish them only when /metrics is read.
+   */
+  collect?: () => void | Promise<void>;
 }
 
 /**

@@ -83,3 +83,20 @@ describe('ManualClock', () => {
     expect(() => clock.runAll(50)).toThrow(/still 1 timers/);
   });
 });
+
+describe('MetricsRegistry', () => {
+  it('prefixes, shares metrics by name, and runs collect hooks at scrape time', async () => {
+    const { MetricsRegistry } = await import('../index.js');
+    const m = new MetricsRegistry();
+    let hot = 0;
+    const g: { set(v: number): void } = m.gauge({
+      name: 'fulcrum_test_hot',
+      help: 'h',
+      collect: (): void => g.set(hot),
+    });
+    expect(m.gauge({ name: 'fulcrum_test_hot', help: 'h' })).toBe(g);
+    hot = 42;
+    expect(await m.text()).toMatch(/^fulcrum_test_hot 42$/m);
+    expect(() => m.counter({ name: 'requests', help: 'x' })).toThrow(/must match/);
+  });
+});
