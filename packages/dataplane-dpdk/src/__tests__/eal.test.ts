@@ -39,6 +39,8 @@ interface Dataplane {
 
 // EAL leaves /var/run/dpdk/<file-prefix>/ behind; each test removes the ones it made.
 const prefixes: string[] = [];
+// Every dataplane process started, killed by PID after the tests whatever happened.
+const children: ChildProcess[] = [];
 
 type Pmd = 'af_packet' | 'af_xdp';
 const vdev = (pmd: Pmd, n: number, iface: string) =>
@@ -90,6 +92,7 @@ ${moreServices}`;
   const child = spawn(process.execPath, [childScript, yaml], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
+  children.push(child);
   const lines: string[] = [];
   const waiters: (() => void)[] = [];
   createInterface({ input: child.stdout! }).on('line', (l) => {
@@ -141,6 +144,7 @@ describe.skipIf(need.skip)(
       await t.startServer();
     });
     afterAll(() => {
+      for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       t.cleanup();
       for (const p of prefixes.splice(0)) rmSync(`/var/run/dpdk/${p}`, { recursive: true, force: true });
     });
@@ -265,8 +269,12 @@ describe.skipIf(need.skip)(
 
     it('reports a port that cannot open its interface as FULCRUM_DATAPLANE_EAL, and exits', async () => {
       const dp = startDataplane(t, 'badport', `${t.wan}x`);
-      await expect(dp.next('ready')).rejects.toThrow(/FULCRUM_DATAPLANE_EAL.*DPDK did not start/);
-      expect(await dp.exited).toEqual({ code: 3, signal: null });
+      try {
+        await expect(dp.next('ready')).rejects.toThrow(/FULCRUM_DATAPLANE_EAL.*DPDK did not start/);
+        expect(await dp.exited).toEqual({ code: 3, signal: null });
+      } finally {
+        dp.child.kill('SIGKILL');
+      }
     });
 
     it.each([
