@@ -124,10 +124,11 @@ export class SocketDataplane implements DataplaneInstance {
     if (this.#state === 'stopped') return;
     const wasStarted = this.#state === 'started';
     this.#state = 'stopped';
-    this.#rt.stopping = true;
-    this.#sweeper?.cancel();
     const all = [...this.#services.values(), ...this.#retiring];
     for (const s of all) s.retire(false);
+    if (wasStarted && this.#rt.options.stopGrace > 0) await this.#softStop(this.#rt.options.stopGrace);
+    this.#rt.stopping = true;
+    this.#sweeper?.cancel();
     for (const s of all) s.closeAll();
     // Sockets report 'close' on a later turn of the event loop; give them a few turns.
     for (let i = 0; i < 20 && this.#rt.table.size > 0; i++) await new Promise((r) => setImmediate(r));
@@ -135,6 +136,32 @@ export class SocketDataplane implements DataplaneInstance {
     this.#services.clear();
     this.#retiring.clear();
     if (wasStarted) this.#rt.metrics.detach();
+  }
+
+  /**
+   * Listeners are closed; waits until no TCP connection holds sockets or `graceMs` passes.
+   * Timeouts keep running meanwhile. UDP sessions are not waited for: their replies leave
+   * from the VIP socket, which is closed.
+   */
+  async #softStop(graceMs: number): Promise<void> {
+    const clock = this.#rt.clock;
+    const end = clock.now() + graceMs;
+    const liveTcp = () => this.services().reduce((n, s) => n + (s.protocol === 'tcp' ? s.liveConns : 0), 0);
+    let live = liveTcp();
+    if (live > 0)
+      this.#rt.logger.info(
+        { event: 'soft_stop', connections: live, graceMs },
+        'waiting for connections to finish',
+      );
+    while (live > 0 && clock.now() < end) {
+      await new Promise<void>((r) => clock.setTimeout(r, Math.min(50, Math.max(1, end - clock.now()))));
+      live = liveTcp();
+    }
+    if (live > 0)
+      this.#rt.logger.warn(
+        { event: 'soft_stop_expired', connections: live },
+        `${live} connection(s) reset after the stop grace`,
+      );
   }
 
   /** Runs timeouts, drains and template expiry; the clock calls it every sweepInterval. */

@@ -33,6 +33,12 @@ export interface SocketDataplaneOptions {
   backlog: number;
   /** TCP_NODELAY on both sides: each relayed read is sent at once (nginx stream's default). */
   noDelay: boolean;
+  /**
+   * Soft stop (HAProxy's soft-stop, nginx's graceful quit): on stop, listeners close at once
+   * and established TCP connections get this long to finish; what is left is then reset.
+   * 0 (the default) resets them at once.
+   */
+  stopGrace: number;
 }
 
 const ms = (def: string, min = '10ms', description?: string) =>
@@ -81,5 +87,10 @@ export const optionsSchema: JsonSchema = {
     }),
     backlog: { type: 'integer', minimum: 1, maximum: 65535, default: 511, description: 'listen(2) backlog' },
     noDelay: { type: 'boolean', default: true, description: 'TCP_NODELAY toward clients and servers' },
+    stopGrace: durationSchema({
+      default: 0,
+      max: '1h',
+      description: 'on stop, how long established TCP connections may finish after listeners close',
+    }),
   },
 };
