@@ -31,7 +31,12 @@ export interface FulcrumEventMap {
   'connection:opened': ServerRef & { client: string };
   'connection:closed': ServerRef & { client: string; durationMs: number };
   'connection:failed': ServerRef & { client: string; reason: ConnectionFailureReason; retried: boolean };
-  /** Passive-health signal from a dataplane (DPVS dest-check's inputs). */
+  /**
+   * Passive-health signal from a dataplane (DPVS dest-check's inputs): `ok: false` when a
+   * connection to the server ends or expires before the server answered — SYN_SENT in the
+   * socket dataplane, SYN_RECV in the packet dataplane (IPVS's name for that state in
+   * FULLNAT) — or a UDP session expires ONEWAY; `ok: true` when the server answered.
+   */
   'health:signal': ServerRef & { ok: boolean; reason: string };
   'config:applied': { version: number; changes: number };
   'config:rejected': { issues: readonly ConfigIssue[] };
