@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -145,11 +146,23 @@ describe('client address to the server: PROXY protocol', () => {
       );
       const proc: ChildProcess = spawn('haproxy', ['-f', cfg, '-db'], { stdio: 'ignore' });
       cleanups.push(() => proc.pid && proc.exitCode === null && process.kill(proc.pid));
+      // HAProxy is ready when its port accepts: wait for that (bounded) instead of probing with
+      // requests, which under load could spend the whole test timeout while it starts.
+      const listening = () =>
+        new Promise<boolean>((resolve) => {
+          const s = connect(port, '127.0.0.1');
+          s.on('connect', () => (s.destroy(), resolve(true)));
+          s.on('error', () => resolve(false));
+        });
+      for (let i = 0; i < 200 && !(await listening()); i++) {
+        if (proc.exitCode !== null) throw new Error(`haproxy exited with ${proc.exitCode}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
       for (const version of [1, 2] as const) {
         h = await harness([withPp(version, [`127.0.0.1:${port}`])], { plugins: [proxyProtocolPassthrough] });
         let answer = '';
         let local = 0;
-        for (let i = 0; i < 150 && !answer.includes('HTTP/1.1 200'); i++) {
+        for (let i = 0; i < 20 && !answer.includes('HTTP/1.1 200'); i++) {
           await new Promise((r) => setTimeout(r, 50));
           const c = await openClient(h.port);
           local = c.socket.localPort!;
@@ -164,5 +177,6 @@ describe('client address to the server: PROXY protocol', () => {
         h = undefined;
       }
     },
+    60_000,
   );
 });
