@@ -14,5 +14,12 @@ export {
   type CaseOptions,
   type ConformanceCase,
 } from './conformance.js';
-export { compilePlan, instantiate, prng, randomInt } from './scheduler.js';
+export {
+  compilePlan,
+  instantiate,
+  leastConnectionsCases,
+  prng,
+  randomInt,
+  type LeastConnectionsOracle,
+} from './scheduler.js';
 export { watchCheck, listening, closed, type CheckWatch } from './health.js';

@@ -1,7 +1,7 @@
 import { PlanExecutor, type ConnectionTuple, type ServerLoad } from '@fulcrum/kernel';
 import { describe, expect, it } from 'vitest';
 import wlcDefault, { wlc, wlcPlan } from '../index.js';
-import { compilePlan, prng, randomInt, makeView, validOptions } from '@fulcrum/testkit';
+import { compilePlan, prng, makeView, validOptions, leastConnectionsCases } from '@fulcrum/testkit';
 
 const tuple: ConnectionTuple = {
   sourceAddress: '198.51.100.7',
@@ -27,41 +27,13 @@ function ipvs(weights: readonly number[], loads: readonly ServerLoad[]): number 
 }
 
 describe('wlc', () => {
+  for (const c of leastConnectionsCases(wlc, 'wlc', ipvs)) it(c.name, c.run);
+
   it('is the default export, with no options', () => {
     expect(wlcDefault).toBe(wlc);
     expect(wlc).toMatchObject({ kind: 'scheduler', name: 'wlc', kernel: '^0.1.0' });
     expect(validOptions(wlc)).toEqual({});
     expect(() => validOptions(wlc, { formula: 'lc' })).toThrow(/additionalProperties/);
-  });
-
-  it('compiles the effective weights and the wlc formula; the dataplane keeps the counts', () => {
-    const view = makeView([3, { weight: 0, configuredWeight: 7, health: 'down' }, 1, 250]);
-    expect(compilePlan(wlc, view)).toEqual({
-      kind: 'least-connections',
-      formula: 'wlc',
-      weights: [3, 0, 1, 250],
-    });
-  });
-
-  it('picks what IPVS picks, for random weights and live counts', () => {
-    for (let seed = 1; seed <= 2000; seed++) {
-      const rand = prng(seed);
-      const n = randomInt(rand, 1, 12);
-      const weights = Array.from({ length: n }, () =>
-        rand() < 0.2 ? 0 : randomInt(rand, 1, seed % 2 ? 5 : 100),
-      );
-      // Small counts make ties and idle servers common: those are where formulas differ.
-      const top = seed % 3 === 0 ? 3 : 1000;
-      const loads = weights.map(() => ({
-        active: randomInt(rand, 0, top),
-        inactive: randomInt(rand, 0, top),
-      }));
-      const plan = compilePlan(wlc, makeView(weights));
-      const picked = new PlanExecutor(plan).pick(tuple, (i) => loads[i]!);
-      expect(picked, `seed ${seed}: weights ${weights.join(',')} loads ${JSON.stringify(loads)}`).toBe(
-        ipvs(weights, loads),
-      );
-    }
   });
 
   it('shares connections in proportion to weight when connections last alike', () => {
@@ -90,14 +62,6 @@ describe('wlc', () => {
     weights.forEach((w, i) =>
       expect(Math.abs(picked[i]! / 100_000 - w / total), `server ${i}`).toBeLessThan(0.01),
     );
-  });
-
-  it('compiles a service without a server of weight > 0 to a plan that schedules nothing', () => {
-    for (const servers of [[], [0, 0, 0]]) {
-      const plan = compilePlan(wlc, makeView(servers));
-      expect(plan).toEqual({ kind: 'least-connections', formula: 'wlc', weights: servers });
-      expect(new PlanExecutor(plan).pick(tuple, () => ({ active: 0, inactive: 0 }))).toBe(-1);
-    }
   });
 
   it('has a pure helper for third-party use', () => {
