@@ -1,4 +1,12 @@
-import type { Clock, EventBus, FulcrumEventMap, FulcrumEventName, Logger } from '@fulcrum/kernel';
+import type {
+  Clock,
+  ConnectionFailureReason,
+  EventBus,
+  FulcrumEventMap,
+  FulcrumEventName,
+  Logger,
+} from '@fulcrum/kernel';
+import { errorCode, isLocalError } from './net-util.js';
 import type { ConnTable } from './conn-table.js';
 import type { SocketMetrics } from './metrics.js';
 import type { SocketDataplaneOptions } from './options.js';
@@ -48,6 +56,36 @@ export class Runtime {
   localError(service: string, code: string, fields: Record<string, unknown>, msg: string): void {
     this.metrics.localErrors.inc({ service, code });
     this.warn(`local:${service}:${code}`, { event: 'local_error', service, code, ...fields }, msg);
+  }
+
+  /**
+   * A failed attempt to reach `server`: this host's fault (EMFILE, EADDRNOTAVAIL…) is counted
+   * as a local error and never held against the server; anything else is a server failure
+   * and a passive-health signal.
+   */
+  serverFailed(
+    service: string,
+    server: string,
+    reason: ConnectionFailureReason,
+    err: Error | undefined,
+  ): void {
+    if (err !== undefined && isLocalError(err)) {
+      const code = errorCode(err);
+      this.localError(
+        service,
+        code,
+        { server },
+        `service ${service}: cannot open a socket toward ${server}: ${code}`,
+      );
+      return;
+    }
+    this.metrics.failures.inc({ service, server, reason });
+    this.emit('health:signal', () => ({
+      service,
+      server,
+      ok: false,
+      reason: err ? `${reason} (${errorCode(err)})` : reason,
+    }));
   }
 
   /** A warning logged at most once per key every few seconds, with the count of those held back. */

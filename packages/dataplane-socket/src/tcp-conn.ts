@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import type { ConnectionFailureReason, ConnectionTuple } from '@fulcrum/kernel';
 import { Conn, type CloseCause } from './conn.js';
 import type { Dest } from './dest.js';
-import { endpoint, errorCode, failureReason, finishSocket, isLocalError, resetSocket } from './net-util.js';
+import { endpoint, errorCode, failureReason, finishSocket, resetSocket } from './net-util.js';
 import type { Runtime } from './runtime.js';
 import type { TcpService } from './tcp-service.js';
 
@@ -348,28 +348,11 @@ export class TcpConn extends Conn {
   #serverFailed(s: Socket, reason: ConnectionFailureReason, err: Error | undefined): void {
     const dest = this.dest!;
     const service = this.service.name;
-    const local = err !== undefined && isLocalError(err);
     s.destroy();
     this.server = undefined;
     this.#serverClosed = true;
     this.#connected = false;
-    if (local) {
-      const code = errorCode(err);
-      this.rt.localError(
-        service,
-        code,
-        { server: dest.key },
-        `service ${service}: cannot open a connection to ${dest.key}: ${code}`,
-      );
-    } else {
-      this.rt.metrics.failures.inc({ service, server: dest.key, reason });
-      this.rt.emit('health:signal', () => ({
-        service,
-        server: dest.key,
-        ok: false,
-        reason: err ? `${reason} (${errorCode(err)})` : reason,
-      }));
-    }
+    this.rt.serverFailed(service, dest.key, reason, err);
     (this.#tried ??= []).push(dest);
     const replayable = this.#replay !== null || this.#clientBytes === 0;
     let next: Dest | undefined;

@@ -2,7 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import type { ConnectionFailureReason, ConnectionTuple } from '@fulcrum/kernel';
 import { Conn, type CloseCause } from './conn.js';
 import type { Dest } from './dest.js';
-import { endpoint, errorCode, failureReason, isLocalError } from './net-util.js';
+import { endpoint, errorCode, failureReason } from './net-util.js';
 import type { Runtime } from './runtime.js';
 import type { UdpService } from './udp-service.js';
 
@@ -152,24 +152,7 @@ export class UdpSession extends Conn {
   #fail(reason: ConnectionFailureReason, err: Error | undefined): void {
     const dest = this.dest!;
     const service = this.service.name;
-    const local = err !== undefined && isLocalError(err);
-    if (local) {
-      const code = errorCode(err);
-      this.rt.localError(
-        service,
-        code,
-        { server: dest.key },
-        `service ${service}: cannot open a socket toward ${dest.key}: ${code}`,
-      );
-    } else {
-      this.rt.metrics.failures.inc({ service, server: dest.key, reason });
-      this.rt.emit('health:signal', () => ({
-        service,
-        server: dest.key,
-        ok: false,
-        reason: err ? `${reason} (${errorCode(err)})` : reason,
-      }));
-    }
+    this.rt.serverFailed(service, dest.key, reason, err);
     (this.#tried ??= []).push(dest);
     let next: Dest | undefined;
     if (
