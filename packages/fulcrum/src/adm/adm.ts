@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApplyResult, ConnectionEntry } from '@fulcrum/kernel';
 import type { ServiceView } from '../admin/status.js';
 import { TOKEN_ENV } from '../token-env.js';
-import { formatEndpoint, parseEndpoint } from './endpoint.js';
+// The kernel's endpoint module alone (node:net only): adm answers without loading the kernel.
+import { formatEndpoint, parseEndpoint } from '@fulcrum/kernel/endpoint';
 import {
   adminArg,
   AdmUsage,

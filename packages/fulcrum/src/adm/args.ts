@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { TOKEN_ENV } from '../token-env.js';
-import { formatEndpoint, parseEndpoint } from './endpoint.js';
+// The kernel's endpoint module alone (node:net only): adm answers without loading the kernel.
+import { formatEndpoint, parseEndpoint } from '@fulcrum/kernel/endpoint';
 
 /** A wrong command line: exit 2 with the message. */
 export class AdmUsage extends Error {}
