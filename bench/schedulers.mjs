@@ -20,51 +20,14 @@ try {
   process.exit(1);
 }
 const { PlanExecutor, planHash } = kernel;
-const { testContext, validOptions } = testkit;
+const { instantiate, makeView: view, prng } = testkit;
+const instance = (name, options = {}) => instantiate(plugins[name], options);
 
 const quick = process.argv.includes('--quick');
 const CONNECTIONS = quick ? 100_000 : 1_000_000;
 const COMPILE_RUNS = quick ? 10 : 50;
 
 // ---- helpers --------------------------------------------------------------------------
-
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A frozen ServiceView; `servers` are weights or { weight, configuredWeight, key }. */
-function view(servers) {
-  const realServers = servers.map((s, index) => {
-    const given = typeof s === 'number' ? { weight: s } : s;
-    const address = `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`;
-    return Object.freeze({
-      index,
-      key: given.key ?? `${address}:80`,
-      address,
-      port: 80,
-      weight: given.weight,
-      configuredWeight: given.configuredWeight ?? given.weight,
-      health: given.weight > 0 ? 'up' : 'down',
-      draining: false,
-    });
-  });
-  return Object.freeze({
-    name: 'bench',
-    protocol: 'tcp',
-    listen: Object.freeze({ address: '198.51.100.1', port: 80, family: 4 }),
-    realServers: Object.freeze(realServers),
-  });
-}
-
-const instance = (name, options = {}) =>
-  plugins[name].create(testContext(plugins[name]), validOptions(plugins[name], options));
 
 function clientTuples(count, seed) {
   const rand = prng(seed);
