@@ -20,7 +20,3 @@ export function parseEndpoint(text: string): Endpoint | undefined {
 export function formatEndpoint(e: { address: string; port: number }): string {
   return isIP(e.address) === 6 ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
 }
-
-export function isIpAddress(text: string): boolean {
-  return isIP(text) !== 0;
-}

@@ -47,7 +47,6 @@ export {
 export { fmix32, resolveUnavailable } from './hash-plan.js';
 
 export {
-  describeService,
   serverKey,
   type AdminSpec,
   type DataplaneChange,
@@ -100,10 +99,10 @@ export {
   type ServerRef,
   type ConnectionFailureReason,
 } from './events.js';
-export { MetricsRegistry, METRIC_LABELS } from './metrics.js';
+export { MetricsRegistry } from './metrics.js';
 export { aggregateHealth, type AggregateHealth } from './health.js';
 export { buildView, nextQuorum, type Verdicts } from './view.js';
 export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.js';
 export { silentLogger, type Logger } from './logger.js';
 export { parseDuration, formatDuration } from './duration.js';
-export { parseEndpoint, formatEndpoint, isIpAddress, type Endpoint } from './endpoint.js';
+export { parseEndpoint, formatEndpoint, type Endpoint } from './endpoint.js';

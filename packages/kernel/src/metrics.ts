@@ -1,7 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Labels every Fulcrum metric uses where they apply. */
-export const METRIC_LABELS = { service: 'service', server: 'server' } as const;
 const NAME_RE = /^fulcrum_[a-z0-9_]+$/;
 
 interface MetricSpec<L extends string> {

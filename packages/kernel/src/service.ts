@@ -162,7 +162,3 @@ export interface DataplaneChange {
   readonly updated: readonly ServiceSnapshot[];
   readonly removed: readonly string[];
 }
-
-export function describeService(s: { protocol: Protocol; listen: Endpoint }): string {
-  return `${s.protocol.toUpperCase()} ${formatEndpoint(s.listen)}`;
-}
