@@ -4,6 +4,7 @@
       "target_name": "fulcrum_dpdk",
       "sources": [
         "native/core/checksum.cc",
+        "native/core/tcp.cc",
         "native/core/sched.cc",
         "native/core/laddr.cc",
         "native/core/conn.cc",

@@ -55,6 +55,12 @@ struct Conn {
   uint32_t gen = 0;          // bumped on every reuse of the slot: stale timer entries are ignored
   int64_t wheel_tick = -1;   // the timer-wheel tick this connection is scheduled at
   uint64_t packets[2] = {0, 0};
+  // Sequence-space shifts (core/tcp.h shift_sequence), 0 for plain FULLNAT: c2s_delta is
+  // added to the client's sequence numbers toward the server (bytes the balancer inserted
+  // into the server-bound stream, e.g. a PROXY-protocol header), s2c_delta to the server's
+  // toward the client (SYNPROXY: cookie ISN minus the server's ISN). Each is taken back off
+  // the other side's acknowledgements and SACK blocks.
+  uint32_t c2s_delta = 0, s2c_delta = 0;
   std::shared_ptr<const Service> svc;
   std::shared_ptr<Dest> dest;
   FlowKey key(int dir) const {

@@ -11,6 +11,7 @@
 #include "core/checksum.h"
 #include "core/packet.h"
 #include "core/pipeline.h"
+#include "core/tcp.h"
 
 namespace fulcrum {
 
@@ -125,6 +126,12 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
   iph->dst_addr = nda;
   store16(l4, nsp);
   store16(l4 + 2, ndp);
+  if (proto == IPPROTO_TCP && (c->c2s_delta | c->s2c_delta)) {
+    if (dir == 0)
+      tcp::shift_sequence(l4, c->c2s_delta, c->s2c_delta, check);
+    else
+      tcp::shift_sequence(l4, c->s2c_delta, c->c2s_delta, check);
+  }
   return output(frame, ndaddr, sink);
 }
 

@@ -26,7 +26,7 @@ describe.skipIf(need.skip)(`the C++ core on its own${need.note}`, () => {
     const flags = (what: string) =>
       execFileSync('pkg-config', [what, 'libdpdk'], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean);
     const bin = join(dir, 'core-test');
-    const core = ['checksum', 'conn', 'sched'].map((f) => join(pkg, 'native/core', `${f}.cc`));
+    const core = ['checksum', 'conn', 'sched', 'tcp'].map((f) => join(pkg, 'native/core', `${f}.cc`));
     execFileSync(
       'g++',
       [
@@ -50,6 +50,7 @@ describe.skipIf(need.skip)(`the C++ core on its own${need.note}`, () => {
       'ok incremental checksums',
       'ok conn table against std::unordered_map',
       'ok tcp states (IPVS table)',
+      'ok tcp options and sequence shifts',
     ]);
   });
 });

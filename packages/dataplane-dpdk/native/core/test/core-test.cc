@@ -3,12 +3,14 @@
 // per check and exits non-zero on the first failure.
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <unordered_map>
 
 #include "core/checksum.h"
 #include "core/conn.h"
 #include "core/sched.h"
+#include "core/tcp.h"
 
 using namespace fulcrum;
 
@@ -106,10 +108,75 @@ static void tcp_states() {
   std::puts("ok tcp states (IPVS table)");
 }
 
+// A TCP segment with checksum: options, SACK blocks at odd and even offsets, shifts and MSS
+// clamping checked against a full recomputation after every change.
+static void tcp_options_and_shifts() {
+  std::mt19937 rng(7);
+  const uint32_t sa = 0x0a010002, da = 0x0a010064;  // as stored (any order works for the sum)
+  auto sum_ok = [&](const uint8_t* th, uint16_t len) { return l4_checksum_ok(sa, da, 6, th, len); };
+  auto be32_at = [](const uint8_t* p) {
+    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+  };
+  for (int n = 0; n < 2000; n++) {
+    uint8_t seg[60 + 16] = {};
+    // Options: [NOP]x pad, MSS, SACK with 2 blocks, NOP, wscale, then End padding.
+    uint32_t pad = rng() % 2;  // 0 puts the SACK edges on even offsets, 1 on odd ones
+    uint8_t opts[40] = {};
+    uint32_t o = 0;
+    for (uint32_t i = 0; i < pad; i++) opts[o++] = tcp::kOptNop;
+    uint16_t mss = static_cast<uint16_t>(536 + rng() % 9000);
+    opts[o++] = tcp::kOptMss, opts[o++] = 4, opts[o++] = static_cast<uint8_t>(mss >> 8), opts[o++] = mss & 0xff;
+    uint32_t sack_at = o;
+    opts[o++] = tcp::kOptSack, opts[o++] = 18;
+    for (int k = 0; k < 16; k++) opts[o++] = static_cast<uint8_t>(rng());
+    opts[o++] = tcp::kOptWscale, opts[o++] = 3, opts[o++] = 7;
+    uint32_t olen = (o + 3) & ~3u;
+    uint32_t hl = 20 + olen;
+    for (uint32_t i = 0; i < 4; i++) seg[4 + i] = static_cast<uint8_t>(rng());
+    for (uint32_t i = 0; i < 4; i++) seg[8 + i] = static_cast<uint8_t>(rng());
+    seg[12] = static_cast<uint8_t>((hl / 4) << 4);
+    seg[13] = 0x10;  // ACK
+    std::memcpy(seg + 20, opts, olen);
+    uint16_t len = static_cast<uint16_t>(hl + 16);
+    for (uint32_t i = hl; i < len; i++) seg[i] = static_cast<uint8_t>(rng());
+    uint16_t c = l4_checksum(sa, da, 6, seg, len);
+    std::memcpy(seg + 16, &c, 2);
+    CHECK(sum_ok(seg, len));
+
+    tcp::Options parsed = tcp::parse_options(seg);
+    CHECK(parsed.valid && parsed.mss == mss && parsed.wscale == 7 && parsed.sack_blocks == 2);
+    uint32_t seq = be32_at(seg + 4), ack = be32_at(seg + 8);
+    uint32_t edge = be32_at(seg + 20 + sack_at + 2 + 4);
+    uint32_t add = static_cast<uint32_t>(rng()), sub = static_cast<uint32_t>(rng());
+    tcp::shift_sequence(seg, add, sub, seg + 16);
+    CHECK(sum_ok(seg, len));
+    CHECK(be32_at(seg + 4) == seq + add && be32_at(seg + 8) == ack - sub);
+    CHECK(be32_at(seg + 20 + sack_at + 2 + 4) == edge - sub);
+    CHECK(tcp::clamp_mss(seg, 1400, seg + 16) == (mss > 1400));
+    CHECK(sum_ok(seg, len));
+    CHECK(tcp::parse_options(seg).mss == (mss > 1400 ? 1400 : mss));
+  }
+  // Without ACK the acknowledgement and SACK edges stay as they are.
+  uint8_t syn[24] = {};
+  syn[12] = 6 << 4, syn[13] = 0x02, syn[20] = tcp::kOptMss, syn[21] = 4, syn[22] = 0x05, syn[23] = 0xb4;
+  syn[8] = 0xaa;
+  tcp::shift_sequence(syn, 1, 5, syn + 16);
+  CHECK(syn[7] == 1 && syn[8] == 0xaa);
+  // A malformed option space: length 1, or running past the header.
+  uint8_t bad[28] = {};
+  bad[12] = 7 << 4, bad[20] = tcp::kOptNop, bad[21] = tcp::kOptMss, bad[22] = 1;
+  CHECK(!tcp::parse_options(bad).valid);
+  bad[22] = 9;
+  CHECK(!tcp::parse_options(bad).valid);
+  CHECK(!tcp::clamp_mss(bad, 100, bad + 16));
+  std::puts("ok tcp options and sequence shifts");
+}
+
 int main() {
   plan_hash_vectors();
   incremental_checksums();
   conn_table_against_a_map();
   tcp_states();
+  tcp_options_and_shifts();
   return 0;
 }
