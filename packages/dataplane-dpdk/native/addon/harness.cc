@@ -1,5 +1,6 @@
 #include "addon/harness.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -7,6 +8,9 @@
 namespace fulcrum {
 
 namespace {
+
+// An mbuf's data room (RTE_MBUF_DEFAULT_DATAROOM): injected frames get the same room to grow.
+constexpr uint32_t kDataRoom = 2048;
 
 uint32_t u32(const Napi::Object& o, const char* k, uint32_t def = 0) {
   Napi::Value v = o.Get(k);
@@ -254,9 +258,13 @@ Napi::Value Harness::Inject(const Napi::CallbackInfo& info) {
   uint16_t in_port = static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value());
   auto buf = info[1].As<Napi::Buffer<uint8_t>>();
   uint64_t now = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
-  std::vector<uint8_t> frame(buf.Data(), buf.Data() + buf.Length());
+  // As in an mbuf: the frame at the start of a 2 KiB data room, the rest of it free to grow into.
+  uint32_t len = static_cast<uint32_t>(buf.Length());
+  std::vector<uint8_t> frame(std::max<size_t>(len, kDataRoom));
+  std::memcpy(frame.data(), buf.Data(), len);
   CollectSink sink;
-  Verdict v = pipeline_->process(in_port, frame.data(), static_cast<uint32_t>(frame.size()), now, sink);
+  Verdict v = pipeline_->process(in_port, frame.data(), len, static_cast<uint32_t>(frame.size()), now, sink);
+  frame.resize(v.len ? v.len : len);
   if (v.action == Action::Transmit) sink.frames.emplace_back(v.port, std::move(frame));
   return frames_array(env, sink.frames);
 }
@@ -282,13 +290,13 @@ Napi::Value Harness::Bench(const Napi::CallbackInfo& info) {
     frames.emplace_back(static_cast<uint16_t>(pair.Get(0u).As<Napi::Number>().Uint32Value()),
                         std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()));
   }
-  std::vector<uint8_t> scratch(2048);
+  std::vector<uint8_t> scratch(kDataRoom);
   DiscardSink sink;
   auto t0 = std::chrono::steady_clock::now();
   for (uint32_t r = 0; r < rounds; r++)
     for (const auto& [port, f] : frames) {
       std::memcpy(scratch.data(), f.data(), f.size());
-      pipeline_->process(port, scratch.data(), static_cast<uint32_t>(f.size()), now, sink);
+      pipeline_->process(port, scratch.data(), static_cast<uint32_t>(f.size()), kDataRoom, now, sink);
     }
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
   return Napi::Number::New(info.Env(), static_cast<double>(ns));

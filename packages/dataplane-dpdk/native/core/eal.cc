@@ -154,11 +154,18 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
       uint16_t n = rte_eth_rx_burst(ports[p], 0, rx, kBurst);
       for (uint16_t i = 0; i < n; i++) {
         rte_mbuf* m = rx[i];
-        Verdict v = pipeline.process(p, rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m), now, sink);
-        if (v.action == Action::Transmit)
+        uint16_t len = rte_pktmbuf_data_len(m);
+        Verdict v = pipeline.process(p, rte_pktmbuf_mtod(m, uint8_t*), len, len + rte_pktmbuf_tailroom(m), now, sink);
+        if (v.action == Action::Transmit) {
+          // The pipeline wrote a grown frame into the tailroom or shortened it: fix the lengths.
+          if (v.len > len)
+            rte_pktmbuf_append(m, static_cast<uint16_t>(v.len - len));
+          else if (v.len && v.len < len)
+            rte_pktmbuf_trim(m, static_cast<uint16_t>(len - v.len));
           tx[v.port].push_back(m);
-        else
+        } else {
           rte_pktmbuf_free(m);
+        }
       }
     }
     for (uint16_t p = 0; p < ports.size(); p++) {

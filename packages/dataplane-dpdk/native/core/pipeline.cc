@@ -164,7 +164,9 @@ uint32_t Pipeline::expire_server(uint32_t id, const std::string& server) {
   return n;
 }
 
-Verdict Pipeline::process(uint16_t in_port, uint8_t* frame, uint32_t len, uint64_t now_ms, FrameSink& sink) {
+Verdict Pipeline::process(uint16_t in_port, uint8_t* frame, uint32_t len, uint32_t cap, uint64_t now_ms,
+                          FrameSink& sink) {
+  room_ = cap < len ? len : cap;
   counters_[kCtr_rx_packets]++;
   counters_[kCtr_rx_bytes] += len;
   Verdict v{Action::Drop, 0};
@@ -213,7 +215,7 @@ Verdict Pipeline::process(uint16_t in_port, uint8_t* frame, uint32_t len, uint64
   }
   if (v.action == Action::Transmit) {
     counters_[kCtr_tx_packets]++;
-    counters_[kCtr_tx_bytes] += len;
+    counters_[kCtr_tx_bytes] += v.len ? v.len : len;
   }
   return v;
 }

@@ -84,6 +84,7 @@ enum class Action : uint8_t { Drop, Transmit };
 struct Verdict {
   Action action;
   uint16_t port;
+  uint32_t len = 0;  // the frame's new length when the pipeline changed it; 0: as received
 };
 
 class Pipeline {
@@ -100,7 +101,9 @@ class Pipeline {
   // Connections to `server` of service `id` end now (`retired` with action expire).
   uint32_t expire_server(uint32_t id, const std::string& server);
 
-  Verdict process(uint16_t in_port, uint8_t* frame, uint32_t len, uint64_t now_ms, FrameSink& sink);
+  // `cap` is the buffer's size from `frame`: what a change that grows the frame (a TCP
+  // option or a header inserted) may use. The verdict's `len` says when the length changed.
+  Verdict process(uint16_t in_port, uint8_t* frame, uint32_t len, uint32_t cap, uint64_t now_ms, FrameSink& sink);
   // Sends what control changes queued (gratuitous ARP for new VIPs and local addresses).
   void flush(FrameSink& sink);
   // Ends connections whose timeout passed; returns how many.
@@ -144,6 +147,7 @@ class Pipeline {
   void drop(CounterId id) { counters_[id]++; }
 
   PipelineConfig cfg_;
+  uint32_t room_ = 0;  // the current frame's buffer size (process's `cap`)
   std::vector<Port> ports_;
   RouteTable routes_;
   NeighTable neigh_;
