@@ -120,6 +120,10 @@ export class SocketDataplane implements DataplaneInstance {
     );
   }
 
+  get stopGraceMs(): number {
+    return this.#rt.options.stopGrace;
+  }
+
   async stop(): Promise<void> {
     if (this.#state === 'stopped') return;
     const wasStarted = this.#state === 'started';

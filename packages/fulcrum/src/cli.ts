@@ -260,18 +260,21 @@ async function run(file: string, p: Parsed, io: Io): Promise<number> {
       return printError(io, e);
     }
   }
-  logger.info(
-    {
-      event: 'started',
-      version,
-      config: resolve(file),
-      services: kernel.snapshots().map((s) => s.name),
-      admin: admin.address(),
-      adminToken: token !== undefined,
-    },
-    `fulcrum ${version} running ${kernel.snapshots().length} service(s)${adminAt ? `, admin on http://${admin.address()}` : ''}`,
+  // 'started' is logged once the signal handlers are in place: a supervisor that stops the
+  // daemon as soon as it reads that line must not find it still without them.
+  return serve(kernel, admin, notifier, reloader, logger, () =>
+    logger.info(
+      {
+        event: 'started',
+        version,
+        config: resolve(file),
+        services: kernel.snapshots().map((s) => s.name),
+        admin: admin.address(),
+        adminToken: token !== undefined,
+      },
+      `fulcrum ${version} running ${kernel.snapshots().length} service(s)${adminAt ? `, admin on http://${admin.address()}` : ''}`,
+    ),
   );
-  return serve(kernel, admin, notifier, reloader, logger);
 }
 
 /** Re-reads the config file and applies it: what SIGHUP and `POST /api/v1/reload` do. */
@@ -308,6 +311,9 @@ class Reloader {
   }
 }
 
+/** How long a stop may take beyond the dataplane's declared stop grace before it is forced. */
+const STOP_DEADLINE_MS = 10_000;
+
 /** Waits for signals: SIGHUP reloads, SIGINT/SIGTERM stop (a second one forces). */
 function serve(
   kernel: Kernel,
@@ -315,6 +321,7 @@ function serve(
   notifier: Notifier,
   reloader: Reloader,
   logger: PinoLogger,
+  ready: () => void,
 ): Promise<number> {
   return new Promise((done) => {
     let stopping = false;
@@ -323,7 +330,11 @@ function serve(
       handlers.push([signal, fn]);
       process.on(signal, fn);
     };
+    // The daemon runs until it is told to stop, even when nothing else holds the event loop
+    // (a dataplane whose work is all on native threads, or one with no open handle).
+    const alive = setInterval(() => undefined, 1 << 30);
     const finish = (code: number) => {
+      clearInterval(alive);
       for (const [s, fn] of handlers) process.off(s, fn);
       done(code);
     };
@@ -335,10 +346,16 @@ function serve(
       stopping = true;
       reloader.stopping = true;
       logger.info({ event: 'stopping', signal }, `${signal}: stopping`);
+      // The dataplane's soft stop (connections finishing) is on purpose: the deadline is
+      // 10 s beyond it, not 10 s in all.
+      const deadlineMs = STOP_DEADLINE_MS + (kernel.dataplane?.stopGraceMs ?? 0);
       const force = setTimeout(() => {
-        logger.error({ event: 'stop_timeout' }, 'shutdown took longer than 10s: stopping now');
+        logger.error(
+          { event: 'stop_timeout', deadlineMs },
+          `shutdown took longer than ${deadlineMs} ms: stopping now`,
+        );
         finish(ExitCode.FORCED);
-      }, 10_000);
+      }, deadlineMs);
       force.unref();
       await admin.close();
       await notifier.close();
@@ -354,5 +371,6 @@ function serve(
     on('SIGHUP', () => {
       if (!stopping) void reloader.reload('SIGHUP').catch(() => undefined);
     });
+    ready();
   });
 }

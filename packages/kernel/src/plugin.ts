@@ -136,6 +136,12 @@ export interface DataplaneInstance {
    */
   apply(change: DataplaneChange): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * How long `stop()` may take on purpose, in milliseconds (a soft stop that lets open
+   * connections finish). A supervisor such as the `fulcrum` daemon waits this long on top
+   * of its own shutdown deadline before it forces an exit. Optional; 0 when absent.
+   */
+  readonly stopGraceMs?: number;
 }
 export interface DataplanePlugin<O = Record<string, unknown>> extends PluginBase<
   'dataplane',

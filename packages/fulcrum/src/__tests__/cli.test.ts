@@ -46,6 +46,17 @@ export const probe = {
     };
   },
 };
+// A dataplane whose stop() takes stopMs, declaring graceMs of it as its soft-stop grace.
+export const slowstop = {
+  kind: 'dataplane', name: 'slowstop', kernel: '^0.1.0', capabilities: ['tcp'],
+  optionsSchema: { type: 'object', additionalProperties: false, properties: { stopMs: { type: 'number' }, graceMs: { type: 'number' } } },
+  create: (ctx, o) => ({
+    stopGraceMs: o.graceMs ?? 0,
+    start: async () => {},
+    apply: async () => {},
+    stop: () => new Promise((ok) => setTimeout(ok, o.stopMs ?? 0)),
+  }),
+};
 export const rr = {
   kind: 'scheduler', name: 'rr', kernel: '^0.1.0',
   optionsSchema: { type: 'object', additionalProperties: false, properties: {} },
@@ -204,6 +215,33 @@ describe('fulcrum CLI', () => {
     d.child.kill('SIGTERM');
     expect(await d.exited).toBe(0);
   });
+
+  it("waits for the dataplane's declared stop grace before forcing a stop, and forces one beyond it", async () => {
+    // Both stop in 11 s, beyond the daemon's own 10 s deadline; one declares 11 s of grace.
+    const port = await freePort();
+    const slow = (graceMs: number) => {
+      const file = join(dir, `slowstop-${graceMs}.yaml`);
+      writeFileSync(
+        file,
+        `plugins: [fulcrum-probe]\ndataplane: { name: slowstop, options: { stopMs: 11000, graceMs: ${graceMs} } }\nservices:\n  - { name: web, listen: 127.0.0.1:${port}, scheduler: rr, realServers: [{ address: 127.0.0.1:9001 }] }\n`,
+      );
+      return startDaemon(file);
+    };
+    const [graceful, forced] = [slow(11_000), slow(0)];
+    await Promise.all([graceful.waitFor('started'), forced.waitFor('started')]);
+    const t0 = Date.now();
+    graceful.child.kill('SIGTERM');
+    forced.child.kill('SIGTERM');
+    const [g, f] = await Promise.all([
+      graceful.exited.then((code) => ({ code, ms: Date.now() - t0 })),
+      forced.exited.then((code) => ({ code, ms: Date.now() - t0 })),
+    ]);
+    expect(f.code, forced.stderr()).toBe(130);
+    expect(forced.lines.find((l) => l.event === 'stop_timeout')).toMatchObject({ deadlineMs: 10_000 });
+    expect(g.code, graceful.stderr()).toBe(0);
+    expect(g.ms).toBeGreaterThanOrEqual(11_000);
+    expect(graceful.lines.map((l) => l.event)).toContain('stopped');
+  }, 30_000);
 
   it('exits 1 when the admin address is taken, and 3 when the config is invalid at start', async () => {
     const taken = createServer();
