@@ -12,6 +12,7 @@
         "native/core/route.cc",
         "native/core/pipeline.cc",
         "native/core/fullnat.cc",
+        "native/core/insert.cc",
         "native/core/eal.cc",
         "native/addon/addon.cc",
         "native/addon/harness.cc",

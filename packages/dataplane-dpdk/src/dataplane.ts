@@ -9,7 +9,7 @@ import { DpdkErrorCodes, dpdkError } from './errors.js';
 import { ipv4ToNumber, parseCidr, parseMac } from './ipv4.js';
 import { CounterMetrics } from './metrics.js';
 import { loadNative, type NativeBinding, type NativeSignal } from './native.js';
-import { timeoutTables, type DpdkDataplaneOptions } from './options.js';
+import { nativeMssClamp, timeoutTables, type DpdkDataplaneOptions } from './options.js';
 import { ServiceTable, type ServiceSink } from './services.js';
 
 /**
@@ -84,6 +84,7 @@ export class DpdkDataplane implements DataplaneInstance {
           connCapacity: o.maxConnections,
           localPortMin: o.localPorts.min,
           localPortMax: o.localPorts.max,
+          mssClamp: nativeMssClamp(o.tcp.mssClamp),
           tcpTimeoutsMs: t.tcp,
           udpTimeoutsMs: t.udp,
         },

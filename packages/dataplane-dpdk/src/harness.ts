@@ -7,13 +7,15 @@ import {
   type NativeHarness,
   type NativeSignal,
 } from './native.js';
-import { timeoutTables, type DpdkDataplaneOptions } from './options.js';
+import { nativeMssClamp, timeoutTables, type DpdkDataplaneOptions } from './options.js';
 import { ServiceTable } from './services.js';
 
 export interface HarnessPort {
   name: string;
   mac: string;
   addresses: string[];
+  /** Largest IP packet the port sends (default 1500). */
+  mtu?: number;
 }
 
 export interface HarnessOptions {
@@ -23,6 +25,7 @@ export interface HarnessOptions {
   maxConnections?: number;
   localPorts?: { min: number; max: number };
   timeouts?: Partial<DpdkDataplaneOptions['timeouts']>;
+  tcp?: DpdkDataplaneOptions['tcp'];
 }
 
 export interface EmittedFrame {
@@ -60,6 +63,7 @@ export class PacketHarness {
       connCapacity: options.maxConnections ?? 65536,
       localPortMin: options.localPorts?.min ?? 1024,
       localPortMax: options.localPorts?.max ?? 65535,
+      mssClamp: nativeMssClamp(options.tcp?.mssClamp),
       tcpTimeoutsMs: t.tcp,
       udpTimeoutsMs: t.udp,
     });
@@ -72,7 +76,7 @@ export class PacketHarness {
         if (!c) throw new TypeError(`port ${p.name}: bad address ${a}`);
         return [ipv4ToNumber(c.address), c.prefix];
       });
-      this.#native.addPort(id, mac, addrs);
+      this.#native.addPort(id, mac, addrs, p.mtu ?? 1500);
     });
     for (const r of options.routes ?? []) {
       const c = parseCidr(r.to);

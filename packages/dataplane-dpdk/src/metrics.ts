@@ -16,6 +16,7 @@ export class CounterMetrics {
   readonly #drops;
   readonly #conns;
   readonly #open;
+  readonly #rewrites;
 
   constructor(metrics: MetricsRegistry) {
     this.#packets = metrics.counter({
@@ -53,6 +54,11 @@ export class CounterMetrics {
       help: 'Packets each DPDK port dropped or failed, by reason (imissed, ierrors, oerrors, rx_nombuf)',
       labelNames: ['port', 'reason'] as const,
     });
+    this.#rewrites = metrics.counter({
+      name: 'fulcrum_dpdk_tcp_rewrites_total',
+      help: 'TOA options and PROXY headers inserted or skipped, and MSS options clamped, by event',
+      labelNames: ['event'] as const,
+    });
     this.#open = metrics.gauge({
       name: 'fulcrum_dpdk_connections',
       help: 'Connections in the dpdk dataplane table',
@@ -72,6 +78,11 @@ export class CounterMetrics {
       }
     for (const event of ['created', 'expired', 'retired'] as const)
       this.#conns.inc({ event }, delta(`conns_${event}`));
+    for (const k of Object.keys(c))
+      if (k.startsWith('toa_') || k.startsWith('proxy_protocol_') || k === 'mss_clamped') {
+        const d = delta(k);
+        if (d > 0) this.#rewrites.inc({ event: k }, d);
+      }
     if (c.connections !== undefined) this.#open.set(c.connections);
     this.#last = { ...c };
   }

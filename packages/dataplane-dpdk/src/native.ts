@@ -18,6 +18,19 @@ export interface NativeService {
   dests: { addr: number; port: number; key: string; draining: boolean }[];
   plan: NativePlan;
   laddrs: number[];
+  /** The client's address toward the servers (passthrough toa / proxy-protocol); absent: none. */
+  insert?: NativeInsert;
+}
+
+/** kind 1 TOA, 2 PROXY protocol; TLV bytes as @fulcrum/proxy-protocol encodes them. */
+export interface NativeInsert {
+  kind: 1 | 2;
+  toaPrune: boolean;
+  ppVersion: 1 | 2;
+  ppCrc32c: boolean;
+  ppUniqueId: boolean;
+  ppTlvsBefore: Buffer;
+  ppTlvsAfter: Buffer;
 }
 
 /** kind 0 sequence, 1 hash, 2 least-connections (fields and formula as indices). */
@@ -34,6 +47,8 @@ export interface NativeHarnessConfig {
   connCapacity?: number;
   localPortMin?: number;
   localPortMax?: number;
+  /** MSS clamping on SYN and SYN-ACK: 0 off, > 0 that MSS, -1 the output port's MTU − 40. */
+  mssClamp?: number;
   /** Per IPVS TCP state, in the order of TCP_STATES. */
   tcpTimeoutsMs?: number[];
   /** ONEWAY, NORMAL */
@@ -88,7 +103,7 @@ export interface NativeServiceStats {
 }
 
 export interface NativeHarness {
-  addPort(id: number, mac: Buffer, addrs: number[]): number;
+  addPort(id: number, mac: Buffer, addrs: number[], mtu?: number): number;
   addRoute(net: number, prefix: number, via: number, port: number): number;
   addNeighbor(port: number, ip: number, mac: Buffer): number;
   setService(svc: NativeService): number;

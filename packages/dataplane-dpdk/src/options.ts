@@ -35,6 +35,11 @@ export interface DpdkDataplaneOptions {
   maxConnections: number;
   /** Range of FULLNAT local ports taken on every local address. */
   localPorts: { min: number; max: number };
+  /** TCP header rewrites that are not per service. */
+  tcp: {
+    /** Lower the MSS option of SYN and SYN-ACK to this, or to the output port's MTU − 40 ('auto'). */
+    mssClamp?: number | 'auto';
+  };
   /** Idle timeouts per connection state (DPVS defaults). */
   timeouts: {
     established: number;
@@ -134,6 +139,18 @@ export const optionsSchema: JsonSchema = {
         max: { type: 'integer', minimum: 1, maximum: 65535, default: 65535 },
       },
     },
+    tcp: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        mssClamp: {
+          oneOf: [{ type: 'integer', minimum: 88, maximum: 65495 }, { const: 'auto' }],
+          description:
+            "lower the MSS option of SYNs toward the servers and SYN-ACKs toward the clients to this, or to the output port's MTU - 40 ('auto'); off when absent",
+        },
+      },
+    },
     timeouts: {
       type: 'object',
       additionalProperties: false,
@@ -153,6 +170,11 @@ export const optionsSchema: JsonSchema = {
     },
   },
 };
+
+/** The native form of `tcp.mssClamp`: 0 off, -1 auto, else the MSS. */
+export function nativeMssClamp(v: number | 'auto' | undefined): number {
+  return v === undefined ? 0 : v === 'auto' ? -1 : v;
+}
 
 /** The native order of TCP state timeouts (IPVS states), then UDP ONEWAY, NORMAL. */
 export function timeoutTables(t: DpdkDataplaneOptions['timeouts']): { tcp: number[]; udp: number[] } {

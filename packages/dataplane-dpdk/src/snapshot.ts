@@ -9,6 +9,7 @@ import {
 } from '@fulcrum/kernel';
 import { isIP } from 'node:net';
 import { DpdkErrorCodes, dpdkError } from './errors.js';
+import { toNativeInsert } from './insert.js';
 import { ipv4ToNumber } from './ipv4.js';
 import type { NativePlan, NativeService } from './native.js';
 
@@ -50,6 +51,7 @@ export function toNativeService(s: ServiceSnapshot, id: number): NativeService {
       code: ErrorCodes.PLAN_INVALID,
       details: { ...where, problems },
     });
+  const insert = toNativeInsert(s);
   const draining = new Set(s.retired.filter((r) => r.action === 'drain').map((r) => r.server));
   return {
     id,
@@ -66,6 +68,7 @@ export function toNativeService(s: ServiceSnapshot, id: number): NativeService {
     })),
     plan: toNativePlan(s.plan),
     laddrs: s.localAddresses.map(ipv4ToNumber),
+    ...(insert ? { insert } : {}),
   };
 }
 

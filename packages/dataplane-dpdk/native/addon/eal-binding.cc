@@ -60,6 +60,7 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
   cfg.conn_capacity = num("connCapacity", cfg.conn_capacity);
   cfg.local_port_min = static_cast<uint16_t>(num("localPortMin", cfg.local_port_min));
   cfg.local_port_max = static_cast<uint16_t>(num("localPortMax", cfg.local_port_max));
+  if (o.Get("mssClamp").IsNumber()) cfg.mss_clamp = o.Get("mssClamp").As<Napi::Number>().Int32Value();
   for (const char* key : {"tcpTimeoutsMs", "udpTimeoutsMs"}) {
     if (!o.Get(key).IsArray()) continue;
     Napi::Array t = o.Get(key).As<Napi::Array>();

@@ -102,6 +102,23 @@ bool read_service(const Napi::Object& o, Service& svc) {
   svc.plan.table = i32_list(p.Get("table"));
   svc.plan.formula = static_cast<LcFormula>(u32(p, "formula"));
   svc.plan.weights = u32_list(p.Get("weights"));
+  Napi::Value iv = o.Get("insert");
+  if (iv.IsObject()) {
+    Napi::Object in = iv.As<Napi::Object>();
+    auto bytes = [&in](const char* k) {
+      Napi::Value b = in.Get(k);
+      if (!b.IsBuffer()) return std::vector<uint8_t>{};
+      auto buf = b.As<Napi::Buffer<uint8_t>>();
+      return std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length());
+    };
+    svc.insert.kind = static_cast<uint8_t>(u32(in, "kind"));
+    svc.insert.toa_prune = in.Get("toaPrune").ToBoolean();
+    svc.insert.pp_version = static_cast<uint8_t>(u32(in, "ppVersion", 2));
+    svc.insert.pp_crc32c = in.Get("ppCrc32c").ToBoolean();
+    svc.insert.pp_unique_id = in.Get("ppUniqueId").ToBoolean();
+    svc.insert.pp_tlvs_before = bytes("ppTlvsBefore");
+    svc.insert.pp_tlvs_after = bytes("ppTlvsAfter");
+  }
   return true;
 }
 
@@ -195,6 +212,7 @@ Harness::Harness(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Harness>(inf
     cfg.conn_capacity = u32(o, "connCapacity", cfg.conn_capacity);
     cfg.local_port_min = static_cast<uint16_t>(u32(o, "localPortMin", cfg.local_port_min));
     cfg.local_port_max = static_cast<uint16_t>(u32(o, "localPortMax", cfg.local_port_max));
+    if (o.Get("mssClamp").IsNumber()) cfg.mss_clamp = o.Get("mssClamp").As<Napi::Number>().Int32Value();
     std::vector<uint32_t> tcp = u32_list(o.Get("tcpTimeoutsMs"));
     for (size_t i = 0; i < tcp.size() && i < kTcpStateCount; i++) cfg.timeouts.tcp_ms[i] = tcp[i];
     std::vector<uint32_t> udp = u32_list(o.Get("udpTimeoutsMs"));
@@ -209,7 +227,10 @@ Napi::Value Harness::AddPort(const Napi::CallbackInfo& info) {
   std::vector<uint32_t> flat = u32_list(info[2]);
   std::vector<InterfaceAddress> addrs;
   for (size_t i = 0; i + 1 < flat.size(); i += 2) addrs.push_back({flat[i], static_cast<uint8_t>(flat[i + 1])});
-  pipeline_->add_port(static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value()), mac, addrs);
+  uint16_t id = static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value());
+  pipeline_->add_port(id, mac, addrs);
+  if (info.Length() > 3 && info[3].IsNumber())
+    pipeline_->set_port_mtu(id, static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value()));
   return Napi::Number::New(info.Env(), 0);
 }
 

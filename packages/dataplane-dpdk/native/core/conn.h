@@ -43,6 +43,8 @@ struct FlowKey {
   }
 };
 
+enum InsertFlags : uint8_t { kInsSyn = 1, kInsSynAck = 2, kInsHeaderAcked = 4, kInsDataSeen = 8 };
+
 struct Conn {
   bool in_use = false;
   bool answered = false;  // the server has replied (SYN-ACK, or any UDP reply)
@@ -61,6 +63,11 @@ struct Conn {
   // toward the client (SYNPROXY: cookie ISN minus the server's ISN). Each is taken back off
   // the other side's acknowledgements and SACK blocks.
   uint32_t c2s_delta = 0, s2c_delta = 0;
+  // TOA / PROXY-protocol insertion (core/insert.cc); c2s_delta is the PROXY header's length
+  // once the header is in the server-bound stream.
+  uint32_t ins_stream_start = 0;  // client ISN + 1: the first byte of the server-bound stream
+  uint32_t ins_server_next = 0;   // server ISN + 1: TOA rides client segments acknowledging exactly this
+  uint8_t ins_flags = 0;          // InsertFlags
   std::shared_ptr<const Service> svc;
   std::shared_ptr<Dest> dest;
   FlowKey key(int dir) const {

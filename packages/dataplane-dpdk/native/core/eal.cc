@@ -131,6 +131,8 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
     std::memcpy(mac.data(), addr.addr_bytes, 6);
     res.macs.push_back(mac);
     pipeline.add_port(i, mac, config_ports[i].addrs);
+    uint16_t mtu = 0;
+    if (rte_eth_dev_get_mtu(pid, &mtu) == 0 && mtu >= 576) pipeline.set_port_mtu(i, mtu);
   }
   hooks_.started(res);
 

@@ -132,7 +132,12 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
     else
       tcp::shift_sequence(l4, c->s2c_delta, c->c2s_delta, check);
   }
-  return output(frame, ndaddr, sink);
+  Verdict v = output(frame, ndaddr, sink);
+  if (proto == IPPROTO_TCP && v.action == Action::Transmit) {
+    clamp_syn_mss(dir, frame, v);
+    insert_client_address(*c, dir, frame, v, sink);
+  }
+  return v;
 }
 
 Conn* Pipeline::new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint64_t now_ms) {

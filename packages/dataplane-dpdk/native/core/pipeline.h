@@ -30,7 +30,14 @@ namespace fulcrum {
   X(drop_unknown_protocol) X(drop_not_ours) X(drop_no_service) X(drop_no_conn)    \
   X(drop_no_server) X(drop_conn_table_full) X(drop_local_ports_exhausted)         \
   X(drop_service_full) X(drop_no_route) X(drop_neigh_miss) X(drop_icmp_other)     \
-  X(drop_arp_other) X(drop_tx_full)
+  X(drop_arp_other) X(drop_tx_full)                                               \
+  /* TOA (passthrough toa, core/insert.cc) */                                     \
+  X(toa_inserted) X(toa_pruned) X(toa_skipped_no_room) X(toa_skipped_mtu)         \
+  /* PROXY-protocol insertion (passthrough proxy-protocol, core/insert.cc) */     \
+  X(proxy_protocol_inserted) X(proxy_protocol_resent) X(proxy_protocol_standalone) \
+  X(proxy_protocol_skipped)                                                       \
+  /* MSS clamping (options.tcp.mssClamp, core/insert.cc) */                       \
+  X(mss_clamped)
 
 enum CounterId {
 #define FULCRUM_COUNTER_ENUM(n) kCtr_##n,
@@ -51,6 +58,8 @@ struct PipelineConfig {
   uint16_t local_port_min = 1024;
   uint16_t local_port_max = 65535;
   Timeouts timeouts = default_timeouts();
+  // MSS clamping on SYN and SYN-ACK: 0 off, > 0 that MSS, -1 the output port's MTU - 40.
+  int32_t mss_clamp = 0;
 };
 
 struct InterfaceAddress {
@@ -93,6 +102,8 @@ class Pipeline {
 
   // Control (between bursts, on the worker's own thread).
   void add_port(uint16_t id, const Mac& mac, const std::vector<InterfaceAddress>& addrs);
+  // The largest IP packet a port sends (1500 unless set): TOA and PROXY insertion stay below it.
+  void set_port_mtu(uint16_t id, uint16_t mtu);
   void add_route(const Route& r) { routes_.add(r); }
   void add_neighbor(uint16_t port, uint32_t ip, const Mac& mac) { neigh_.set(port, ip, mac, true); }
   // Adds or replaces a service by id; connections keep the snapshot they started with.
@@ -122,6 +133,7 @@ class Pipeline {
     uint16_t id;
     Mac mac;
     std::vector<InterfaceAddress> addrs;
+    uint16_t mtu = 1500;
   };
   static uint64_t svc_key(uint8_t proto, uint32_t vip, uint16_t vport) {
     return (static_cast<uint64_t>(proto) << 48) | (static_cast<uint64_t>(vport) << 32) | vip;
@@ -144,6 +156,12 @@ class Pipeline {
   uint32_t expire_tick(int64_t tick, uint64_t now_ms);
   void end_conn(Conn& c, bool expired);
   Verdict output(uint8_t* frame, uint32_t dst, FrameSink& sink);
+  uint16_t port_mtu(uint16_t id) const;
+  // TOA / PROXY-protocol insertion on a translated TCP segment about to leave on v.port
+  // (core/insert.cc): may grow the frame in place (v.len) or emit the header on its own.
+  void insert_client_address(Conn& c, int dir, uint8_t* frame, Verdict& v, FrameSink& sink);
+  // MSS clamping of a SYN (dir 0) or SYN-ACK (dir 1) about to leave on v.port (core/insert.cc).
+  void clamp_syn_mss(int dir, uint8_t* frame, const Verdict& v);
   void drop(CounterId id) { counters_[id]++; }
 
   PipelineConfig cfg_;
@@ -171,6 +189,7 @@ class Pipeline {
   int64_t last_tick_ = -1;
   std::vector<std::pair<uint16_t, std::vector<uint8_t>>> pending_;
   uint64_t counters_[kCounterCount] = {};
+  uint8_t standalone_[2048];  // a PROXY header in a segment of its own (insert_client_address)
 };
 
 }  // namespace fulcrum

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/insert.h"
 #include "core/sched.h"
 
 namespace fulcrum {
@@ -35,6 +36,8 @@ struct Service {
   std::vector<std::shared_ptr<Dest>> dests;  // index = plan index
   Plan plan;
   std::vector<uint32_t> laddrs;  // host order
+  // The client's address toward the servers: passthrough toa or proxy-protocol (core/insert.h).
+  InsertSettings insert;
 };
 
 // Per-worker scheduling state of a service: the sequence cursor and the local-address cursor.

@@ -1,4 +1,4 @@
-import type { RealServerView, SchedulePlan, ServiceSnapshot } from '@fulcrum/kernel';
+import type { PassthroughSettings, RealServerView, SchedulePlan, ServiceSnapshot } from '@fulcrum/kernel';
 import { PacketHarness, type HarnessOptions } from '../harness.js';
 
 // Two-arm topology as in the issue: clients on wan 10.1.0.0/24, servers on lan 10.2.0.0/24.
@@ -43,6 +43,7 @@ export interface SnapshotInput {
   retired?: ServiceSnapshot['retired'];
   maxConnections?: number;
   version?: number;
+  passthrough?: PassthroughSettings;
 }
 
 export function snapshot(input: SnapshotInput = {}): ServiceSnapshot {
@@ -72,6 +73,7 @@ export function snapshot(input: SnapshotInput = {}): ServiceSnapshot {
     onFailure: 'inhibit',
     drain: { idleCloseMs: 1000, deadlineMs: 10_000 },
     ...(input.maxConnections ? { maxConnections: input.maxConnections } : {}),
+    ...(input.passthrough ? { passthrough: input.passthrough } : {}),
     quorum: { up: true, liveWeight: realServers.length, required: 1 },
     localAddresses: input.localAddresses ?? [LADDR],
     retired: input.retired ?? [],

@@ -69,16 +69,20 @@ export interface TcpFields extends Endpoints {
   ack?: number;
   window?: number;
   data?: Buffer;
+  /** TCP options, padded here with EOL to a multiple of 4 bytes. */
+  options?: Buffer;
 }
 
 export function tcpSegment(f: TcpFields): Buffer {
   const data = f.data ?? Buffer.alloc(0);
-  const h = Buffer.alloc(20);
+  const opts = f.options ?? Buffer.alloc(0);
+  const h = Buffer.alloc(20 + Math.ceil(opts.length / 4) * 4);
+  opts.copy(h, 20);
   h.writeUInt16BE(f.sport, 0);
   h.writeUInt16BE(f.dport, 2);
   h.writeUInt32BE((f.seq ?? 1000) >>> 0, 4);
   h.writeUInt32BE((f.ack ?? 0) >>> 0, 8);
-  h[12] = 5 << 4;
+  h[12] = (h.length / 4) << 4;
   h[13] = f.flags;
   h.writeUInt16BE(f.window ?? 65535, 14);
   const seg = Buffer.concat([h, data]);
@@ -153,6 +157,8 @@ export interface ParsedFrame {
     flags: number;
     window: number;
     checksumOk: boolean;
+    /** The option area (between the fixed header and the payload). */
+    options: Buffer;
   };
   udp?: { sport: number; dport: number; checksum: number; checksumOk: boolean };
   icmp?: { type: number; code: number; id: number; seq: number; checksumOk: boolean };
@@ -179,6 +185,7 @@ export function parseFrame(b: Buffer): ParsedFrame {
   const ip = b.subarray(14);
   const ihl = (ip[0]! & 15) * 4;
   const total = ip.readUInt16BE(2);
+  if (total > ip.length) throw new RangeError(`IP total length ${total} exceeds the ${ip.length}-byte frame`);
   out.ip = {
     src: ipText(ip, 12),
     dst: ipText(ip, 16),
@@ -199,6 +206,7 @@ export function parseFrame(b: Buffer): ParsedFrame {
       flags: l4[13]!,
       window: l4.readUInt16BE(14),
       checksumOk: onesSum(l4, ps) === 0xffff,
+      options: Buffer.from(l4.subarray(20, doff)),
     };
     out.payload = Buffer.from(l4.subarray(doff));
   } else if (out.ip.proto === 17) {

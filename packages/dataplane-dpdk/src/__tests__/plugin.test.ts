@@ -9,7 +9,14 @@ import { add, harness, snapshot } from './fixtures.js';
 describe('the dpdk plugin declaration', () => {
   it('declares only what this release does', () => {
     expect(dpdkDataplane).toMatchObject({ kind: 'dataplane', name: 'dpdk', kernel: '^0.1.0' });
-    expect([...dpdkDataplane.capabilities].sort()).toEqual(['fullnat', 'local-addresses', 'tcp', 'udp']);
+    expect([...dpdkDataplane.capabilities].sort()).toEqual([
+      'fullnat',
+      'local-addresses',
+      'proxy-protocol',
+      'tcp',
+      'toa',
+      'udp',
+    ]);
   });
 
   it("validates the issue's config shape and fills defaults (durations in ms)", () => {
@@ -30,6 +37,7 @@ describe('the dpdk plugin declaration', () => {
       ],
       routes: [{ to: '0.0.0.0/0', via: '10.1.0.254', port: 'wan' }],
       timeouts: { established: '15m' },
+      tcp: { mssClamp: 'auto' },
     };
     expect(validate(options)).toBe(true);
     expect(options).toMatchObject({
@@ -46,6 +54,8 @@ describe('the dpdk plugin declaration', () => {
     [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], extra: 1 }, /additional/],
     [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/33x'] }] }, /pattern/],
     [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], maxConnections: 0 }, />= 1/],
+    [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], tcp: { mssClamp: 40 } }, /oneOf/],
+    [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], tcp: { mssClamp: 'max' } }, /oneOf/],
   ])('refuses %j', (options, re) => {
     const validate = compileOptionsSchema(dpdkDataplane.optionsSchema);
     expect(validate(options)).toBe(false);
