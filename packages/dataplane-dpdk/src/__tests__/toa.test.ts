@@ -1,25 +1,18 @@
-import type { PassthroughSettings } from '@fulcrum/kernel';
 import { requires } from '@fulcrum/testkit';
-import { encodeToa, findToa, insertToa, tcpOption, toaPassthrough, type ToaOptions } from '@fulcrum/toa';
+import { encodeToa, findToa, insertToa, tcpOption } from '@fulcrum/toa';
 import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import { add, CLIENT, harness, snapshot } from './fixtures.js';
 import { TCP } from './frames.js';
-import { Flow, mssOf, synOptions, tsOptions } from './insert-flow.js';
+import { Flow, mssOf, synOptions, toaSettings, tsOptions } from './insert-flow.js';
 
 const need = requires({ check: nativeUnavailableReason });
-
-/** The settings the kernel hands the dataplane, from the real `toa` plugin. */
-export function toaSettings(onNoRoom: ToaOptions['onNoRoom'] = 'prune'): PassthroughSettings {
-  const inst = toaPassthrough.create({} as never, { onNoRoom });
-  return { name: 'toa', requires: [...toaPassthrough.requires], settings: inst.settings };
-}
 
 const C = 1000; // client ISN
 const S = 5000; // server ISN
 
 /** SYN, SYN-ACK: a connection whose next client segment is the handshake-completing ACK. */
-export function openToa(f: Flow): void {
+function openToa(f: Flow): void {
   f.client({ flags: TCP.SYN, seq: C, options: synOptions() });
   f.fromServer({ flags: TCP.SYN | TCP.ACK, seq: S, ack: C + 1, options: synOptions(1460, 7) });
 }
