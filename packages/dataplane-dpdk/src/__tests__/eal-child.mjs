@@ -6,11 +6,16 @@
 import { createKernel, MetricsRegistry, parseConfigText } from '@fulcrum/kernel';
 import { dpdkDataplane } from '@fulcrum/dataplane-dpdk';
 import passive from '@fulcrum/healthcheck-passive';
+import { proxyProtocolPassthrough } from '@fulcrum/proxy-protocol';
 import rr from '@fulcrum/scheduler-rr';
+import { toaPassthrough } from '@fulcrum/toa';
 import { createInterface } from 'node:readline';
 
 const metrics = new MetricsRegistry();
-const kernel = createKernel({ plugins: [dpdkDataplane, rr, passive], metrics });
+const kernel = createKernel({
+  plugins: [dpdkDataplane, rr, passive, toaPassthrough, proxyProtocolPassthrough],
+  metrics,
+});
 const signals = [];
 kernel.events.on('health:signal', (s) => signals.push(s));
 const health = [];

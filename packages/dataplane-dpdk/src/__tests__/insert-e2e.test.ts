@@ -1,0 +1,289 @@
+import { requires } from '@fulcrum/testkit';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nativeUnavailableReason } from '../native.js';
+import { Topology } from './netns.js';
+
+const pkg = fileURLToPath(new URL('../../', import.meta.url));
+const childScript = fileURLToPath(new URL('./eal-child.mjs', import.meta.url));
+
+// The EAL child runs the built packages: dist must match src.
+function distReason(): string | undefined {
+  for (const p of ['dataplane-dpdk', 'kernel', 'toa', 'proxy-protocol'])
+    if (!existsSync(`${pkg}../${p}/dist/index.js`)) return `needs the built packages (npm run build): ${p}`;
+  const stale = ['insert.ts', 'snapshot.ts', 'plugin.ts'].find(
+    (f) =>
+      statSync(`${pkg}src/${f}`).mtimeMs >
+      (existsSync(`${pkg}dist/${f.replace('.ts', '.js')}`)
+        ? statSync(`${pkg}dist/${f.replace('.ts', '.js')}`).mtimeMs
+        : 0),
+  );
+  return stale ? `dist is older than src/${stale} (npm run build)` : undefined;
+}
+
+const need = requires({
+  root: true,
+  commands: ['ip', 'ethtool', 'curl', 'nginx', 'tshark'],
+  check: () => nativeUnavailableReason() ?? distReason(),
+});
+
+/** nginx in the server namespace, own config, pid file and logs in a temp dir; stopped by PID. */
+class Nginx {
+  readonly dir = mkdtempSync(join(tmpdir(), 'fulcrum-nginx-'));
+  child?: ChildProcess;
+
+  start(t: Topology): Promise<void> {
+    for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(this.dir, d));
+    const conf = join(this.dir, 'nginx.conf');
+    writeFileSync(
+      conf,
+      `daemon off;
+master_process off;
+pid ${this.dir}/nginx.pid;
+error_log ${this.dir}/error.log;
+events { worker_connections 64; }
+http {
+  client_body_temp_path ${this.dir}/body;
+  proxy_temp_path ${this.dir}/proxy;
+  fastcgi_temp_path ${this.dir}/fastcgi;
+  uwsgi_temp_path ${this.dir}/uwsgi;
+  scgi_temp_path ${this.dir}/scgi;
+  log_format pp '$proxy_protocol_addr $proxy_protocol_port $remote_addr $server_port';
+  access_log ${this.dir}/access.log pp;
+  server {
+    listen 10.2.0.11:8081 proxy_protocol;
+    listen 10.2.0.12:8082 proxy_protocol;
+    location / { return 200 "$proxy_protocol_addr $proxy_protocol_port\\n"; }
+  }
+}
+`,
+    );
+    const child = spawn('ip', ['netns', 'exec', t.srv, 'nginx', '-p', this.dir, '-c', conf], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    return new Promise((resolve, reject) => {
+      const deadline = Date.now() + 5000;
+      const poll = () => {
+        if (child.exitCode !== null)
+          return reject(new Error(`nginx exited: ${readFileSync(join(this.dir, 'error.log'), 'utf8')}`));
+        try {
+          t.exec('srv', 'ss', '-Hltn', 'sport = :8082').includes('8082') ? resolve() : retry();
+        } catch {
+          retry();
+        }
+      };
+      const retry = () =>
+        Date.now() > deadline ? reject(new Error('nginx did not listen')) : setTimeout(poll, 100);
+      poll();
+    });
+  }
+
+  log(): string[] {
+    return readFileSync(join(this.dir, 'access.log'), 'utf8').trim().split('\n');
+  }
+
+  stop(): void {
+    if (this.child?.pid && this.child.exitCode === null) process.kill(this.child.pid, 'SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+interface Dataplane {
+  child: ChildProcess;
+  next(prefix: string): Promise<string>;
+}
+
+function startDataplane(t: Topology, prefix: string, services: string): Dataplane {
+  const yaml = `
+dataplane:
+  name: dpdk
+  options:
+    eal: ['-l', '0', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
+    ports:
+      - { name: wan, vdev: 'net_af_packet0,iface=${t.wan}', addresses: [10.1.0.1/24] }
+      - { name: lan, vdev: 'net_af_packet1,iface=${t.lan}', addresses: [10.2.0.1/24] }
+    neighbors:
+      - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
+      - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
+      - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
+    maxConnections: 4096
+services:
+${services}`;
+  const child = spawn(process.execPath, [childScript, yaml], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
+  const next = async (what: string) => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const i = lines.findIndex((l) => l.startsWith(what) || l.startsWith('failed'));
+      if (i >= 0) {
+        const l = lines.splice(i, 1)[0]!;
+        if (l.startsWith('failed')) throw new Error(l);
+        return l.slice(what.length).trim();
+      }
+      if (child.exitCode !== null) throw new Error(`dataplane exited: ${lines.join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`no "${what}" from the dataplane`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  return { child, next };
+}
+
+const service = (name: string, port: number, server: string, passthrough: string) => `
+  - name: ${name}
+    protocol: tcp
+    listen: 10.1.0.100:${port}
+    scheduler: rr
+    localAddresses: [10.2.0.200]
+    passthrough: ${passthrough}
+    realServers:
+      - { address: '${server}', weight: 1 }`;
+
+describe.skipIf(need.skip)(
+  `TOA and PROXY protocol end to end: curl in cli, nginx and tshark in srv${need.note}`,
+  () => {
+    const t = new Topology();
+    const nginx = new Nginx();
+    const prefix = `fulcrum-${t.id}-insert`;
+    let dp: Dataplane | undefined;
+    beforeAll(async () => {
+      t.setup();
+      await t.startServer();
+      await nginx.start(t);
+      dp = startDataplane(
+        t,
+        prefix,
+        [
+          service('pp1', 81, '10.2.0.11:8081', '{ name: proxy-protocol, options: { version: 1 } }'),
+          service('pp2', 82, '10.2.0.12:8082', '{ name: proxy-protocol, options: { version: 2 } }'),
+          service('toa', 83, '10.2.0.11:8080', '{ name: toa }'),
+        ].join(''),
+      );
+      await dp.next('ready');
+    }, 60_000);
+    afterAll(() => {
+      if (dp?.child.pid && dp.child.exitCode === null) process.kill(dp.child.pid, 'SIGKILL');
+      nginx.stop();
+      t.cleanup();
+      rmSync(`/var/run/dpdk/${prefix}`, { recursive: true, force: true });
+    });
+
+    it.each([
+      ['v1', 81, 45081],
+      ['v2', 82, 45082],
+    ])(
+      'PROXY %s: nginx logs the client namespace address and port as $proxy_protocol_addr',
+      (_, port, cport) => {
+        const body = t.exec(
+          'cli',
+          'curl',
+          '-s',
+          '-m',
+          '5',
+          '--local-port',
+          String(cport),
+          `http://10.1.0.100:${port}/`,
+        );
+        expect(body.trim()).toBe(`10.1.0.2 ${cport}`);
+        // nginx's own log: the PROXY addresses, and the TCP peer it really saw (the local address).
+        expect(nginx.log()).toContain(`10.1.0.2 ${cport} 10.2.0.200 ${port === 81 ? 8081 : 8082}`);
+      },
+    );
+
+    it('TOA: option 254 with the client address and port on the handshake ACK and the first data, checksums valid (tshark in srv)', async () => {
+      const pcapFile = join(nginx.dir, 'toa.pcap');
+      const cap = spawn(
+        'ip',
+        ['netns', 'exec', t.srv, 'tshark', '-n', '-i', t.lanPeer, '-w', pcapFile, '-f', 'tcp port 8080'],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('tshark did not start capturing')), 10_000);
+          createInterface({ input: cap.stderr! }).on('line', (l) => {
+            if (/Capturing on/.test(l)) {
+              clearTimeout(timer);
+              setTimeout(resolve, 300); // the message comes just before the capture really starts
+            }
+          });
+        });
+        const body = JSON.parse(
+          t.exec('cli', 'curl', '-s', '-m', '5', '--local-port', '45083', 'http://10.1.0.100:83/'),
+        ) as { remote: string };
+        // No TOA module in this kernel: the server still sees the local address.
+        expect(body.remote).toBe('10.2.0.200');
+        // Until the capture holds the whole exchange (dumpcap writes as it goes).
+        const count = () => {
+          try {
+            return execFileSync('tshark', ['-n', '-r', pcapFile], {
+              encoding: 'utf8',
+              stdio: ['ignore', 'pipe', 'ignore'],
+            })
+              .trim()
+              .split('\n').length;
+          } catch {
+            return 0;
+          }
+        };
+        for (let i = 0; i < 50 && count() < 10; i++) await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        if (cap.pid) process.kill(cap.pid, 'SIGINT');
+        await new Promise((r) => cap.once('exit', r));
+      }
+      const rows = execFileSync(
+        'tshark',
+        [
+          '-n',
+          '-r',
+          pcapFile,
+          '-o',
+          'ip.check_checksum:TRUE',
+          '-o',
+          'tcp.check_checksum:TRUE',
+          '-Y',
+          'ip.src == 10.2.0.200',
+          '-T',
+          'fields',
+          '-E',
+          'separator=|',
+          '-e',
+          'tcp.flags',
+          '-e',
+          'tcp.len',
+          '-e',
+          'ip.checksum.status',
+          '-e',
+          'tcp.checksum.status',
+          '-e',
+          'tcp.option_kind',
+          '-e',
+          'tcp.options.experimental.exid',
+          '-e',
+          'tcp.options.experimental.data',
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+      )
+        .trim()
+        .split('\n')
+        .map((l) => l.split('|'));
+      expect(rows.length).toBeGreaterThanOrEqual(4);
+      for (const r of rows) expect([r[2], r[3]]).toEqual(['1', '1']);
+      const [syn, ack, data] = rows;
+      expect(Number(syn![0]) & 0x02).toBe(0x02);
+      expect(syn![4]!.split(',')).not.toContain('254');
+      expect(Number(ack![0])).toBe(0x10); // the handshake-completing ACK
+      expect(Number(data![1])).toBeGreaterThan(0); // the first data segment (the GET)
+      for (const r of [ack!, data!]) {
+        expect(r[4]!.split(',')[0]).toBe('254');
+        expect(Number(r[5])).toBe(45083);
+        expect(r[6]!.replace(/:/g, '')).toBe('0a010002'); // 10.1.0.2
+      }
+    });
+  },
+);
