@@ -72,14 +72,16 @@ http {
       const poll = () => {
         if (child.exitCode !== null)
           return reject(new Error(`nginx exited: ${readFileSync(join(this.dir, 'error.log'), 'utf8')}`));
+        let listening = false;
         try {
-          t.exec('srv', 'ss', '-Hltn', 'sport = :8082').includes('8082') ? resolve() : retry();
+          listening = t.exec('srv', 'ss', '-Hltn', 'sport = :8082').includes('8082');
         } catch {
-          retry();
+          /* not yet */
         }
+        if (listening) resolve();
+        else if (Date.now() > deadline) reject(new Error('nginx did not listen'));
+        else setTimeout(poll, 100);
       };
-      const retry = () =>
-        Date.now() > deadline ? reject(new Error('nginx did not listen')) : setTimeout(poll, 100);
       poll();
     });
   }
