@@ -82,11 +82,21 @@ describe.skipIf(need.skip)(`PROXY-protocol insertion, packet by packet${need.not
       expect(resp!.tcp!.options.readUInt32BE(4)).toBe(C + 1 + req.length + 100);
       expect(resp!.tcp!.options.readUInt32BE(8)).toBe(C + 1 + req.length + 200);
 
-      // Second client segment, and a late retransmission of the first (the server has the header).
+      // Second client segment, with a SACK block of server data: the server's sequence space
+      // is not shifted, so its edges pass unchanged while the segment's seq moves up.
+      const clientSack = tcpOption.sack([[S + 100, S + 200]]);
       const [more] = f.client(
-        { flags: TCP.ACK, seq: C + 1 + req.length, ack: S + 18, data: Buffer.from('x') },
+        {
+          flags: TCP.ACK,
+          seq: C + 1 + req.length,
+          ack: S + 18,
+          data: Buffer.from('x'),
+          options: Buffer.concat([tcpOption.nop(), tcpOption.nop(), clientSack]),
+        },
         105,
       );
+      expect(more!.tcp!.options.subarray(2)).toEqual(clientSack);
+      expect(more!.tcp!.checksumOk).toBe(true);
       expect(more!.tcp).toMatchObject({ seq: C + 1 + req.length + hl, ack: S + 18 });
       const [again] = f.client({ flags: TCP.ACK | TCP.PSH, seq: C + 1, ack: S + 18, data: req }, 106);
       expect(again!.payload).toEqual(req);
