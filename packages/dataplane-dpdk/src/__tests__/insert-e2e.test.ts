@@ -26,10 +26,16 @@ function distReason(): string | undefined {
   return stale ? `dist is older than src/${stale} (npm run build)` : undefined;
 }
 
+const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const need = requires({
   root: true,
   commands: ['ip', 'ethtool', 'curl', 'nginx', 'tshark'],
-  check: () => nativeUnavailableReason() ?? distReason(),
+  check: () =>
+    nativeUnavailableReason() ??
+    distReason() ??
+    (existsSync(STREAM_MODULE)
+      ? undefined
+      : `needs nginx's stream module (${STREAM_MODULE}, libnginx-mod-stream)`),
 });
 
 /** nginx in the server namespace, own config, pid file and logs in a temp dir; stopped by PID. */
@@ -42,7 +48,8 @@ class Nginx {
     const conf = join(this.dir, 'nginx.conf');
     writeFileSync(
       conf,
-      `daemon off;
+      `load_module ${STREAM_MODULE};
+daemon off;
 master_process off;
 pid ${this.dir}/nginx.pid;
 error_log ${this.dir}/error.log;
@@ -59,6 +66,14 @@ http {
     listen 10.2.0.11:8081 proxy_protocol;
     listen 10.2.0.12:8082 proxy_protocol;
     location / { return 200 "$proxy_protocol_addr $proxy_protocol_port\\n"; }
+  }
+}
+stream {
+  # Speaks first and never reads: behind PROXY protocol this only works when the header
+  # reaches the server without waiting for client data.
+  server {
+    listen 10.2.0.11:8084 proxy_protocol;
+    return "$proxy_protocol_addr $proxy_protocol_port\\n";
   }
 }
 `,
@@ -165,6 +180,7 @@ describe.skipIf(need.skip)(
           service('pp1', 81, '10.2.0.11:8081', '{ name: proxy-protocol, options: { version: 1 } }'),
           service('pp2', 82, '10.2.0.12:8082', '{ name: proxy-protocol, options: { version: 2 } }'),
           service('toa', 83, '10.2.0.11:8080', '{ name: toa }'),
+          service('first', 84, '10.2.0.11:8084', '{ name: proxy-protocol, options: { version: 2 } }'),
         ].join(''),
       );
       await dp.next('ready');
@@ -197,6 +213,15 @@ describe.skipIf(need.skip)(
         expect(nginx.log()).toContain(`10.1.0.2 ${cport} 10.2.0.200 ${port === 81 ? 8081 : 8082}`);
       },
     );
+
+    it('PROXY v2 to a server that speaks first: the header does not wait for client data', () => {
+      const client = `const s = require('net').connect({ host: '10.1.0.100', port: 84, localPort: 45084 });
+        let got = '';
+        setTimeout(() => process.exit(2), 3000).unref();
+        s.on('data', (d) => (got += d));
+        s.on('end', () => { console.log(got.trim()); process.exit(0); });`;
+      expect(t.exec('cli', process.execPath, '-e', client).trim()).toBe('10.1.0.2 45084');
+    });
 
     it('TOA: option 254 with the client address and port on the handshake ACK and the first data, checksums valid (tshark in srv)', async () => {
       const pcapFile = join(nginx.dir, 'toa.pcap');
