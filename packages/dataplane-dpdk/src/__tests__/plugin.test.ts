@@ -5,6 +5,8 @@ import { CounterMetrics } from '../metrics.js';
 import { nativeUnavailableReason } from '../native.js';
 import { dpdkDataplane } from '../plugin.js';
 import { add, harness, snapshot } from './fixtures.js';
+import { TCP } from './frames.js';
+import { Flow, toaSettings } from './insert-flow.js';
 
 describe('the dpdk plugin declaration', () => {
   it('declares only what this release does', () => {
@@ -79,5 +81,18 @@ describe.skipIf(need.skip)(`native counters as prom-client metrics${need.note}`,
     expect(text).toMatch(/fulcrum_dpdk_drops_total\{reason="truncated"\} 2/);
     expect(text).toMatch(/fulcrum_dpdk_packets_total\{direction="rx"\} 2/);
     expect(text).toMatch(/fulcrum_dpdk_connections 0/);
+  });
+
+  it('exports TOA / PROXY / MSS rewrites by event', async () => {
+    const h = harness();
+    h.apply(add(snapshot({ passthrough: toaSettings() })));
+    const registry = new MetricsRegistry();
+    const m = new CounterMetrics(registry);
+    const f = new Flow(h, 40100);
+    f.client({ flags: TCP.SYN, seq: 1 });
+    f.fromServer({ flags: TCP.SYN | TCP.ACK, seq: 9, ack: 2 });
+    f.client({ flags: TCP.ACK, seq: 2, ack: 10 });
+    m.update(h.counters());
+    expect(await registry.text()).toMatch(/fulcrum_dpdk_tcp_rewrites_total\{event="toa_inserted"\} 1/);
   });
 });
