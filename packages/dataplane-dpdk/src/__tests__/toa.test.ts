@@ -129,6 +129,32 @@ describe.skipIf(need.skip)(`TOA insertion (passthrough toa), packet by packet${n
     expect(h.counters()).toMatchObject({ toa_inserted: 0, toa_skipped_no_room: 1 });
   });
 
+  it('replaces a kind-254 option the client forged with its own, even in a full option space', () => {
+    const h = harness();
+    h.apply(add(snapshot({ passthrough: toaSettings('skip') })));
+    const f = new Flow(h, 41005);
+    openToa(f);
+    const client = { address: CLIENT.ip, port: 41005 };
+    const forged = encodeToa({ address: '192.0.2.66', port: 6666 });
+    const full = Buffer.concat([
+      tsOptions(1001, 7),
+      forged,
+      tcpOption.sack([
+        [S + 100, S + 200],
+        [S + 300, S + 400],
+      ]),
+      tcpOption.nop(),
+      tcpOption.nop(),
+    ]);
+    expect(full.length).toBe(40);
+    const [ack] = f.client({ flags: TCP.ACK, seq: C + 1, ack: S + 1, options: full });
+    expect(ack!.tcp!.options).toEqual(insertToa(full, client));
+    expect(findToa(ack!.tcp!.options)).toEqual({ ...client, family: 4 });
+    expect(ack!.tcp!.options.includes(forged)).toBe(false);
+    expect(ack!.tcp!.checksumOk && ack!.ip!.checksumOk).toBe(true);
+    expect(h.counters()).toMatchObject({ toa_inserted: 1, toa_skipped_no_room: 0 });
+  });
+
   it('skips a segment the option would push past the MTU, and counts it', () => {
     const h = harness({
       ports: [
