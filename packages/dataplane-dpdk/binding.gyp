@@ -13,6 +13,7 @@
         "native/core/pipeline.cc",
         "native/core/fullnat.cc",
         "native/core/insert.cc",
+        "native/core/worker.cc",
         "native/core/eal.cc",
         "native/addon/addon.cc",
         "native/addon/harness.cc",

@@ -1,4 +1,5 @@
 import type {
+  ConnectionEntry,
   DataplaneChange,
   DataplaneInstance,
   PluginContext,
@@ -11,6 +12,7 @@ import { CounterMetrics } from './metrics.js';
 import { loadNative, type NativeBinding, type NativeSignal } from './native.js';
 import { nativeMssClamp, timeoutTables, type DpdkDataplaneOptions } from './options.js';
 import { ServiceTable, type ServiceSink } from './services.js';
+import { toConnectionEntry } from './connections.js';
 
 /**
  * The dpdk dataplane: EAL and the poll loop run on the addon's own thread; this object
@@ -87,6 +89,9 @@ export class DpdkDataplane implements DataplaneInstance {
           mssClamp: nativeMssClamp(o.tcp.mssClamp),
           tcpTimeoutsMs: t.tcp,
           udpTimeoutsMs: t.udp,
+          redirectRing: o.redirectRing,
+          idlePolls: o.idle.afterEmptyPolls,
+          idleSleepUs: o.idle.mode === 'adaptive' ? o.idle.sleepUs : 0,
         },
         (kind, payload) => {
           if (kind === 'signals') this.#signals(payload);
@@ -119,10 +124,15 @@ export class DpdkDataplane implements DataplaneInstance {
     const native = this.#native;
     if (!native || !this.#running)
       throw dpdkError(DpdkErrorCodes.EAL, 'the dpdk dataplane is not running: apply() after start()');
+    // 2: a worker's command ring stayed full for a second (its lcore is stuck): say so loudly.
+    const check = (what: string, rc: number) => {
+      if (rc !== 0) this.#ctx.logger.error({ rc, what }, 'dpdk dataplane: a worker did not take a change');
+      return rc;
+    };
     const sink: ServiceSink = {
-      setService: (s) => native.ealSetService(s),
-      removeService: (id) => native.ealRemoveService(id),
-      expireServer: (id, server) => native.ealExpireServer(id, server),
+      setService: (s) => check(`set ${s.name}`, native.ealSetService(s)),
+      removeService: (id) => check(`remove ${id}`, native.ealRemoveService(id)),
+      expireServer: (id, server) => check(`expire ${server}`, native.ealExpireServer(id, server)),
     };
     this.#services.apply(change, sink);
   }
@@ -130,6 +140,16 @@ export class DpdkDataplane implements DataplaneInstance {
   /** Per-service and per-server counts, as published by the poll loop (every 100 ms). */
   services(): ServiceStatus[] {
     return this.#services.status(this.#running ? (this.#native?.ealServices() ?? []) : []);
+  }
+
+  /**
+   * The connection table of every worker (ipvsadm -lnc). The workers copy it out a chunk
+   * per loop iteration, so forwarding goes on; this thread waits for them (up to a second,
+   * after which the rows copied so far are returned).
+   */
+  connections(): ConnectionEntry[] {
+    if (!this.#running || !this.#native) return [];
+    return this.#native.ealConnections(1000).connections.map(toConnectionEntry);
   }
 
   async stop(): Promise<void> {

@@ -26,11 +26,21 @@ export interface HarnessOptions {
   localPorts?: { min: number; max: number };
   timeouts?: Partial<DpdkDataplaneOptions['timeouts']>;
   tcp?: DpdkDataplaneOptions['tcp'];
+  /**
+   * Worker pipelines, as the EAL runs one per lcore (default 1). Each owns the local ports
+   * `p % workers == worker`; a reply received by another worker goes to the owner through
+   * its redirect ring, exactly as on the EAL workers.
+   */
+  workers?: number;
+  /** Frames each worker's redirect ring holds (default 1024). */
+  redirectRing?: number;
 }
 
 export interface EmittedFrame {
   port: string;
   frame: Buffer;
+  /** The worker that sent it. */
+  worker: number;
 }
 
 const DEFAULT_TIMEOUTS: DpdkDataplaneOptions['timeouts'] = {
@@ -55,6 +65,8 @@ export class PacketHarness {
   readonly #native: NativeHarness;
   readonly #ports: string[];
   readonly #services = new ServiceTable();
+  readonly #workers: number;
+  #now = 0;
 
   constructor(options: HarnessOptions) {
     const binding = loadNative();
@@ -66,7 +78,10 @@ export class PacketHarness {
       mssClamp: nativeMssClamp(options.tcp?.mssClamp),
       tcpTimeoutsMs: t.tcp,
       udpTimeoutsMs: t.udp,
+      workers: options.workers ?? 1,
+      redirectRing: options.redirectRing ?? 1024,
     });
+    this.#workers = options.workers ?? 1;
     this.#ports = options.ports.map((p) => p.name);
     options.ports.forEach((p, id) => {
       const mac = parseMac(p.mac);
@@ -106,13 +121,39 @@ export class PacketHarness {
     return this.#frames(this.#native.flush());
   }
 
-  /** Feeds one frame received on `port` at `nowMs`; returns every frame the pipeline sent. */
-  inject(port: string, frame: Buffer, nowMs = 0): EmittedFrame[] {
-    return this.#frames(this.#native.inject(this.#portId(port), frame, nowMs));
+  /**
+   * Feeds one frame received on `port` at `nowMs` by `worker` (the queue RSS or the kernel
+   * picked); returns every frame the workers sent, the redirected ones included.
+   */
+  inject(port: string, frame: Buffer, nowMs = 0, worker = 0): EmittedFrame[] {
+    this.#now = nowMs;
+    return this.#frames(this.#native.inject(this.#portId(port), frame, nowMs, this.#worker(worker)));
   }
 
-  #frames(list: [number, Buffer][]): EmittedFrame[] {
-    return list.map(([id, f]) => ({ port: this.#ports[id] ?? String(id), frame: f }));
+  /**
+   * One RX burst on `worker`: every frame is processed or redirected before any worker
+   * drains its redirect ring (so a small ring overflows as on a busy lcore); then each
+   * worker's next iteration runs.
+   */
+  burst(worker: number, frames: readonly { port: string; frame: Buffer }[], nowMs = 0): EmittedFrame[] {
+    this.#now = nowMs;
+    return this.#frames(
+      this.#native.burst(
+        this.#worker(worker),
+        frames.map((f) => [this.#portId(f.port), f.frame]),
+        nowMs,
+      ),
+    );
+  }
+
+  #worker(w: number): number {
+    if (!Number.isInteger(w) || w < 0 || w >= this.#workers)
+      throw new RangeError(`no worker ${w} (workers: ${this.#workers})`);
+    return w;
+  }
+
+  #frames(list: [number, Buffer, number][]): EmittedFrame[] {
+    return list.map(([id, f, worker]) => ({ port: this.#ports[id] ?? String(id), frame: f, worker }));
   }
 
   /**
@@ -131,6 +172,7 @@ export class PacketHarness {
 
   /** Ends the connections whose timeout passed by `nowMs`; returns how many. */
   expire(nowMs: number): number {
+    this.#now = nowMs;
     return this.#native.expire(nowMs);
   }
 
@@ -139,8 +181,14 @@ export class PacketHarness {
     return this.#native.signals();
   }
 
+  /** Counters summed over the workers. */
   counters(): NativeCounters {
     return this.#native.counters();
+  }
+
+  /** Each worker's own counters (`redirected`, `drop_redirect_ring_full`, connections…). */
+  workerCounters(): NativeCounters[] {
+    return this.#native.workerCounters();
   }
 
   /** Services with live per-server counts, as `ipvsadm -ln --stats` shows them. */
@@ -148,8 +196,12 @@ export class PacketHarness {
     return this.#services.status(this.#native.services());
   }
 
+  /**
+   * Every worker's connections, copied out by the workers a chunk at a time as the EAL
+   * workers do; `expiresInMs` counts from the last time given to inject/burst/expire.
+   */
   connections(): NativeConnection[] {
-    return this.#native.connections();
+    return this.#native.connections(this.#now);
   }
 
   #portId(name: string): number {

@@ -17,6 +17,7 @@ export class CounterMetrics {
   readonly #conns;
   readonly #open;
   readonly #rewrites;
+  readonly #redirected;
 
   constructor(metrics: MetricsRegistry) {
     this.#packets = metrics.counter({
@@ -59,6 +60,10 @@ export class CounterMetrics {
       help: 'TOA options and PROXY headers inserted or skipped, and MSS options clamped, by event',
       labelNames: ['event'] as const,
     });
+    this.#redirected = metrics.counter({
+      name: 'fulcrum_dpdk_redirected_total',
+      help: 'Frames a worker received for a connection another worker owns, handed over through its redirect ring',
+    });
     this.#open = metrics.gauge({
       name: 'fulcrum_dpdk_connections',
       help: 'Connections in the dpdk dataplane table',
@@ -83,6 +88,7 @@ export class CounterMetrics {
         const d = delta(k);
         if (d > 0) this.#rewrites.inc({ event: k }, d);
       }
+    this.#redirected.inc(delta('redirected'));
     if (c.connections !== undefined) this.#open.set(c.connections);
     this.#last = { ...c };
   }

@@ -53,6 +53,18 @@ export interface NativeHarnessConfig {
   tcpTimeoutsMs?: number[];
   /** ONEWAY, NORMAL */
   udpTimeoutsMs?: number[];
+  /** Worker pipelines (the harness; the EAL takes one per lcore of `-l`). */
+  workers?: number;
+  /** Frames each worker's redirect ring holds. */
+  redirectRing?: number;
+}
+
+/** The EAL's own options, besides the pipelines'. */
+export interface NativeEalConfig extends NativeHarnessConfig {
+  /** Empty polls in a row before the loop sleeps between polls. */
+  idlePolls?: number;
+  /** Sleep between polls once idle; 0 = busy-poll always. */
+  idleSleepUs?: number;
 }
 
 export interface NativeSignal {
@@ -70,7 +82,10 @@ export interface NativeConnection {
   virtual: string;
   local: string;
   state: string;
-  expiresMs: number;
+  /** Milliseconds until the connection expires if nothing happens. */
+  expiresInMs: number;
+  /** The worker that owns it. */
+  worker: number;
 }
 
 export type NativeCounters = Record<string, number>;
@@ -109,14 +124,17 @@ export interface NativeHarness {
   setService(svc: NativeService): number;
   removeService(id: number): number;
   expireServer(id: number, server: string): number;
-  inject(port: number, frame: Buffer, nowMs: number): [number, Buffer][];
+  /** Frames sent, each as [port, frame, worker that sent it]. */
+  inject(port: number, frame: Buffer, nowMs: number, worker?: number): [number, Buffer, number][];
+  burst(worker: number, frames: [number, Buffer][], nowMs: number): [number, Buffer, number][];
   expire(nowMs: number): number;
-  flush(): [number, Buffer][];
+  flush(): [number, Buffer, number][];
   /** Nanoseconds spent processing `frames` `rounds` times (frames ≤ 2048 bytes). */
   bench(frames: [number, Buffer][], rounds: number, nowMs: number): number;
   signals(): NativeSignal[];
   counters(): NativeCounters;
-  connections(): NativeConnection[];
+  workerCounters(): NativeCounters[];
+  connections(nowMs?: number): NativeConnection[];
   services(): NativeServiceStats[];
 }
 
@@ -126,7 +144,7 @@ export interface NativeBinding {
   ealStart(
     args: string[],
     ports: { device: string; addrs: number[] }[],
-    config: NativeHarnessConfig,
+    config: NativeEalConfig,
     onEvent: (kind: 'signals', payload: NativeSignal[]) => void,
   ): Promise<Buffer[]>;
   ealStop(): void;
@@ -136,6 +154,8 @@ export interface NativeBinding {
   ealAddRoute(net: number, prefix: number, via: number, port: number): number;
   ealAddNeighbor(port: number, ip: number, mac: Buffer): number;
   ealCounters(): NativeCounters | null;
+  ealWorkerCounters(): NativeCounters[];
+  ealConnections(timeoutMs: number): { complete: boolean; connections: NativeConnection[] };
   ealServices(): NativeServiceStats[];
   ealPorts(): NativePortStats[];
 }

@@ -40,6 +40,14 @@ export interface DpdkDataplaneOptions {
     /** Lower the MSS option of SYN and SYN-ACK to this, or to the output port's MTU − 40 ('auto'). */
     mssClamp?: number | 'auto';
   };
+  /** Frames each worker's redirect ring holds (replies that arrived on another worker's queue). */
+  redirectRing: number;
+  /**
+   * How the worker loops wait for packets: `busy` polls without pause (DPDK's way, one core
+   * per lcore at 100 %); `adaptive` sleeps `sleepUs` between polls once `afterEmptyPolls`
+   * polls in a row found nothing (for VMs and shared machines).
+   */
+  idle: { mode: 'busy' | 'adaptive'; afterEmptyPolls: number; sleepUs: number };
   /** Idle timeouts per connection state (DPVS defaults). */
   timeouts: {
     established: number;
@@ -149,6 +157,27 @@ export const optionsSchema: JsonSchema = {
           description:
             "lower the MSS option of SYNs toward the servers and SYN-ACKs toward the clients to this, or to the output port's MTU - 40 ('auto'); off when absent",
         },
+      },
+    },
+    redirectRing: {
+      type: 'integer',
+      minimum: 64,
+      maximum: 1_048_576,
+      default: 4096,
+      description: "frames each worker's redirect ring holds (replies received by another worker)",
+    },
+    idle: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        mode: {
+          enum: ['busy', 'adaptive'],
+          default: 'busy',
+          description: 'busy: poll without pause; adaptive: sleep between polls once idle',
+        },
+        afterEmptyPolls: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1000 },
+        sleepUs: { type: 'integer', minimum: 1, maximum: 100_000, default: 100 },
       },
     },
     timeouts: {

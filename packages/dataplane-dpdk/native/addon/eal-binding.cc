@@ -16,7 +16,6 @@ struct EalState {
   EalRunner runner;
   Napi::ThreadSafeFunction events;
   std::unique_ptr<Napi::Promise::Deferred> started;
-  std::unordered_map<uint32_t, std::shared_ptr<const Service>> services;
   bool stopped = false;
 };
 EalState* g_state = nullptr;  // heap, never destroyed: see above
@@ -68,6 +67,10 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
     uint32_t n = key[0] == 't' ? uint32_t{kTcpStateCount} : uint32_t{kUdpStateCount};
     for (uint32_t i = 0; i < t.Length() && i < n; i++) dst[i] = t.Get(i).As<Napi::Number>().Uint32Value();
   }
+  EalOptions opts;
+  opts.redirect_ring = num("redirectRing", opts.redirect_ring);
+  opts.idle_polls = num("idlePolls", opts.idle_polls);
+  opts.idle_sleep_us = num("idleSleepUs", opts.idle_sleep_us);
   g_state->events = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "fulcrum-eal", 0, 1);
   g_state->started = std::make_unique<Napi::Promise::Deferred>(deferred);
   env.AddCleanupHook([] { StopEal(); });
@@ -100,7 +103,7 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
       fn.Call({Napi::String::New(env, "signals"), signals_array(env, *s)});
     });
   };
-  g_state->runner.start(std::move(args), std::move(ports), cfg, std::move(hooks));
+  g_state->runner.start(std::move(args), std::move(ports), cfg, opts, std::move(hooks));
   return deferred.Promise();
 }
 
@@ -109,52 +112,78 @@ Napi::Value EalStop(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The workers' control side, or null when EAL is not running (status 3 to JavaScript).
+WorkerSet* workers() {
+  if (!g_state || g_state->stopped || !g_state->runner.running()) return nullptr;
+  return g_state->runner.workers();
+}
+
+// 0 = posted to every worker, 1 = bad input, 2 = a worker's command ring stayed full, 3 = not running.
 Napi::Value EalSetService(const Napi::CallbackInfo& info) {
-  if (!g_state || g_state->stopped) return Napi::Number::New(info.Env(), 3);
-  auto svc = std::make_shared<Service>();
-  if (!read_service(info[0].As<Napi::Object>(), *svc)) return Napi::Number::New(info.Env(), 1);
-  auto prev = g_state->services.find(svc->id);
-  DrainUpdates drain = reuse_dests(*svc, prev == g_state->services.end() ? nullptr : prev->second.get());
-  g_state->services[svc->id] = svc;
-  g_state->runner.post([svc, drain](Pipeline& p) {
-    apply_drain(drain);  // on the worker: the Dests it shares are written by it alone
-    p.set_service(svc);
-  });
-  return Napi::Number::New(info.Env(), 0);
+  WorkerSet* ws = workers();
+  if (!ws) return Napi::Number::New(info.Env(), 3);
+  Service svc;
+  if (!read_service(info[0].As<Napi::Object>(), svc)) return Napi::Number::New(info.Env(), 1);
+  return Napi::Number::New(info.Env(), ws->set_service(svc) ? 0 : 2);
 }
 
 Napi::Value EalRemoveService(const Napi::CallbackInfo& info) {
-  if (!g_state || g_state->stopped) return Napi::Number::New(info.Env(), 3);
-  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  g_state->services.erase(id);
-  g_state->runner.post([id](Pipeline& p) { p.remove_service(id); });
-  return Napi::Number::New(info.Env(), 0);
+  WorkerSet* ws = workers();
+  if (!ws) return Napi::Number::New(info.Env(), 3);
+  return Napi::Number::New(info.Env(), ws->remove_service(info[0].As<Napi::Number>().Uint32Value()) ? 0 : 2);
 }
 
 Napi::Value EalExpireServer(const Napi::CallbackInfo& info) {
-  if (!g_state || g_state->stopped) return Napi::Number::New(info.Env(), 3);
+  WorkerSet* ws = workers();
+  if (!ws) return Napi::Number::New(info.Env(), 3);
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  std::string server = info[1].ToString().Utf8Value();
-  g_state->runner.post([id, server](Pipeline& p) { p.expire_server(id, server); });
-  return Napi::Number::New(info.Env(), 0);
+  return Napi::Number::New(info.Env(), ws->expire_server(id, info[1].ToString().Utf8Value()) ? 0 : 2);
 }
 
 Napi::Value EalAddRoute(const Napi::CallbackInfo& info) {
-  if (!g_state || g_state->stopped) return Napi::Number::New(info.Env(), 3);
+  WorkerSet* ws = workers();
+  if (!ws) return Napi::Number::New(info.Env(), 3);
   Route r{info[0].As<Napi::Number>().Uint32Value(), static_cast<uint8_t>(info[1].As<Napi::Number>().Uint32Value()),
           info[2].As<Napi::Number>().Uint32Value(), static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value())};
-  g_state->runner.post([r](Pipeline& p) { p.add_route(r); });
-  return Napi::Number::New(info.Env(), 0);
+  return Napi::Number::New(info.Env(), ws->add_route(r) ? 0 : 2);
 }
 
 Napi::Value EalAddNeighbor(const Napi::CallbackInfo& info) {
-  if (!g_state || g_state->stopped) return Napi::Number::New(info.Env(), 3);
+  WorkerSet* ws = workers();
+  if (!ws) return Napi::Number::New(info.Env(), 3);
   Mac mac;
   if (!read_mac(info[2], mac)) return Napi::Number::New(info.Env(), 1);
   uint16_t port = static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value());
   uint32_t ip = info[1].As<Napi::Number>().Uint32Value();
-  g_state->runner.post([port, ip, mac](Pipeline& p) { p.add_neighbor(port, ip, mac); });
-  return Napi::Number::New(info.Env(), 0);
+  return Napi::Number::New(info.Env(), ws->add_neighbor(port, ip, mac) ? 0 : 2);
+}
+
+// ealConnections(timeoutMs) → { complete, connections }: blocks the JavaScript thread (not
+// the workers) while every worker copies its table out a chunk per loop iteration.
+Napi::Value EalConnections(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t timeout = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 1000;
+  bool complete = false;
+  std::vector<ConnInfo> conns;
+  if (workers()) conns = g_state->runner.connections(timeout, &complete);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("complete", Napi::Boolean::New(env, complete));
+  o.Set("connections", connections_array(env, conns));
+  return o;
+}
+
+Napi::Value EalWorkerCounters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<std::vector<uint64_t>> per = g_state ? g_state->runner.worker_counters() : std::vector<std::vector<uint64_t>>{};
+  Napi::Array a = Napi::Array::New(env, per.size());
+  for (size_t i = 0; i < per.size(); i++) {
+    std::vector<uint64_t>& c = per[i];
+    if (c.size() != kCounterCount + 1) c.assign(kCounterCount + 1, 0);
+    Napi::Object o = counters_object(env, c.data());
+    o.Set("connections", Napi::Number::New(env, double(c[kCounterCount])));
+    a.Set(static_cast<uint32_t>(i), o);
+  }
+  return a;
 }
 
 Napi::Value EalCounters(const Napi::CallbackInfo& info) {
@@ -203,6 +232,8 @@ void InitEal(Napi::Env env, Napi::Object exports) {
   exports.Set("ealPorts", Napi::Function::New(env, EalPorts, "ealPorts"));
   exports.Set("ealServices", Napi::Function::New(env, EalServices, "ealServices"));
   exports.Set("ealCounters", Napi::Function::New(env, EalCounters, "ealCounters"));
+  exports.Set("ealWorkerCounters", Napi::Function::New(env, EalWorkerCounters, "ealWorkerCounters"));
+  exports.Set("ealConnections", Napi::Function::New(env, EalConnections, "ealConnections"));
 }
 
 }  // namespace fulcrum

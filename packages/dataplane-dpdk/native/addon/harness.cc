@@ -45,21 +45,33 @@ class DiscardSink : public FrameSink {
   void emit(uint16_t, const uint8_t*, uint32_t) override {}
 };
 
+}  // namespace
+
+// Frames a worker sent, in order, each with the worker that sent it.
 class CollectSink : public FrameSink {
  public:
-  std::vector<std::pair<uint16_t, std::vector<uint8_t>>> frames;
+  struct Sent {
+    uint16_t port;
+    uint16_t worker;
+    std::vector<uint8_t> data;
+  };
+  std::vector<Sent> frames;
+  uint16_t worker = 0;
   void emit(uint16_t port, const uint8_t* data, uint32_t len) override {
-    frames.emplace_back(port, std::vector<uint8_t>(data, data + len));
+    frames.push_back(Sent{port, worker, std::vector<uint8_t>(data, data + len)});
   }
 };
 
-Napi::Array frames_array(Napi::Env env, const std::vector<std::pair<uint16_t, std::vector<uint8_t>>>& frames) {
+namespace {
+
+Napi::Array frames_array(Napi::Env env, const std::vector<CollectSink::Sent>& frames) {
   Napi::Array out = Napi::Array::New(env, frames.size());
   for (size_t i = 0; i < frames.size(); i++) {
-    Napi::Array pair = Napi::Array::New(env, 2);
-    pair.Set(0u, Napi::Number::New(env, frames[i].first));
-    pair.Set(1u, Napi::Buffer<uint8_t>::Copy(env, frames[i].second.data(), frames[i].second.size()));
-    out.Set(static_cast<uint32_t>(i), pair);
+    Napi::Array t = Napi::Array::New(env, 3);
+    t.Set(0u, Napi::Number::New(env, frames[i].port));
+    t.Set(1u, Napi::Buffer<uint8_t>::Copy(env, frames[i].data.data(), frames[i].data.size()));
+    t.Set(2u, Napi::Number::New(env, frames[i].worker));
+    out.Set(static_cast<uint32_t>(i), t);
   }
   return out;
 }
@@ -141,21 +153,22 @@ Napi::Array signals_array(Napi::Env env, const std::vector<HealthSignal>& signal
   return a;
 }
 
-Napi::Array connections_array(Napi::Env env, ConnTable& table) {
-  Napi::Array a = Napi::Array::New(env);
-  uint32_t n = 0;
-  table.for_each([&](Conn& c) {
+Napi::Array connections_array(Napi::Env env, const std::vector<ConnInfo>& conns) {
+  Napi::Array a = Napi::Array::New(env, conns.size());
+  for (size_t i = 0; i < conns.size(); i++) {
+    const ConnInfo& c = conns[i];
     Napi::Object o = Napi::Object::New(env);
     o.Set("protocol", c.proto == 6 ? "tcp" : "udp");
-    o.Set("service", c.svc->name);
-    o.Set("server", c.dest->key);
+    o.Set("service", c.service);
+    o.Set("server", c.server);
     o.Set("client", ip_text(c.caddr) + ":" + std::to_string(c.cport));
     o.Set("virtual", ip_text(c.vaddr) + ":" + std::to_string(c.vport));
     o.Set("local", ip_text(c.laddr) + ":" + std::to_string(c.lport));
     o.Set("state", c.proto == 6 ? tcp_state_name(c.state) : udp_state_name(c.state));
-    o.Set("expiresMs", Napi::Number::New(env, double(c.expires_ms)));
-    a.Set(n++, o);
-  });
+    o.Set("expiresInMs", Napi::Number::New(env, double(c.expires_in_ms)));
+    o.Set("worker", Napi::Number::New(env, c.worker));
+    a.Set(static_cast<uint32_t>(i), o);
+  }
   return a;
 }
 
@@ -195,11 +208,13 @@ Napi::Function Harness::Init(Napi::Env env) {
                          InstanceMethod<&Harness::RemoveService>("removeService"),
                          InstanceMethod<&Harness::ExpireServer>("expireServer"),
                          InstanceMethod<&Harness::Inject>("inject"),
+                         InstanceMethod<&Harness::Burst>("burst"),
                          InstanceMethod<&Harness::Expire>("expire"),
                          InstanceMethod<&Harness::Flush>("flush"),
                          InstanceMethod<&Harness::Bench>("bench"),
                          InstanceMethod<&Harness::Signals>("signals"),
                          InstanceMethod<&Harness::Counters>("counters"),
+                         InstanceMethod<&Harness::WorkerCounters>("workerCounters"),
                          InstanceMethod<&Harness::Connections>("connections"),
                          InstanceMethod<&Harness::Services>("services"),
                      });
@@ -207,6 +222,8 @@ Napi::Function Harness::Init(Napi::Env env) {
 
 Harness::Harness(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Harness>(info) {
   PipelineConfig cfg;
+  uint16_t workers = 1;
+  uint32_t ring = 1024;
   if (info.Length() > 0 && info[0].IsObject()) {
     Napi::Object o = info[0].As<Napi::Object>();
     cfg.conn_capacity = u32(o, "connCapacity", cfg.conn_capacity);
@@ -217,8 +234,26 @@ Harness::Harness(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Harness>(inf
     for (size_t i = 0; i < tcp.size() && i < kTcpStateCount; i++) cfg.timeouts.tcp_ms[i] = tcp[i];
     std::vector<uint32_t> udp = u32_list(o.Get("udpTimeoutsMs"));
     for (size_t i = 0; i < udp.size() && i < kUdpStateCount; i++) cfg.timeouts.udp_ms[i] = udp[i];
+    workers = static_cast<uint16_t>(std::max<uint32_t>(1, u32(o, "workers", 1)));
+    ring = std::max<uint32_t>(1, u32(o, "redirectRing", ring));
   }
-  pipeline_ = std::make_unique<Pipeline>(cfg);
+  set_ = std::make_unique<WorkerSet>(cfg, workers, ring, 1024);
+}
+
+Harness::~Harness() {
+  // Frames still in redirect rings are the harness's to free.
+  for (size_t i = 0; i < set_->size(); i++) {
+    void* items[32];
+    unsigned n;
+    while ((n = set_->at(i).take_redirected(items, 32)) > 0)
+      for (unsigned k = 0; k < n; k++) delete static_cast<RedirectedFrame*>(items[k]);
+  }
+}
+
+// Control changes go through the command rings, as on the EAL workers; the harness runs
+// them at once (the workers' safe point between bursts).
+void Harness::settle() {
+  for (size_t i = 0; i < set_->size(); i++) set_->at(i).run_commands();
 }
 
 Napi::Value Harness::AddPort(const Napi::CallbackInfo& info) {
@@ -228,78 +263,153 @@ Napi::Value Harness::AddPort(const Napi::CallbackInfo& info) {
   std::vector<InterfaceAddress> addrs;
   for (size_t i = 0; i + 1 < flat.size(); i += 2) addrs.push_back({flat[i], static_cast<uint8_t>(flat[i + 1])});
   uint16_t id = static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value());
-  pipeline_->add_port(id, mac, addrs);
-  if (info.Length() > 3 && info[3].IsNumber())
-    pipeline_->set_port_mtu(id, static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value()));
+  for (size_t i = 0; i < set_->size(); i++) {
+    set_->at(i).pipeline().add_port(id, mac, addrs);
+    if (info.Length() > 3 && info[3].IsNumber())
+      set_->at(i).pipeline().set_port_mtu(id, static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value()));
+  }
   return Napi::Number::New(info.Env(), 0);
 }
 
 Napi::Value Harness::AddRoute(const Napi::CallbackInfo& info) {
-  pipeline_->add_route(Route{info[0].As<Napi::Number>().Uint32Value(),
-                             static_cast<uint8_t>(info[1].As<Napi::Number>().Uint32Value()),
-                             info[2].As<Napi::Number>().Uint32Value(),
-                             static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value())});
+  set_->add_route(Route{info[0].As<Napi::Number>().Uint32Value(),
+                        static_cast<uint8_t>(info[1].As<Napi::Number>().Uint32Value()),
+                        info[2].As<Napi::Number>().Uint32Value(),
+                        static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value())});
+  settle();
   return Napi::Number::New(info.Env(), 0);
 }
 
 Napi::Value Harness::AddNeighbor(const Napi::CallbackInfo& info) {
   Mac mac;
   if (!read_mac(info[2], mac)) return Napi::Number::New(info.Env(), 1);
-  pipeline_->add_neighbor(static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value()),
-                          info[1].As<Napi::Number>().Uint32Value(), mac);
+  set_->add_neighbor(static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value()),
+                     info[1].As<Napi::Number>().Uint32Value(), mac);
+  settle();
   return Napi::Number::New(info.Env(), 0);
 }
 
 Napi::Value Harness::SetService(const Napi::CallbackInfo& info) {
-  auto svc = std::make_shared<Service>();
-  if (!info[0].IsObject() || !read_service(info[0].As<Napi::Object>(), *svc))
-    return Napi::Number::New(info.Env(), 1);
-  auto prev = services_.find(svc->id);
-  apply_drain(reuse_dests(*svc, prev == services_.end() ? nullptr : prev->second.get()));
-  services_[svc->id] = svc;
-  pipeline_->set_service(svc);
+  Service svc;
+  if (!info[0].IsObject() || !read_service(info[0].As<Napi::Object>(), svc)) return Napi::Number::New(info.Env(), 1);
+  served_.insert(svc.id);
+  set_->set_service(svc);
+  settle();
   return Napi::Number::New(info.Env(), 0);
 }
 
 Napi::Value Harness::RemoveService(const Napi::CallbackInfo& info) {
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  services_.erase(id);
-  return Napi::Number::New(info.Env(), pipeline_->remove_service(id) ? 0 : 2);
+  bool known = served_.erase(id) > 0;
+  set_->remove_service(id);
+  settle();
+  return Napi::Number::New(info.Env(), known ? 0 : 2);
 }
 
 Napi::Value Harness::ExpireServer(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), pipeline_->expire_server(info[0].As<Napi::Number>().Uint32Value(),
-                                                                info[1].ToString().Utf8Value()));
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  std::string server = info[1].ToString().Utf8Value();
+  uint64_t before = 0, after = 0;
+  for (size_t i = 0; i < set_->size(); i++) before += set_->at(i).pipeline().counters()[kCtr_conns_retired];
+  set_->expire_server(id, server);
+  settle();
+  for (size_t i = 0; i < set_->size(); i++) after += set_->at(i).pipeline().counters()[kCtr_conns_retired];
+  return Napi::Number::New(info.Env(), double(after - before));
 }
 
-// inject(port, frame, nowMs) → [[port, frame], …]: frames the pipeline originated, then the
-// input frame itself when it is transmitted (rewritten in place, as on an mbuf).
+// A frame received by worker `w`: redirected to its owner (the same rule and rings as the
+// EAL workers), or processed here.
+void Harness::receive(Worker& w, uint16_t port, std::vector<uint8_t>&& frame, uint64_t now, CollectSink& sink) {
+  uint16_t owner = w.owner(frame.data(), static_cast<uint32_t>(frame.size()));
+  if (owner != w.index()) {
+    auto* f = new RedirectedFrame{port, std::move(frame)};
+    if (!w.redirect(set_->at(owner), f)) delete f;
+    return;
+  }
+  process(w, port, frame, now, sink);
+}
+
+void Harness::process(Worker& w, uint16_t port, std::vector<uint8_t>& frame, uint64_t now, CollectSink& sink) {
+  sink.worker = w.index();
+  // As in an mbuf: the frame at the start of a 2 KiB data room, the rest of it free to grow into.
+  uint32_t len = static_cast<uint32_t>(frame.size());
+  if (frame.size() < kDataRoom) frame.resize(kDataRoom);
+  Verdict v = w.pipeline().process(port, frame.data(), len, static_cast<uint32_t>(frame.size()), now, sink);
+  frame.resize(v.len ? v.len : len);
+  if (v.action == Action::Transmit) sink.frames.push_back(CollectSink::Sent{v.port, w.index(), std::move(frame)});
+  set_->share_learned(w);
+}
+
+// Each worker's next loop iteration: commands, then what others redirected to it.
+void Harness::drain(uint64_t now, CollectSink& sink) {
+  for (size_t i = 0; i < set_->size(); i++) {
+    Worker& w = set_->at(i);
+    w.run_commands();
+    void* items[32];
+    unsigned n;
+    while ((n = w.take_redirected(items, 32)) > 0)
+      for (unsigned k = 0; k < n; k++) {
+        std::unique_ptr<RedirectedFrame> f(static_cast<RedirectedFrame*>(items[k]));
+        process(w, f->port, f->data, now, sink);
+      }
+  }
+  settle();  // neighbours learned while draining
+}
+
+// inject(port, frame, nowMs, worker) → [[port, frame, worker], …]: frames the workers
+// originated, then the input frame itself when it is transmitted (rewritten in place, as on
+// an mbuf), whichever worker handled it.
 Napi::Value Harness::Inject(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint16_t in_port = static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value());
   auto buf = info[1].As<Napi::Buffer<uint8_t>>();
   uint64_t now = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
-  // As in an mbuf: the frame at the start of a 2 KiB data room, the rest of it free to grow into.
-  uint32_t len = static_cast<uint32_t>(buf.Length());
-  std::vector<uint8_t> frame(std::max<size_t>(len, kDataRoom));
-  std::memcpy(frame.data(), buf.Data(), len);
+  uint32_t worker = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+  if (worker >= set_->size()) {
+    Napi::RangeError::New(env, "no such worker").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   CollectSink sink;
-  Verdict v = pipeline_->process(in_port, frame.data(), len, static_cast<uint32_t>(frame.size()), now, sink);
-  frame.resize(v.len ? v.len : len);
-  if (v.action == Action::Transmit) sink.frames.emplace_back(v.port, std::move(frame));
+  receive(set_->at(worker), in_port, std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()), now, sink);
+  drain(now, sink);
   return frames_array(env, sink.frames);
 }
 
-// flush() → [[port, frame], …]: what control changes queued (gratuitous ARP).
+// burst(worker, [[port, frame], …], nowMs): one RX burst on `worker` (redirects pile up in
+// the owners' rings), then every worker's next iteration drains its ring.
+Napi::Value Harness::Burst(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t worker = info[0].As<Napi::Number>().Uint32Value();
+  Napi::Array list = info[1].As<Napi::Array>();
+  uint64_t now = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
+  if (worker >= set_->size()) {
+    Napi::RangeError::New(env, "no such worker").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  CollectSink sink;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Array pair = list.Get(i).As<Napi::Array>();
+    auto buf = pair.Get(1u).As<Napi::Buffer<uint8_t>>();
+    receive(set_->at(worker), static_cast<uint16_t>(pair.Get(0u).As<Napi::Number>().Uint32Value()),
+            std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()), now, sink);
+  }
+  drain(now, sink);
+  return frames_array(env, sink.frames);
+}
+
+// flush() → [[port, frame, worker], …]: what control changes queued (gratuitous ARP).
 Napi::Value Harness::Flush(const Napi::CallbackInfo& info) {
   CollectSink sink;
-  pipeline_->flush(sink);
+  for (size_t i = 0; i < set_->size(); i++) {
+    sink.worker = static_cast<uint16_t>(i);
+    set_->at(i).pipeline().flush(sink);
+  }
   return frames_array(info.Env(), sink.frames);
 }
 
 // bench([[port, frame], …], rounds, nowMs) → nanoseconds spent: each frame copied into a
-// scratch buffer (as a NIC would have written it) and processed, `rounds` times over. The
-// cost of the pipeline itself, with no I/O and no JavaScript per packet.
+// scratch buffer (as a NIC would have written it) and processed by worker 0, `rounds`
+// times over. The cost of the pipeline itself, with no I/O and no JavaScript per packet.
 Napi::Value Harness::Bench(const Napi::CallbackInfo& info) {
   Napi::Array list = info[0].As<Napi::Array>();
   uint32_t rounds = info[1].As<Napi::Number>().Uint32Value();
@@ -313,11 +423,12 @@ Napi::Value Harness::Bench(const Napi::CallbackInfo& info) {
   }
   std::vector<uint8_t> scratch(kDataRoom);
   DiscardSink sink;
+  Pipeline& pipeline = set_->at(0).pipeline();
   auto t0 = std::chrono::steady_clock::now();
   for (uint32_t r = 0; r < rounds; r++)
     for (const auto& [port, f] : frames) {
       std::memcpy(scratch.data(), f.data(), f.size());
-      pipeline_->process(port, scratch.data(), static_cast<uint32_t>(f.size()), kDataRoom, now, sink);
+      pipeline.process(port, scratch.data(), static_cast<uint32_t>(f.size()), kDataRoom, now, sink);
     }
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
   return Napi::Number::New(info.Env(), static_cast<double>(ns));
@@ -325,25 +436,66 @@ Napi::Value Harness::Bench(const Napi::CallbackInfo& info) {
 
 Napi::Value Harness::Expire(const Napi::CallbackInfo& info) {
   uint64_t now = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-  return Napi::Number::New(info.Env(), pipeline_->expire(now));
+  uint32_t n = 0;
+  for (size_t i = 0; i < set_->size(); i++) n += set_->at(i).pipeline().expire(now);
+  return Napi::Number::New(info.Env(), n);
 }
 
 Napi::Value Harness::Signals(const Napi::CallbackInfo& info) {
-  return signals_array(info.Env(), pipeline_->take_signals());
+  std::vector<HealthSignal> all;
+  for (size_t i = 0; i < set_->size(); i++) {
+    std::vector<HealthSignal> s = set_->at(i).pipeline().take_signals();
+    all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
+  }
+  return signals_array(info.Env(), all);
+}
+
+std::vector<uint64_t> Harness::worker_counters(size_t i) {
+  Pipeline& p = set_->at(i).pipeline();
+  std::vector<uint64_t> c(p.counters(), p.counters() + kCounterCount);
+  c.push_back(p.conns().size());
+  return c;
 }
 
 Napi::Value Harness::Counters(const Napi::CallbackInfo& info) {
-  Napi::Object o = counters_object(info.Env(), pipeline_->counters());
-  o.Set("connections", Napi::Number::New(info.Env(), pipeline_->conns().size()));
+  std::vector<std::vector<uint64_t>> per;
+  for (size_t i = 0; i < set_->size(); i++) per.push_back(worker_counters(i));
+  std::vector<uint64_t> c = WorkerSet::sum_counters(per);
+  Napi::Object o = counters_object(info.Env(), c.data());
+  o.Set("connections", Napi::Number::New(info.Env(), double(c[kCounterCount])));
   return o;
 }
 
-Napi::Value Harness::Services(const Napi::CallbackInfo& info) {
-  return services_array(info.Env(), pipeline_->service_stats());
+Napi::Value Harness::WorkerCounters(const Napi::CallbackInfo& info) {
+  Napi::Array a = Napi::Array::New(info.Env(), set_->size());
+  for (size_t i = 0; i < set_->size(); i++) {
+    std::vector<uint64_t> c = worker_counters(i);
+    Napi::Object o = counters_object(info.Env(), c.data());
+    o.Set("connections", Napi::Number::New(info.Env(), double(c[kCounterCount])));
+    a.Set(static_cast<uint32_t>(i), o);
+  }
+  return a;
 }
 
+Napi::Value Harness::Services(const Napi::CallbackInfo& info) {
+  std::vector<std::vector<ServiceStats>> per;
+  for (size_t i = 0; i < set_->size(); i++) per.push_back(set_->at(i).pipeline().service_stats());
+  return services_array(info.Env(), WorkerSet::merge_services(per));
+}
+
+// connections(nowMs): the listing the EAL workers give, stepped here synchronously.
 Napi::Value Harness::Connections(const Napi::CallbackInfo& info) {
-  return connections_array(info.Env(), pipeline_->conns());
+  uint64_t now = info.Length() > 0 && info[0].IsNumber() ? static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()) : 0;
+  std::vector<ConnInfo> all;
+  for (size_t i = 0; i < set_->size(); i++) {
+    Worker& w = set_->at(i);
+    w.request_listing();
+    while (!w.listing_finished()) w.list_step(now);
+    bool complete = false;
+    std::vector<ConnInfo> l = w.wait_listing(0, &complete);
+    all.insert(all.end(), std::make_move_iterator(l.begin()), std::make_move_iterator(l.end()));
+  }
+  return connections_array(info.Env(), all);
 }
 
 }  // namespace fulcrum

@@ -1,20 +1,32 @@
-// The injection harness: one core Pipeline fed frames from JavaScript (no NIC, no EAL),
-// returning what it emits. Used by the packet-by-packet tests.
+// The injection harness: the core's workers fed frames from JavaScript (no NIC, no EAL),
+// returning what they emit. One worker by default; with several, frames go through the
+// same owner rule and redirect rings as on the EAL workers. Used by the packet-by-packet tests.
 #pragma once
 #include <cstddef>
 #include <napi.h>
 
 #include <memory>
-#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "core/pipeline.h"
+#include "core/worker.h"
 
 namespace fulcrum {
+
+class CollectSink;
+
+// A frame in a redirect ring of the harness (the EAL rings carry mbufs).
+struct RedirectedFrame {
+  uint16_t port;
+  std::vector<uint8_t> data;
+};
 
 class Harness : public Napi::ObjectWrap<Harness> {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit Harness(const Napi::CallbackInfo& info);
+  ~Harness() override;
 
  private:
   Napi::Value AddPort(const Napi::CallbackInfo& info);
@@ -24,16 +36,24 @@ class Harness : public Napi::ObjectWrap<Harness> {
   Napi::Value RemoveService(const Napi::CallbackInfo& info);
   Napi::Value ExpireServer(const Napi::CallbackInfo& info);
   Napi::Value Inject(const Napi::CallbackInfo& info);
+  Napi::Value Burst(const Napi::CallbackInfo& info);
   Napi::Value Expire(const Napi::CallbackInfo& info);
   Napi::Value Flush(const Napi::CallbackInfo& info);
   Napi::Value Bench(const Napi::CallbackInfo& info);
   Napi::Value Signals(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
+  Napi::Value WorkerCounters(const Napi::CallbackInfo& info);
   Napi::Value Connections(const Napi::CallbackInfo& info);
   Napi::Value Services(const Napi::CallbackInfo& info);
 
-  std::unique_ptr<Pipeline> pipeline_;
-  std::unordered_map<uint32_t, std::shared_ptr<const Service>> services_;
+  void settle();
+  void receive(Worker& w, uint16_t port, std::vector<uint8_t>&& frame, uint64_t now, CollectSink& sink);
+  void process(Worker& w, uint16_t port, std::vector<uint8_t>& frame, uint64_t now, CollectSink& sink);
+  void drain(uint64_t now, CollectSink& sink);
+  std::vector<uint64_t> worker_counters(size_t i);
+
+  std::unique_ptr<WorkerSet> set_;
+  std::unordered_set<uint32_t> served_;
 };
 
 // Shared by the harness and the EAL binding: JS values → core structures.
@@ -41,7 +61,7 @@ bool read_service(const Napi::Object& o, Service& svc);
 bool read_mac(const Napi::Value& v, Mac& mac);
 Napi::Object counters_object(Napi::Env env, const uint64_t* counters);
 Napi::Array signals_array(Napi::Env env, const std::vector<HealthSignal>& signals);
-Napi::Array connections_array(Napi::Env env, ConnTable& table);
+Napi::Array connections_array(Napi::Env env, const std::vector<ConnInfo>& conns);
 Napi::Array services_array(Napi::Env env, const std::vector<ServiceStats>& stats);
 
 }  // namespace fulcrum

@@ -4,8 +4,11 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
 #include <rte_mbuf.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -21,9 +24,11 @@ uint64_t now_ms() {
           .count());
 }
 
+// Frames a worker originates (ARP requests, gratuitous ARP), sent on its own TX queue.
 class MbufSink : public FrameSink {
  public:
-  MbufSink(rte_mempool* pool, const std::vector<uint16_t>& ids) : pool_(pool), ids_(ids) {}
+  MbufSink(rte_mempool* pool, const std::vector<uint16_t>& ids, uint16_t queue)
+      : pool_(pool), ids_(ids), queue_(queue) {}
   void emit(uint16_t port, const uint8_t* data, uint32_t len) override {
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
     if (!m) return;
@@ -33,19 +38,36 @@ class MbufSink : public FrameSink {
       return;
     }
     std::memcpy(p, data, len);
-    if (port >= ids_.size() || rte_eth_tx_burst(ids_[port], 0, &m, 1) != 1) rte_pktmbuf_free(m);
+    if (port >= ids_.size() || rte_eth_tx_burst(ids_[port], queue_, &m, 1) != 1) rte_pktmbuf_free(m);
   }
 
  private:
   rte_mempool* pool_;
   const std::vector<uint16_t>& ids_;
+  uint16_t queue_;
 };
 }  // namespace
 
+// What the workers share, read-only once they run: the pool and the port ids.
+struct EalRunner::Io {
+  rte_mempool* pool = nullptr;
+  std::vector<uint16_t> ports;         // DPDK port id of pipeline port i
+  uint16_t index[RTE_MAX_ETHPORTS]{};  // pipeline port of a DPDK port id
+};
+
+struct LoopArg {
+  EalRunner* runner;
+  uint16_t worker;
+};
+
+EalRunner::EalRunner() = default;
+EalRunner::~EalRunner() = default;
+
 int EalRunner::start(std::vector<std::string> args, std::vector<EalPort> ports, const PipelineConfig& cfg,
-                     EalHooks hooks) {
+                     const EalOptions& opts, EalHooks hooks) {
   if (started_.exchange(true)) return kEalAlreadyStarted;
   hooks_ = std::move(hooks);
+  opts_ = opts;
   running_ = true;
   thread_ = std::thread(&EalRunner::run, this, std::move(args), std::move(ports), cfg);
   return kEalOk;
@@ -57,16 +79,19 @@ void EalRunner::stop() {
   running_ = false;
 }
 
-void EalRunner::post(std::function<void(Pipeline&)> cmd) {
-  std::lock_guard<std::mutex> lock(mu_);
-  commands_.push_back(std::move(cmd));
-  has_commands_ = true;
+std::vector<std::vector<uint64_t>> EalRunner::worker_counters() {
+  std::vector<std::vector<uint64_t>> per;
+  if (!workers_ || !running_) return per;
+  for (size_t i = 0; i < workers_->size(); i++) {
+    std::vector<uint64_t> c;
+    std::vector<ServiceStats> s;
+    workers_->at(i).published(c, s);
+    per.push_back(std::move(c));
+  }
+  return per;
 }
 
-std::vector<uint64_t> EalRunner::counters() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return published_;
-}
+std::vector<uint64_t> EalRunner::counters() { return WorkerSet::sum_counters(worker_counters()); }
 
 std::vector<PortStats> EalRunner::port_stats() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -74,8 +99,31 @@ std::vector<PortStats> EalRunner::port_stats() {
 }
 
 std::vector<ServiceStats> EalRunner::service_stats() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return published_services_;
+  std::vector<std::vector<ServiceStats>> per;
+  if (!workers_ || !running_) return {};
+  for (size_t i = 0; i < workers_->size(); i++) {
+    std::vector<uint64_t> c;
+    std::vector<ServiceStats> s;
+    workers_->at(i).published(c, s);
+    per.push_back(std::move(s));
+  }
+  return WorkerSet::merge_services(per);
+}
+
+std::vector<ConnInfo> EalRunner::connections(uint64_t timeout_ms, bool* complete) {
+  *complete = true;
+  std::vector<ConnInfo> all;
+  if (!workers_ || !running_ || stopping_) return all;
+  for (size_t i = 0; i < workers_->size(); i++) workers_->at(i).request_listing();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (size_t i = 0; i < workers_->size(); i++) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    bool done = false;
+    std::vector<ConnInfo> l = workers_->at(i).wait_listing(std::max<int64_t>(0, left.count()), &done);
+    *complete = *complete && done;
+    all.insert(all.end(), std::make_move_iterator(l.begin()), std::make_move_iterator(l.end()));
+  }
+  return all;
 }
 
 void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_ports, PipelineConfig cfg) {
@@ -90,8 +138,8 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
     hooks_.started(res);
     return;
   }
-  rte_mempool* pool = nullptr;
-  std::vector<uint16_t> ports;  // DPDK port id of pipeline port i
+  io_ = std::make_unique<Io>();
+  std::vector<uint16_t>& ports = io_->ports;
   auto fail = [&](int code, std::string msg) {
     res = {code, std::move(msg), {}};
     for (uint16_t p : ports) {
@@ -109,19 +157,43 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
     uint16_t pid;
     if (rte_eth_dev_get_port_by_name(cp.device.c_str(), &pid) != 0)
       return fail(kEalNoPorts, "port " + cp.device + " did not open (see the EAL log above)");
+    io_->index[pid] = static_cast<uint16_t>(ports.size());
     ports.push_back(pid);
   }
-  // Sized to fit --no-huge -m 512 (DPDK-NOTES: the default 155k-mbuf pool does not).
-  pool = rte_pktmbuf_pool_create("fulcrum_mbufs", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                 static_cast<int>(rte_socket_id()));
-  if (!pool) return fail(kEalMempoolFailed, std::string("mbuf pool: ") + rte_strerror(rte_errno));
-  Pipeline pipeline(cfg);
+  const uint16_t nworkers = static_cast<uint16_t>(rte_lcore_count());
+  uint32_t local_ports = static_cast<uint32_t>(cfg.local_port_max) - cfg.local_port_min + 1;
+  if (nworkers > local_ports)
+    return fail(kEalTooFewQueues, "more worker lcores than local ports: each worker needs its own");
+  // Sized to fit --no-huge -m 512 (DPDK-NOTES: the default 155k-mbuf pool does not), with
+  // room for every RX ring of every worker.
+  unsigned mbufs = std::max(8191u, 2u * kRing * nworkers * static_cast<unsigned>(ports.size()) + 4095u);
+  io_->pool = rte_pktmbuf_pool_create("fulcrum_mbufs", mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                      static_cast<int>(rte_socket_id()));
+  if (!io_->pool) return fail(kEalMempoolFailed, std::string("mbuf pool: ") + rte_strerror(rte_errno));
+  workers_ = std::make_unique<WorkerSet>(cfg, nworkers, opts_.redirect_ring, 4096);
+  workers_->post_wait_ms = 1000;
   for (uint16_t i = 0; i < ports.size(); i++) {
     uint16_t pid = ports[i];
+    rte_eth_dev_info info{};
+    int rc = rte_eth_dev_info_get(pid, &info);
+    if (rc == 0 && (info.max_rx_queues < nworkers || info.max_tx_queues < nworkers))
+      return fail(kEalTooFewQueues,
+                  "port " + config_ports[i].device + " has " + std::to_string(info.max_rx_queues) +
+                      " RX queue(s) for " + std::to_string(nworkers) +
+                      " worker lcores: give it more (qpairs=N for net_af_packet, queue_count=N for "
+                      "net_af_xdp) or list fewer lcores in -l");
     rte_eth_conf conf{};
-    int rc = rte_eth_dev_configure(pid, 1, 1, &conf);
-    if (rc == 0) rc = rte_eth_rx_queue_setup(pid, 0, kRing, rte_eth_dev_socket_id(pid), nullptr, pool);
-    if (rc == 0) rc = rte_eth_tx_queue_setup(pid, 0, kRing, rte_eth_dev_socket_id(pid), nullptr);
+    // RSS where the device has it (NICs); af_packet and af_xdp spread flows in the kernel.
+    uint64_t rss = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
+    if (nworkers > 1 && rss) {
+      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+      conf.rx_adv_conf.rss_conf.rss_hf = rss;
+    }
+    if (rc == 0) rc = rte_eth_dev_configure(pid, nworkers, nworkers, &conf);
+    for (uint16_t q = 0; rc == 0 && q < nworkers; q++) {
+      rc = rte_eth_rx_queue_setup(pid, q, kRing, rte_eth_dev_socket_id(pid), nullptr, io_->pool);
+      if (rc == 0) rc = rte_eth_tx_queue_setup(pid, q, kRing, rte_eth_dev_socket_id(pid), nullptr);
+    }
     if (rc == 0) rc = rte_eth_dev_start(pid);
     if (rc != 0) return fail(kEalPortSetupFailed, "port " + config_ports[i].device + ": " + rte_strerror(-rc));
     rte_eth_promiscuous_enable(pid);
@@ -130,81 +202,129 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
     Mac mac;
     std::memcpy(mac.data(), addr.addr_bytes, 6);
     res.macs.push_back(mac);
-    pipeline.add_port(i, mac, config_ports[i].addrs);
-    uint16_t mtu = 0;
-    if (rte_eth_dev_get_mtu(pid, &mtu) == 0 && mtu >= 576) pipeline.set_port_mtu(i, mtu);
+    for (size_t w = 0; w < workers_->size(); w++) {
+      Pipeline& pipeline = workers_->at(w).pipeline();
+      pipeline.add_port(i, mac, config_ports[i].addrs);
+      uint16_t mtu = 0;
+      if (rte_eth_dev_get_mtu(pid, &mtu) == 0 && mtu >= 576) pipeline.set_port_mtu(i, mtu);
+    }
+  }
+  // Worker lcores first, then the main lcore runs worker 0 until stop().
+  std::vector<LoopArg> args_by_worker(nworkers);
+  uint16_t next = 1;
+  unsigned lcore;
+  RTE_LCORE_FOREACH_WORKER(lcore) {
+    args_by_worker[next] = LoopArg{this, next};
+    rte_eal_remote_launch(&EalRunner::loop_entry, &args_by_worker[next], lcore);
+    next++;
   }
   hooks_.started(res);
-
-  MbufSink sink(pool, ports);
-  rte_mbuf* rx[kBurst];
-  std::vector<rte_mbuf*> tx[RTE_MAX_ETHPORTS];
-  uint64_t last_sweep = now_ms();
-  while (!stopping_.load(std::memory_order_relaxed)) {
-    if (has_commands_.load(std::memory_order_acquire)) {
-      std::vector<std::function<void(Pipeline&)>> cmds;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        cmds.swap(commands_);
-        has_commands_ = false;
-      }
-      for (auto& c : cmds) c(pipeline);
-      pipeline.flush(sink);
-    }
-    uint64_t now = now_ms();
-    for (uint16_t p = 0; p < ports.size(); p++) {
-      uint16_t n = rte_eth_rx_burst(ports[p], 0, rx, kBurst);
-      for (uint16_t i = 0; i < n; i++) {
-        rte_mbuf* m = rx[i];
-        uint16_t len = rte_pktmbuf_data_len(m);
-        Verdict v = pipeline.process(p, rte_pktmbuf_mtod(m, uint8_t*), len, len + rte_pktmbuf_tailroom(m), now, sink);
-        if (v.action == Action::Transmit) {
-          // The pipeline wrote a grown frame into the tailroom or shortened it: fix the lengths.
-          if (v.len > len)
-            rte_pktmbuf_append(m, static_cast<uint16_t>(v.len - len));
-          else if (v.len && v.len < len)
-            rte_pktmbuf_trim(m, static_cast<uint16_t>(len - v.len));
-          tx[v.port].push_back(m);
-        } else {
-          rte_pktmbuf_free(m);
-        }
-      }
-    }
-    for (uint16_t p = 0; p < ports.size(); p++) {
-      auto& q = tx[p];
-      if (q.empty()) continue;
-      uint16_t sent = rte_eth_tx_burst(ports[p], 0, q.data(), static_cast<uint16_t>(q.size()));
-      for (size_t i = sent; i < q.size(); i++) rte_pktmbuf_free(q[i]);
-      if (sent < q.size()) pipeline.count(kCtr_drop_tx_full, q.size() - sent);
-      q.clear();
-    }
-    if (now - last_sweep >= 100) {
-      last_sweep = now;
-      pipeline.expire(now);
-      auto signals = pipeline.take_signals();
-      if (!signals.empty()) hooks_.signals(std::move(signals));
-      // Copied outside the lock, published under it: the JS thread never waits on the loop.
-      std::vector<uint64_t> counters(pipeline.counters(), pipeline.counters() + kCounterCount);
-      counters.push_back(pipeline.conns().size());
-      std::vector<ServiceStats> services = pipeline.service_stats();
-      std::vector<PortStats> port_stats;
-      for (uint16_t pid : ports) {
-        rte_eth_stats st{};
-        rte_eth_stats_get(pid, &st);
-        port_stats.push_back({st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors,
-                              st.rx_nombuf});
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      published_ports_.swap(port_stats);
-      published_.swap(counters);
-      published_services_.swap(services);
-    }
+  loop(0);
+  rte_eal_mp_wait_lcore();
+  // Frames still waiting in redirect rings go back to the pool before it goes.
+  for (size_t w = 0; w < workers_->size(); w++) {
+    void* items[kBurst];
+    unsigned n;
+    while ((n = workers_->at(w).take_redirected(items, kBurst)) > 0)
+      for (unsigned k = 0; k < n; k++) rte_pktmbuf_free(static_cast<rte_mbuf*>(items[k]));
   }
   for (uint16_t p : ports) {
     rte_eth_dev_stop(p);
     rte_eth_dev_close(p);
   }
   rte_eal_cleanup();
+}
+
+int EalRunner::loop_entry(void* arg) {
+  auto* a = static_cast<LoopArg*>(arg);
+  a->runner->loop(a->worker);
+  return 0;
+}
+
+void EalRunner::loop(uint16_t index) {
+  Worker& w = workers_->at(index);
+  Pipeline& pipeline = w.pipeline();
+  const std::vector<uint16_t>& ports = io_->ports;
+  MbufSink sink(io_->pool, ports, index);
+  rte_mbuf* rx[kBurst];
+  void* redirected[kBurst];
+  std::vector<std::vector<rte_mbuf*>> tx(ports.size());
+  for (auto& q : tx) q.reserve(kBurst * 2);
+  uint64_t last_sweep = now_ms();
+  unsigned empty_polls = 0;
+  auto handle = [&](rte_mbuf* m, uint16_t p, uint64_t now) {
+    uint16_t len = rte_pktmbuf_data_len(m);
+    Verdict v = pipeline.process(p, rte_pktmbuf_mtod(m, uint8_t*), len, len + rte_pktmbuf_tailroom(m), now, sink);
+    if (v.action == Action::Transmit && v.port < tx.size()) {
+      // The pipeline wrote a grown frame into the tailroom or shortened it: fix the lengths.
+      if (v.len > len)
+        rte_pktmbuf_append(m, static_cast<uint16_t>(v.len - len));
+      else if (v.len && v.len < len)
+        rte_pktmbuf_trim(m, static_cast<uint16_t>(len - v.len));
+      tx[v.port].push_back(m);
+    } else {
+      rte_pktmbuf_free(m);
+    }
+  };
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    if (w.run_commands()) pipeline.flush(sink);
+    uint64_t now = now_ms();
+    // What other workers received for this one's connections, then this worker's queues.
+    unsigned got = w.take_redirected(redirected, kBurst);
+    for (unsigned i = 0; i < got; i++) {
+      auto* m = static_cast<rte_mbuf*>(redirected[i]);
+      handle(m, io_->index[m->port], now);
+    }
+    for (uint16_t p = 0; p < ports.size(); p++) {
+      uint16_t n = rte_eth_rx_burst(ports[p], index, rx, kBurst);
+      got += n;
+      for (uint16_t i = 0; i < n; i++) {
+        rte_mbuf* m = rx[i];
+        uint16_t owner = w.owner(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m));
+        if (owner != index) {
+          if (!w.redirect(workers_->at(owner), m)) rte_pktmbuf_free(m);
+          continue;
+        }
+        handle(m, p, now);
+      }
+    }
+    for (uint16_t p = 0; p < ports.size(); p++) {
+      auto& q = tx[p];
+      if (q.empty()) continue;
+      uint16_t sent = rte_eth_tx_burst(ports[p], index, q.data(), static_cast<uint16_t>(q.size()));
+      for (size_t i = sent; i < q.size(); i++) rte_pktmbuf_free(q[i]);
+      if (sent < q.size()) pipeline.count(kCtr_drop_tx_full, q.size() - sent);
+      q.clear();
+    }
+    if (got) workers_->share_learned(w);
+    w.list_step(now);
+    if (now - last_sweep >= 100) {
+      last_sweep = now;
+      pipeline.expire(now);
+      auto signals = pipeline.take_signals();
+      if (!signals.empty()) hooks_.signals(std::move(signals));
+      // Copied here, swapped under the worker's own lock: readers never wait on the loop.
+      std::vector<uint64_t> counters(pipeline.counters(), pipeline.counters() + kCounterCount);
+      counters.push_back(pipeline.conns().size());
+      w.publish(std::move(counters), pipeline.service_stats());
+      if (index == 0) {
+        std::vector<PortStats> port_stats;
+        for (uint16_t pid : ports) {
+          rte_eth_stats st{};
+          rte_eth_stats_get(pid, &st);
+          port_stats.push_back({st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors,
+                                st.oerrors, st.rx_nombuf});
+        }
+        std::lock_guard<std::mutex> lock(mu_);
+        published_ports_.swap(port_stats);
+      }
+    }
+    if (got == 0 && opts_.idle_sleep_us > 0) {
+      if (++empty_polls >= opts_.idle_polls) rte_delay_us_sleep(opts_.idle_sleep_us);
+    } else {
+      empty_polls = 0;
+    }
+  }
 }
 
 }  // namespace fulcrum

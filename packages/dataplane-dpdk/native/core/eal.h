@@ -1,17 +1,21 @@
-// EAL and ports: rte_eal_init on a thread of our own (EAL pins it as the main lcore), the
-// ports configured with one RX and one TX queue, and the poll loop that runs the Pipeline.
-// Control commands reach the loop through a queue drained between bursts. One per process:
-// EAL cannot be initialised again after rte_eal_cleanup.
+// EAL and ports: rte_eal_init on a thread of our own (EAL pins it as the main lcore). Every
+// lcore of the EAL `-l` list is a worker: the main lcore runs worker 0 (and publishes port
+// statistics), the others run workers 1..n-1. Each port gets one RX and one TX queue per
+// worker; each worker polls its own queues and runs its own Pipeline (see worker.h for the
+// redirect and command rings). One per process: EAL cannot be initialised again after
+// rte_eal_cleanup.
 #pragma once
 #include <cstddef>
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/pipeline.h"
+#include "core/worker.h"
 
 namespace fulcrum {
 
@@ -22,6 +26,16 @@ enum EalError : int {
   kEalNoPorts = 3,
   kEalPortSetupFailed = 4,
   kEalMempoolFailed = 5,
+  kEalTooFewQueues = 6,
+};
+
+// How the workers run, besides the Pipeline's own configuration.
+struct EalOptions {
+  unsigned redirect_ring = 4096;  // frames per worker's redirect ring
+  // After `idle_polls` polls in a row that found nothing, sleep `idle_sleep_us` between
+  // polls (0 = busy-poll always, DPDK's default).
+  unsigned idle_polls = 0;
+  unsigned idle_sleep_us = 0;
 };
 
 // A port as configured: its DPDK device name (the vdev name before the first comma, or the
@@ -49,31 +63,40 @@ struct EalHooks {
 
 class EalRunner {
  public:
+  EalRunner();
+  ~EalRunner();
   // Starts the EAL thread; `hooks.started` is called from it once ports run (or failed).
-  int start(std::vector<std::string> args, std::vector<EalPort> ports, const PipelineConfig& cfg, EalHooks hooks);
+  int start(std::vector<std::string> args, std::vector<EalPort> ports, const PipelineConfig& cfg,
+            const EalOptions& opts, EalHooks hooks);
   // Stops the loop, closes the ports, cleans EAL up and joins the thread. Idempotent.
   void stop();
-  // Runs `cmd` on the EAL thread between bursts.
-  void post(std::function<void(Pipeline&)> cmd);
   bool running() const { return running_.load(); }
-  // Counters as last published by the loop (read without stopping it).
+  // The workers' control side, once started (null before): one thread (JavaScript's) posts.
+  WorkerSet* workers() { return workers_.get(); }
+  // Counters and service statistics summed over the workers, as last published by them
+  // (every 100 ms), and per worker; read without stopping anything.
   std::vector<uint64_t> counters();
+  std::vector<std::vector<uint64_t>> worker_counters();
   std::vector<ServiceStats> service_stats();
   std::vector<PortStats> port_stats();
+  // The connection listing: every worker copies its table out a chunk per loop iteration.
+  std::vector<ConnInfo> connections(uint64_t timeout_ms, bool* complete);
 
  private:
+  struct Io;
   void run(std::vector<std::string> args, std::vector<EalPort> ports, PipelineConfig cfg);
+  void loop(uint16_t worker);
+  static int loop_entry(void* arg);
   std::thread thread_;
   std::atomic<bool> started_{false};
   std::atomic<bool> running_{false};
   std::atomic<bool> stopping_{false};
-  std::atomic<bool> has_commands_{false};
   std::mutex mu_;
-  std::vector<std::function<void(Pipeline&)>> commands_;
-  std::vector<uint64_t> published_;
-  std::vector<ServiceStats> published_services_;
   std::vector<PortStats> published_ports_;
   EalHooks hooks_;
+  EalOptions opts_;
+  std::unique_ptr<WorkerSet> workers_;
+  std::unique_ptr<Io> io_;
 };
 
 }  // namespace fulcrum

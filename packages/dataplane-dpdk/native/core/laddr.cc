@@ -6,7 +6,8 @@ LocalPortPool::Ports& LocalPortPool::ports(uint32_t addr) {
   auto it = pools_.find(addr);
   if (it != pools_.end()) return it->second;
   Ports& p = pools_[addr];
-  for (uint32_t port = min_; port <= max_; port++) p.free.push_back(static_cast<uint16_t>(port));
+  for (uint32_t port = min_; port <= max_; port++)
+    if (owner(static_cast<uint16_t>(port), workers_) == worker_) p.free.push_back(static_cast<uint16_t>(port));
   p.count = p.free.size();
   return p;
 }
@@ -22,7 +23,7 @@ uint16_t LocalPortPool::acquire(uint32_t addr) {
 
 void LocalPortPool::release(uint32_t addr, uint16_t port) {
   auto it = pools_.find(addr);
-  if (it == pools_.end() || port < min_ || port > max_) return;
+  if (it == pools_.end() || port < min_ || port > max_ || owner(port, workers_) != worker_) return;
   Ports& p = it->second;
   if (p.count >= p.free.size()) return;
   p.free[(p.head + p.count) % p.free.size()] = port;

@@ -46,7 +46,9 @@ Timeouts default_timeouts() {
 }
 
 Pipeline::Pipeline(const PipelineConfig& cfg)
-    : cfg_(cfg), conns_(cfg.conn_capacity), lports_(cfg.local_port_min, cfg.local_port_max) {}
+    : cfg_(cfg),
+      conns_(cfg.conn_capacity),
+      lports_(cfg.local_port_min, cfg.local_port_max, cfg.worker, cfg.workers) {}
 
 void Pipeline::add_port(uint16_t id, const Mac& mac, const std::vector<InterfaceAddress>& addrs) {
   ports_.push_back(Port{id, mac, addrs});
@@ -95,6 +97,7 @@ void Pipeline::rebuild_owned() {
 // Gratuitous ARP (a request for the address itself) on the ports that answer for it, so
 // neighbours and switches learn a VIP or local address as soon as it is served.
 void Pipeline::announce(uint32_t ip) {
+  if (!cfg_.announce) return;
   bool held = false;
   for (const auto& p : ports_) held = held || connected(p.id, ip);
   for (const auto& p : ports_) {
@@ -238,7 +241,10 @@ Verdict Pipeline::handle_arp(uint16_t in_port, uint8_t* frame, uint32_t len) {
   uint32_t tip = be32(arp->arp_data.arp_tip);
   uint16_t op = be16(arp->arp_opcode);
   if (sip != 0 && connected(in_port, sip)) {
-    neigh_.set(in_port, sip, to_mac(arp->arp_data.arp_sha.addr_bytes), false);
+    Mac sha = to_mac(arp->arp_data.arp_sha.addr_bytes);
+    const Mac* known = neigh_.find(in_port, sip);
+    if (cfg_.workers > 1 && (!known || *known != sha)) learned_.push_back(LearnedNeighbor{in_port, sip, sha});
+    neigh_.set(in_port, sip, sha, false);
     counters_[kCtr_arp_learned]++;
   }
   // Answer for a VIP or local address on the port whose network holds it (any port when none does).

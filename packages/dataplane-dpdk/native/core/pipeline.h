@@ -37,7 +37,8 @@ namespace fulcrum {
   X(proxy_protocol_inserted) X(proxy_protocol_resent) X(proxy_protocol_standalone) \
   X(proxy_protocol_skipped)                                                       \
   /* MSS clamping (options.tcp.mssClamp, core/insert.cc) */                       \
-  X(mss_clamped)
+  X(mss_clamped)                                                                  \
+  X(redirected) X(drop_redirect_ring_full)
 
 enum CounterId {
 #define FULCRUM_COUNTER_ENUM(n) kCtr_##n,
@@ -60,6 +61,18 @@ struct PipelineConfig {
   Timeouts timeouts = default_timeouts();
   // MSS clamping on SYN and SYN-ACK: 0 off, > 0 that MSS, -1 the output port's MTU - 40.
   int32_t mss_clamp = 0;
+  // This pipeline is worker `worker` of `workers` (its slice of every local-port pool).
+  uint16_t worker = 0;
+  uint16_t workers = 1;
+  // Sends gratuitous ARP for new addresses (one worker does, so neighbours get one each).
+  bool announce = true;
+};
+
+// A neighbour learned from ARP by one worker, for the others (each keeps its own table).
+struct LearnedNeighbor {
+  uint16_t port;
+  uint32_t ip;
+  Mac mac;
 };
 
 struct InterfaceAddress {
@@ -106,6 +119,11 @@ class Pipeline {
   void set_port_mtu(uint16_t id, uint16_t mtu);
   void add_route(const Route& r) { routes_.add(r); }
   void add_neighbor(uint16_t port, uint32_t ip, const Mac& mac) { neigh_.set(port, ip, mac, true); }
+  // A neighbour another worker learned (not permanent, as if this worker had seen the ARP).
+  void learn_neighbor(uint16_t port, uint32_t ip, const Mac& mac) { neigh_.set(port, ip, mac, false); }
+  // Neighbours learned or changed since the last call (only when workers > 1).
+  std::vector<LearnedNeighbor> take_learned() { return std::move(learned_); }
+  const PipelineConfig& config() const { return cfg_; }
   // Adds or replaces a service by id; connections keep the snapshot they started with.
   void set_service(std::shared_ptr<const Service> svc);
   bool remove_service(uint32_t id);
@@ -175,6 +193,7 @@ class Pipeline {
   std::unordered_map<uint64_t, uint32_t> by_vip_;         // (proto, vip, vport) → id
   std::unordered_set<uint32_t> owned_;                    // VIPs and local addresses
   std::vector<HealthSignal> signals_;
+  std::vector<LearnedNeighbor> learned_;
   // Timer wheel (IPVS re-arms a timer per connection; this re-files lazily): a connection
   // is filed at the tick of its expiry; a packet that pushes expiry later moves nothing,
   // the connection is re-filed when its old tick comes; an earlier expiry re-files at once.

@@ -1,0 +1,152 @@
+// Worker lcores: one Pipeline per worker, each with its own tables and its slice of every
+// local-port pool, and two rings (DPVS's design): a redirect ring that other workers fill
+// with frames that belong to this one (a server's reply lands on whatever queue the NIC or
+// the kernel picked; its destination local port names the owner), and a command ring that
+// carries control changes (immutable snapshots) applied between bursts. No lock on the
+// packet path. The same code runs the EAL workers and the multi-worker injection harness,
+// so redirect is tested packet by packet. Knows nothing of Node.
+#pragma once
+#include <cstddef>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/pipeline.h"
+
+struct rte_ring;
+
+namespace fulcrum {
+
+class Worker;
+using Command = std::function<void(Worker&)>;
+
+// A multi-producer, single-consumer ring of pointers (rte_ring) in ordinary memory, so it
+// needs no EAL: the harness uses the very rings the EAL workers do. Holds exactly `count`.
+class Ring {
+ public:
+  Ring(const std::string& name, unsigned count);
+  ~Ring();
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+  bool enqueue(void* item);  // any thread
+  unsigned dequeue(void** items, unsigned n);  // the consumer only
+  unsigned size() const;
+  unsigned capacity() const;
+
+ private:
+  rte_ring* r_;
+};
+
+// One row of the connection listing (ipvsadm -lnc), copied out by the owning worker.
+struct ConnInfo {
+  uint8_t proto;
+  uint8_t state;
+  uint16_t worker;
+  uint32_t caddr, vaddr, laddr, daddr;
+  uint16_t cport, vport, lport, dport;
+  uint64_t expires_in_ms;
+  std::string service;
+  std::string server;
+};
+
+class Worker {
+ public:
+  static constexpr unsigned kListChunk = 256;  // connections copied per loop iteration
+
+  Worker(const PipelineConfig& cfg, unsigned redirect_ring, unsigned command_ring);
+  ~Worker();
+  uint16_t index() const { return pipeline_.config().worker; }
+  uint16_t count() const { return pipeline_.config().workers; }
+  Pipeline& pipeline() { return pipeline_; }
+  const Pipeline& pipeline() const { return pipeline_; }
+
+  // The worker that owns a frame received by this one: a TCP or UDP reply to a local
+  // address belongs to the worker whose slice holds its destination port; anything else
+  // (client flows, which RSS or the kernel's fanout keep on one queue; ARP; ICMP) is
+  // processed where it arrives.
+  uint16_t owner(const uint8_t* frame, uint32_t len) const;
+  // Hands `item` to `to`'s redirect ring: counts `redirected`, or `drop_redirect_ring_full`
+  // and returns false (the caller frees the item).
+  bool redirect(Worker& to, void* item);
+  unsigned take_redirected(void** items, unsigned n) { return redirect_ring_.dequeue(items, n); }
+  unsigned redirect_backlog() const { return redirect_ring_.size(); }
+
+  // Any thread: queues a command for this worker; false when its ring is full.
+  bool post(Command cmd);
+  // On the worker between bursts: runs the queued commands; returns how many ran.
+  unsigned run_commands();
+
+  // Commands the workers run (called by them, through post()).
+  void set_service(std::shared_ptr<const Service> svc);
+  // Local addresses ever served: grow only, as replies to a removed one still arrive
+  // for the connections it keeps until they end.
+  bool is_local_address(uint32_t ip) const { return laddrs_.count(ip) != 0; }
+
+  // Connection listing without stalling the worker: the control side asks, the worker
+  // copies kListChunk connections per loop iteration (list_step), the control side waits.
+  void request_listing();
+  void list_step(uint64_t now_ms);
+  // Waits up to `timeout_ms` for the listing; returns it (partial when the worker did not finish).
+  std::vector<ConnInfo> wait_listing(uint64_t timeout_ms, bool* complete);
+  bool listing_finished();
+
+  // The published view (the loop copies its counters and stats here every 100 ms).
+  void publish(std::vector<uint64_t>&& counters, std::vector<ServiceStats>&& services);
+  void published(std::vector<uint64_t>& counters, std::vector<ServiceStats>& services);
+
+ private:
+  Pipeline pipeline_;
+  Ring redirect_ring_;
+  Ring command_ring_;
+  std::unordered_set<uint32_t> laddrs_;
+  std::atomic<bool> listing_requested_{false};
+  uint32_t list_cursor_ = 0;
+  std::mutex list_mu_;
+  std::condition_variable list_cv_;
+  std::vector<ConnInfo> listing_;
+  bool listing_done_ = false;
+  std::mutex pub_mu_;
+  std::vector<uint64_t> pub_counters_;
+  std::vector<ServiceStats> pub_services_;
+};
+
+// The control side of a set of workers, on one thread (JavaScript's): every worker gets
+// its own copy of each snapshot with its own Dest objects, so live counts are per worker
+// (as DPVS keeps them per lcore) and no counter is shared between cores.
+class WorkerSet {
+ public:
+  WorkerSet(const PipelineConfig& cfg, uint16_t workers, unsigned redirect_ring, unsigned command_ring);
+  size_t size() const { return workers_.size(); }
+  Worker& at(size_t i) { return *workers_[i]; }
+
+  // Each returns false when a command ring stayed full (the workers are not running).
+  bool set_service(const Service& svc);
+  bool remove_service(uint32_t id);
+  bool expire_server(uint32_t id, const std::string& server);
+  bool add_route(const Route& r);
+  bool add_neighbor(uint16_t port, uint32_t ip, const Mac& mac);
+  // On worker `w` after a burst: neighbours it learned go to the others.
+  void share_learned(Worker& w);
+
+  // Sums over the workers (counters; services by name, servers by key).
+  static std::vector<uint64_t> sum_counters(const std::vector<std::vector<uint64_t>>& per_worker);
+  static std::vector<ServiceStats> merge_services(const std::vector<std::vector<ServiceStats>>& per_worker);
+
+  // How long post() retries a full command ring before giving up (0 = never retry: the harness).
+  uint32_t post_wait_ms = 0;
+
+ private:
+  bool post_all(const std::function<Command(uint16_t)>& make);
+  bool post(Worker& w, Command cmd);
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unordered_map<uint32_t, std::shared_ptr<const Service>>> services_;
+};
+
+}  // namespace fulcrum
