@@ -2,9 +2,9 @@
 // from YAML (EAL initialises once per process, so every EAL test gets its own). Driven by
 // the test through stdin/stdout: argv[2] = the YAML; prints "ready <json>" once serving,
 // prints "health <json>" on every server:health event, and obeys one command per line:
-// exit, throw, stop, counters.
+// exit, throw, stop, counters, workers.
 import { createKernel, MetricsRegistry, parseConfigText } from '@fulcrum/kernel';
-import { dpdkDataplane } from '@fulcrum/dataplane-dpdk';
+import { dpdkDataplane, loadNative } from '@fulcrum/dataplane-dpdk';
 import passive from '@fulcrum/healthcheck-passive';
 import { proxyProtocolPassthrough } from '@fulcrum/proxy-protocol';
 import rr from '@fulcrum/scheduler-rr';
@@ -44,6 +44,17 @@ rl.on('line', async (cmd) => {
     await kernel.close();
     rl.close();
     process.stdout.write('stopped\n');
+  }
+  if (cmd === 'workers') {
+    // Per worker: the native counters (published every 100 ms), and the listing the
+    // kernel's connections() gives.
+    await new Promise((r) => setTimeout(r, 250));
+    const native = loadNative();
+    const listing = native.ealConnections(2000);
+    const connections = kernel.dataplane.connections();
+    process.stdout.write(
+      `workers ${JSON.stringify({ counters: native.ealWorkerCounters(), listing, connections })}\n`,
+    );
   }
   if (cmd === 'counters') {
     await new Promise((r) => setTimeout(r, 1100)); // metrics are collected every second

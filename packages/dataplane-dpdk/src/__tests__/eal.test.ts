@@ -43,10 +43,10 @@ const prefixes: string[] = [];
 const children: ChildProcess[] = [];
 
 type Pmd = 'af_packet' | 'af_xdp';
-const vdev = (pmd: Pmd, n: number, iface: string) =>
+const vdev = (pmd: Pmd, n: number, iface: string, queues = 1) =>
   pmd === 'af_packet'
-    ? `net_af_packet${n},iface=${iface}`
-    : `net_af_xdp${n},iface=${iface},start_queue=0,queue_count=1`;
+    ? `net_af_packet${n},iface=${iface}${queues > 1 ? `,qpairs=${queues}` : ''}`
+    : `net_af_xdp${n},iface=${iface},start_queue=0,queue_count=${queues}`;
 
 function startDataplane(
   t: Topology,
@@ -54,6 +54,8 @@ function startDataplane(
   wanIface = t.wan,
   pmd: Pmd = 'af_packet',
   moreServices = '',
+  workers = 1,
+  queues = workers,
 ): Dataplane {
   const prefix = `fulcrum-${t.id}-${name}`;
   prefixes.push(prefix);
@@ -62,15 +64,15 @@ function startDataplane(
 dataplane:
   name: dpdk
   options:
-    eal: ['-l', '0', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
+    eal: ['-l', '${workers > 1 ? `0-${workers - 1}` : '0'}', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
     ports:
-      - { name: wan, vdev: '${vdev(pmd, 0, wanIface)}', addresses: [10.1.0.1/24] }
-      - { name: lan, vdev: '${vdev(pmd, 1, t.lan)}', addresses: [10.2.0.1/24] }
+      - { name: wan, vdev: '${vdev(pmd, 0, wanIface, queues)}', addresses: [10.1.0.1/24] }
+      - { name: lan, vdev: '${vdev(pmd, 1, t.lan, queues)}', addresses: [10.2.0.1/24] }
     neighbors:
       - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
       - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
       - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
-    maxConnections: 4096
+    maxConnections: 4096${workers > 1 ? '\n    idle: { mode: adaptive }' : ''}
 services:
   - name: web
     protocol: tcp
@@ -214,6 +216,90 @@ describe.skipIf(need.skip)(
         }
       },
     );
+
+    it.each(['af_packet'] as const)(
+      'runs two worker lcores on %s: both take connections, replies are redirected to their owner, both are listed',
+      async (pmd) => {
+        const dp = startDataplane(t, `workers-${pmd}`, t.wan, pmd, '', 2);
+        try {
+          await dp.next('ready');
+          // Enough flows that the kernel's fanout hash gives both workers some (all on one
+          // worker: 2^-15), and replies that land on the other worker's queue.
+          const answers = Array.from(
+            { length: 16 },
+            () =>
+              JSON.parse(t.exec('cli', 'curl', '-s', '-m', '5', 'http://10.1.0.100/')) as {
+                remote: string;
+                local: string;
+              },
+          );
+          expect(answers.map((a) => a.remote)).toEqual(Array(16).fill('10.2.0.200'));
+          expect(new Set(answers.map((a) => a.local))).toEqual(new Set(['10.2.0.11', '10.2.0.12']));
+          const udp = `const u = require('dgram').createSocket('udp4');
+        setTimeout(() => process.exit(2), 3000).unref();
+        u.connect(53, '10.1.0.100', () => u.send('q'));
+        u.on('message', (m) => { console.log(m.toString()); process.exit(0); });`;
+          const datagrams = Array.from(
+            { length: 8 },
+            () => JSON.parse(t.exec('cli', process.execPath, '-e', udp)) as { remote: string },
+          );
+          expect(datagrams.map((d) => d.remote)).toEqual(Array(8).fill('10.2.0.201'));
+          dp.child.stdin!.write('workers\n');
+          const w = JSON.parse(await dp.next('workers')) as {
+            counters: Record<string, number>[];
+            listing: {
+              complete: boolean;
+              connections: { worker: number; local: string; protocol: string }[];
+            };
+            connections: { protocol: string; local: string; state: string }[];
+          };
+          expect(w.counters).toHaveLength(2);
+          const created = w.counters.map((c) => c.conns_created!);
+          expect(created[0]! + created[1]!).toBe(24);
+          expect(
+            created.every((n) => n > 0),
+            JSON.stringify(created),
+          ).toBe(true);
+          expect(w.counters[0]!.redirected! + w.counters[1]!.redirected!).toBeGreaterThan(0);
+          expect(w.counters.map((c) => c.drop_redirect_ring_full)).toEqual([0, 0]);
+          // Closed TCP connections wait in TIME_WAIT, UDP sessions are NORMAL: all still listed.
+          expect(w.listing.complete).toBe(true);
+          expect(w.listing.connections).toHaveLength(24);
+          expect(new Set(w.listing.connections.map((c) => c.worker))).toEqual(new Set([0, 1]));
+          for (const c of w.listing.connections) expect(Number(c.local.split(':')[1]) % 2).toBe(c.worker);
+          expect(w.connections.filter((c) => c.protocol === 'TCP')).toHaveLength(16);
+          expect(w.connections.filter((c) => c.protocol === 'UDP' && c.state === 'NORMAL')).toHaveLength(8);
+          dp.child.stdin!.write('counters\n');
+          const { services, metrics } = JSON.parse(await dp.next('counters')) as {
+            services: ServiceStatus[];
+            metrics: string;
+          };
+          expect(services[0]!.servers.reduce((n, s) => n + s.conns, 0)).toBe(16);
+          expect(services[1]!.servers.reduce((n, s) => n + s.conns, 0)).toBe(8);
+          expect(metrics).toMatch(/fulcrum_dpdk_redirected_total [1-9]/);
+          expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="created"\} 24/);
+          const r = await timeToExit(dp, () => dp.child.stdin!.write('stop\n'));
+          expect(r.code).toBe(0);
+          expect(r.ms).toBeLessThan(1500);
+        } finally {
+          dp.child.kill('SIGKILL');
+        }
+      },
+    );
+
+    it('refuses more worker lcores than a port has queues, saying which option to give', async () => {
+      // af_xdp on veth cannot have more: veth has no combined channels, so DPDK 22.11's
+      // af_xdp refuses queue_count > 1 there. af_packet with one qpair stands in for it.
+      const dp = startDataplane(t, 'fewqueues', t.wan, 'af_packet', '', 2, 1);
+      try {
+        await expect(dp.next('ready')).rejects.toThrow(
+          /FULCRUM_DATAPLANE_EAL.*has 1 RX queue\(s\) for 2 worker lcores.*qpairs=N for net_af_packet/,
+        );
+        expect(await dp.exited).toEqual({ code: 3, signal: null });
+      } finally {
+        dp.child.kill('SIGKILL');
+      }
+    });
 
     it('takes a refusing server out through the kernel passive health check', async () => {
       // 10.2.0.12:9090 has no listener: the server RSTs the SYN, the dataplane signals
