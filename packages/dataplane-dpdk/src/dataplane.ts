@@ -9,7 +9,7 @@ import type {
 import { DpdkErrorCodes, dpdkError } from './errors.js';
 import { ipv4ToNumber, parseCidr, parseMac } from './ipv4.js';
 import { CounterMetrics } from './metrics.js';
-import { loadNative, type NativeBinding, type NativeSignal } from './native.js';
+import { loadNative, type NativeBinding, type NativeConnEvent, type NativeSignal } from './native.js';
 import { nativeMssClamp, timeoutTables, type DpdkDataplaneOptions } from './options.js';
 import { ServiceTable, type ServiceSink } from './services.js';
 import { toConnectionEntry } from './connections.js';
@@ -90,11 +90,13 @@ export class DpdkDataplane implements DataplaneInstance {
           tcpTimeoutsMs: t.tcp,
           udpTimeoutsMs: t.udp,
           redirectRing: o.redirectRing,
+          connEvents: o.connectionEvents,
           idlePolls: o.idle.afterEmptyPolls,
           idleSleepUs: o.idle.mode === 'adaptive' ? o.idle.sleepUs : 0,
         },
         (kind, payload) => {
-          if (kind === 'signals') this.#signals(payload);
+          if (kind === 'signals') this.#signals(payload as NativeSignal[]);
+          else this.#connectionEvents(payload as NativeConnEvent[]);
         },
       );
       this.#ctx.logger.info(
@@ -169,6 +171,24 @@ export class DpdkDataplane implements DataplaneInstance {
 
   #signals(list: NativeSignal[]): void {
     for (const s of list) this.#ctx.events.emit('health:signal', s);
+  }
+
+  // Batched by the workers (every 100 ms), emitted one by one on the kernel's bus.
+  #connectionEvents(list: NativeConnEvent[]): void {
+    for (const e of list)
+      if (e.opened)
+        this.#ctx.events.emit('connection:opened', {
+          service: e.service,
+          server: e.server,
+          client: e.client,
+        });
+      else
+        this.#ctx.events.emit('connection:closed', {
+          service: e.service,
+          server: e.server,
+          client: e.client,
+          durationMs: e.durationMs,
+        });
   }
 
   #stopNow(): void {

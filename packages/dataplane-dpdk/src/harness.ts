@@ -2,6 +2,7 @@ import type { DataplaneChange, ServiceStatus } from '@fulcrum/kernel';
 import { ipv4ToNumber, parseCidr, parseMac } from './ipv4.js';
 import {
   loadNative,
+  type NativeConnEvent,
   type NativeConnection,
   type NativeCounters,
   type NativeHarness,
@@ -34,6 +35,10 @@ export interface HarnessOptions {
   workers?: number;
   /** Frames each worker's redirect ring holds (default 1024). */
   redirectRing?: number;
+  /** Record connection opened/closed events (connectionEvents()). */
+  connectionEvents?: boolean;
+  /** At most this many per worker between two connectionEvents() calls (default 8192). */
+  connectionEventsMax?: number;
 }
 
 export interface EmittedFrame {
@@ -80,6 +85,8 @@ export class PacketHarness {
       udpTimeoutsMs: t.udp,
       workers: options.workers ?? 1,
       redirectRing: options.redirectRing ?? 1024,
+      connEvents: options.connectionEvents ?? false,
+      connEventsMax: options.connectionEventsMax ?? 8192,
     });
     this.#workers = options.workers ?? 1;
     this.#ports = options.ports.map((p) => p.name);
@@ -184,6 +191,11 @@ export class PacketHarness {
   /** Counters summed over the workers. */
   counters(): NativeCounters {
     return this.#native.counters();
+  }
+
+  /** Connections opened and closed since the last call, every worker's. */
+  connectionEvents(): NativeConnEvent[] {
+    return this.#native.connectionEvents();
   }
 
   /** Each worker's own counters (`redirected`, `drop_redirect_ring_full`, connections…). */

@@ -57,6 +57,19 @@ export interface NativeHarnessConfig {
   workers?: number;
   /** Frames each worker's redirect ring holds. */
   redirectRing?: number;
+  /** Record connection opened/closed events. */
+  connEvents?: boolean;
+  /** At most this many per worker between two reads (100 ms on the EAL); the rest are counted. */
+  connEventsMax?: number;
+}
+
+/** A connection opened or closed (the kernel's connection:opened / connection:closed). */
+export interface NativeConnEvent {
+  opened: boolean;
+  service: string;
+  server: string;
+  client: string;
+  durationMs: number;
 }
 
 /** The EAL's own options, besides the pipelines'. */
@@ -136,6 +149,7 @@ export interface NativeHarness {
   workerCounters(): NativeCounters[];
   connections(nowMs?: number): NativeConnection[];
   services(): NativeServiceStats[];
+  connectionEvents(): NativeConnEvent[];
 }
 
 export interface NativeBinding {
@@ -145,7 +159,8 @@ export interface NativeBinding {
     args: string[],
     ports: { device: string; addrs: number[] }[],
     config: NativeEalConfig,
-    onEvent: (kind: 'signals', payload: NativeSignal[]) => void,
+    /** 'signals' with NativeSignal[], 'connections' with NativeConnEvent[]. */
+    onEvent: (kind: 'signals' | 'connections', payload: unknown[]) => void,
   ): Promise<Buffer[]>;
   ealStop(): void;
   ealSetService(svc: NativeService): number;

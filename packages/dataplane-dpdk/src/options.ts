@@ -48,6 +48,11 @@ export interface DpdkDataplaneOptions {
    * polls in a row found nothing (for VMs and shared machines).
    */
   idle: { mode: 'busy' | 'adaptive'; afterEmptyPolls: number; sleepUs: number };
+  /**
+   * Emit connection:opened / connection:closed on the kernel's bus, batched every 100 ms;
+   * at most 8192 per worker per batch (the rest counted as conn_events_dropped).
+   */
+  connectionEvents: boolean;
   /** Idle timeouts per connection state (DPVS defaults). */
   timeouts: {
     established: number;
@@ -165,6 +170,12 @@ export const optionsSchema: JsonSchema = {
       maximum: 1_048_576,
       default: 4096,
       description: "frames each worker's redirect ring holds (replies received by another worker)",
+    },
+    connectionEvents: {
+      type: 'boolean',
+      default: false,
+      description:
+        'emit connection:opened / connection:closed events (batched every 100 ms, at most 8192 per worker per batch)',
     },
     idle: {
       type: 'object',

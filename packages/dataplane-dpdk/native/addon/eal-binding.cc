@@ -60,6 +60,8 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
   cfg.local_port_min = static_cast<uint16_t>(num("localPortMin", cfg.local_port_min));
   cfg.local_port_max = static_cast<uint16_t>(num("localPortMax", cfg.local_port_max));
   if (o.Get("mssClamp").IsNumber()) cfg.mss_clamp = o.Get("mssClamp").As<Napi::Number>().Int32Value();
+  cfg.conn_events = o.Get("connEvents").ToBoolean();
+  cfg.conn_events_max = num("connEventsMax", cfg.conn_events_max);
   for (const char* key : {"tcpTimeoutsMs", "udpTimeoutsMs"}) {
     if (!o.Get(key).IsArray()) continue;
     Napi::Array t = o.Get(key).As<Napi::Array>();
@@ -101,6 +103,13 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
     g_state->events.BlockingCall(copy, [](Napi::Env env, Napi::Function fn, std::vector<HealthSignal>* s) {
       std::unique_ptr<std::vector<HealthSignal>> own(s);
       fn.Call({Napi::String::New(env, "signals"), signals_array(env, *s)});
+    });
+  };
+  hooks.conn_events = [](std::vector<ConnEvent>&& e) {
+    auto* copy = new std::vector<ConnEvent>(std::move(e));
+    g_state->events.BlockingCall(copy, [](Napi::Env env, Napi::Function fn, std::vector<ConnEvent>* e) {
+      std::unique_ptr<std::vector<ConnEvent>> own(e);
+      fn.Call({Napi::String::New(env, "connections"), conn_events_array(env, *e)});
     });
   };
   g_state->runner.start(std::move(args), std::move(ports), cfg, opts, std::move(hooks));

@@ -153,6 +153,21 @@ Napi::Array signals_array(Napi::Env env, const std::vector<HealthSignal>& signal
   return a;
 }
 
+Napi::Array conn_events_array(Napi::Env env, const std::vector<ConnEvent>& events) {
+  Napi::Array a = Napi::Array::New(env, events.size());
+  for (size_t i = 0; i < events.size(); i++) {
+    const ConnEvent& e = events[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("opened", Napi::Boolean::New(env, e.opened));
+    o.Set("service", e.service);
+    o.Set("server", e.server);
+    o.Set("client", ip_text(e.caddr) + ":" + std::to_string(e.cport));
+    o.Set("durationMs", Napi::Number::New(env, double(e.duration_ms)));
+    a.Set(static_cast<uint32_t>(i), o);
+  }
+  return a;
+}
+
 Napi::Array connections_array(Napi::Env env, const std::vector<ConnInfo>& conns) {
   Napi::Array a = Napi::Array::New(env, conns.size());
   for (size_t i = 0; i < conns.size(); i++) {
@@ -217,6 +232,7 @@ Napi::Function Harness::Init(Napi::Env env) {
                          InstanceMethod<&Harness::WorkerCounters>("workerCounters"),
                          InstanceMethod<&Harness::Connections>("connections"),
                          InstanceMethod<&Harness::Services>("services"),
+                         InstanceMethod<&Harness::ConnectionEvents>("connectionEvents"),
                      });
 }
 
@@ -236,6 +252,8 @@ Harness::Harness(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Harness>(inf
     for (size_t i = 0; i < udp.size() && i < kUdpStateCount; i++) cfg.timeouts.udp_ms[i] = udp[i];
     workers = static_cast<uint16_t>(std::max<uint32_t>(1, u32(o, "workers", 1)));
     ring = std::max<uint32_t>(1, u32(o, "redirectRing", ring));
+    cfg.conn_events = o.Get("connEvents").ToBoolean();
+    cfg.conn_events_max = u32(o, "connEventsMax", cfg.conn_events_max);
   }
   set_ = std::make_unique<WorkerSet>(cfg, workers, ring, 1024);
 }
@@ -481,6 +499,15 @@ Napi::Value Harness::Services(const Napi::CallbackInfo& info) {
   std::vector<std::vector<ServiceStats>> per;
   for (size_t i = 0; i < set_->size(); i++) per.push_back(set_->at(i).pipeline().service_stats());
   return services_array(info.Env(), WorkerSet::merge_services(per));
+}
+
+Napi::Value Harness::ConnectionEvents(const Napi::CallbackInfo& info) {
+  std::vector<ConnEvent> all;
+  for (size_t i = 0; i < set_->size(); i++) {
+    std::vector<ConnEvent> e = set_->at(i).pipeline().take_conn_events();
+    all.insert(all.end(), std::make_move_iterator(e.begin()), std::make_move_iterator(e.end()));
+  }
+  return conn_events_array(info.Env(), all);
 }
 
 // connections(nowMs): the listing the EAL workers give, stepped here synchronously.

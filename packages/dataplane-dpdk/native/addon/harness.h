@@ -45,6 +45,7 @@ class Harness : public Napi::ObjectWrap<Harness> {
   Napi::Value WorkerCounters(const Napi::CallbackInfo& info);
   Napi::Value Connections(const Napi::CallbackInfo& info);
   Napi::Value Services(const Napi::CallbackInfo& info);
+  Napi::Value ConnectionEvents(const Napi::CallbackInfo& info);
 
   void settle();
   void receive(Worker& w, uint16_t port, std::vector<uint8_t>&& frame, uint64_t now, CollectSink& sink);
@@ -61,6 +62,7 @@ bool read_service(const Napi::Object& o, Service& svc);
 bool read_mac(const Napi::Value& v, Mac& mac);
 Napi::Object counters_object(Napi::Env env, const uint64_t* counters);
 Napi::Array signals_array(Napi::Env env, const std::vector<HealthSignal>& signals);
+Napi::Array conn_events_array(Napi::Env env, const std::vector<ConnEvent>& events);
 Napi::Array connections_array(Napi::Env env, const std::vector<ConnInfo>& conns);
 Napi::Array services_array(Napi::Env env, const std::vector<ServiceStats>& stats);
 

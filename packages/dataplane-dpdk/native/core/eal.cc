@@ -303,6 +303,8 @@ void EalRunner::loop(uint16_t index) {
       pipeline.expire(now);
       auto signals = pipeline.take_signals();
       if (!signals.empty()) hooks_.signals(std::move(signals));
+      auto events = pipeline.take_conn_events();
+      if (!events.empty()) hooks_.conn_events(std::move(events));
       // Copied here, swapped under the worker's own lock: readers never wait on the loop.
       std::vector<uint64_t> counters(pipeline.counters(), pipeline.counters() + kCounterCount);
       counters.push_back(pipeline.conns().size());

@@ -59,6 +59,7 @@ struct EalStartResult {
 struct EalHooks {
   std::function<void(const EalStartResult&)> started;
   std::function<void(std::vector<HealthSignal>&&)> signals;
+  std::function<void(std::vector<ConnEvent>&&)> conn_events;
 };
 
 class EalRunner {

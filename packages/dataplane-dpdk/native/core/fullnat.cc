@@ -195,6 +195,7 @@ Conn* Pipeline::new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint6
   schedule(*c);
   st.conns++;
   counters_[kCtr_conns_created]++;
+  if (cfg_.conn_events) note_conn_event(*c, true, now_ms);
   return c;
 }
 
@@ -256,12 +257,14 @@ void Pipeline::end_conn(Conn& c, bool expired) {
   lports_.release(c.laddr, c.lport);
   auto it = services_.find(c.svc->id);
   if (it != services_.end() && it->second.conns > 0) it->second.conns--;
+  if (cfg_.conn_events) note_conn_event(c, false, last_now_);
   conns_.remove(&c);
 }
 
 // Visits only the wheel slots whose ticks passed since the last call (all of them at most
 // once after a long pause), and the current slot again each call for exact expiry.
 uint32_t Pipeline::expire(uint64_t now_ms) {
+  last_now_ = now_ms;
   int64_t target = static_cast<int64_t>(now_ms / kTickMs);
   if (last_tick_ < 0) last_tick_ = 0;
   int64_t from = std::max(last_tick_, target - static_cast<int64_t>(kWheelSlots) + 1);

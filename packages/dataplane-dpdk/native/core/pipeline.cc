@@ -167,9 +167,19 @@ uint32_t Pipeline::expire_server(uint32_t id, const std::string& server) {
   return n;
 }
 
+void Pipeline::note_conn_event(const Conn& c, bool opened, uint64_t now_ms) {
+  if (conn_events_.size() >= cfg_.conn_events_max) {
+    counters_[kCtr_conn_events_dropped]++;
+    return;
+  }
+  conn_events_.push_back(ConnEvent{opened, c.caddr, c.cport, opened ? 0 : now_ms - std::min(now_ms, c.created_ms),
+                                   c.svc->name, c.dest->key});
+}
+
 Verdict Pipeline::process(uint16_t in_port, uint8_t* frame, uint32_t len, uint32_t cap, uint64_t now_ms,
                           FrameSink& sink) {
   room_ = cap < len ? len : cap;
+  last_now_ = now_ms;
   counters_[kCtr_rx_packets]++;
   counters_[kCtr_rx_bytes] += len;
   Verdict v{Action::Drop, 0};

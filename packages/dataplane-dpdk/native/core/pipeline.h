@@ -38,7 +38,7 @@ namespace fulcrum {
   X(proxy_protocol_skipped)                                                       \
   /* MSS clamping (options.tcp.mssClamp, core/insert.cc) */                       \
   X(mss_clamped)                                                                  \
-  X(redirected) X(drop_redirect_ring_full)
+    X(redirected) X(drop_redirect_ring_full) X(conn_events_dropped)
 
 enum CounterId {
 #define FULCRUM_COUNTER_ENUM(n) kCtr_##n,
@@ -66,6 +66,20 @@ struct PipelineConfig {
   uint16_t workers = 1;
   // Sends gratuitous ARP for new addresses (one worker does, so neighbours get one each).
   bool announce = true;
+  // Records connection:opened / connection:closed events, at most `conn_events_max`
+  // between two take_conn_events() (the rest are counted in conn_events_dropped).
+  bool conn_events = false;
+  uint32_t conn_events_max = 8192;
+};
+
+// A connection opened or closed, for the kernel's connection:* events.
+struct ConnEvent {
+  bool opened;
+  uint32_t caddr;
+  uint16_t cport;
+  uint64_t duration_ms;
+  std::string service;
+  std::string server;
 };
 
 // A neighbour learned from ARP by one worker, for the others (each keeps its own table).
@@ -123,6 +137,7 @@ class Pipeline {
   void learn_neighbor(uint16_t port, uint32_t ip, const Mac& mac) { neigh_.set(port, ip, mac, false); }
   // Neighbours learned or changed since the last call (only when workers > 1).
   std::vector<LearnedNeighbor> take_learned() { return std::move(learned_); }
+  std::vector<ConnEvent> take_conn_events() { return std::move(conn_events_); }
   const PipelineConfig& config() const { return cfg_; }
   // Adds or replaces a service by id; connections keep the snapshot they started with.
   void set_service(std::shared_ptr<const Service> svc);
@@ -173,6 +188,7 @@ class Pipeline {
   void schedule(Conn& c);
   uint32_t expire_tick(int64_t tick, uint64_t now_ms);
   void end_conn(Conn& c, bool expired);
+  void note_conn_event(const Conn& c, bool opened, uint64_t now_ms);
   Verdict output(uint8_t* frame, uint32_t dst, FrameSink& sink);
   uint16_t port_mtu(uint16_t id) const;
   // TOA / PROXY-protocol insertion on a translated TCP segment about to leave on v.port
@@ -194,6 +210,8 @@ class Pipeline {
   std::unordered_set<uint32_t> owned_;                    // VIPs and local addresses
   std::vector<HealthSignal> signals_;
   std::vector<LearnedNeighbor> learned_;
+  std::vector<ConnEvent> conn_events_;
+  uint64_t last_now_ = 0;  // the latest clock seen (process, expire): when a connection ends
   // Timer wheel (IPVS re-arms a timer per connection; this re-files lazily): a connection
   // is filed at the tick of its expiry; a packet that pushes expiry later moves nothing,
   // the connection is re-filed when its old tick comes; an earlier expiry re-files at once.

@@ -18,6 +18,12 @@ const kernel = createKernel({
 });
 const signals = [];
 kernel.events.on('health:signal', (s) => signals.push(s));
+const connectionEvents = { opened: 0, closed: 0, clients: [] };
+kernel.events.on('connection:opened', (e) => {
+  connectionEvents.opened++;
+  connectionEvents.clients.push(e.client);
+});
+kernel.events.on('connection:closed', () => connectionEvents.closed++);
 const health = [];
 kernel.events.on('server:health', (e) => {
   health.push({ server: e.server, health: e.health, reason: e.reason });
@@ -53,7 +59,7 @@ rl.on('line', async (cmd) => {
     const listing = native.ealConnections(2000);
     const connections = kernel.dataplane.connections();
     process.stdout.write(
-      `workers ${JSON.stringify({ counters: native.ealWorkerCounters(), listing, connections })}\n`,
+      `workers ${JSON.stringify({ counters: native.ealWorkerCounters(), listing, connections, connectionEvents })}\n`,
     );
   }
   if (cmd === 'counters') {

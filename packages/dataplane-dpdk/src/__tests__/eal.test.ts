@@ -72,7 +72,7 @@ dataplane:
       - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
       - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
       - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
-    maxConnections: 4096${workers > 1 ? '\n    idle: { mode: adaptive }' : ''}
+    maxConnections: 4096${workers > 1 ? '\n    idle: { mode: adaptive }\n    connectionEvents: true' : ''}
 services:
   - name: web
     protocol: tcp
@@ -252,6 +252,7 @@ describe.skipIf(need.skip)(
               connections: { worker: number; local: string; protocol: string }[];
             };
             connections: { protocol: string; local: string; state: string }[];
+            connectionEvents: { opened: number; closed: number; clients: string[] };
           };
           expect(w.counters).toHaveLength(2);
           const created = w.counters.map((c) => c.conns_created!);
@@ -262,6 +263,10 @@ describe.skipIf(need.skip)(
           ).toBe(true);
           expect(w.counters[0]!.redirected! + w.counters[1]!.redirected!).toBeGreaterThan(0);
           expect(w.counters.map((c) => c.drop_redirect_ring_full)).toEqual([0, 0]);
+          // Batched connection:opened events from both workers reached the kernel's bus.
+          expect(w.connectionEvents.opened).toBe(24);
+          expect(w.connectionEvents.closed).toBe(0);
+          expect(w.connectionEvents.clients.every((c) => c.startsWith('10.1.0.2:'))).toBe(true);
           // Closed TCP connections wait in TIME_WAIT, UDP sessions are NORMAL: all still listed.
           expect(w.listing.complete).toBe(true);
           expect(w.listing.connections).toHaveLength(24);

@@ -234,3 +234,35 @@ describe.skipIf(need.skip)(
     });
   },
 );
+
+describe.skipIf(need.skip)(`connection events${need.note}`, () => {
+  it('records opened and closed connections with their duration, on whichever worker owns them', () => {
+    const h = harness({ workers: 2, connectionEvents: true, timeouts: { close: 500 } });
+    h.apply(add(snapshot()));
+    const { lport, server } = openOn(h, 1, 40000);
+    expect(h.connectionEvents()).toEqual([
+      { opened: true, service: 'web', server: '10.2.0.11:8080', client: '10.1.0.2:40000', durationMs: 0 },
+    ]);
+    // The server refuses (its RST lands on worker 0 and is redirected); CLOSE then expires.
+    h.inject('lan', serverSeg(server, lport, { flags: TCP.RST | TCP.ACK, seq: 0, ack: 1001 }), 1000, 0);
+    expect(h.connectionEvents()).toEqual([]);
+    expect(h.expire(1600)).toBe(1);
+    expect(h.connectionEvents()).toEqual([
+      { opened: false, service: 'web', server: '10.2.0.11:8080', client: '10.1.0.2:40000', durationMs: 1600 },
+    ]);
+  });
+
+  it('records none unless asked, and counts what exceeds the cap instead of growing', () => {
+    const off = harness({ workers: 2 });
+    off.apply(add(snapshot()));
+    openOn(off, 0, 40000);
+    expect(off.connectionEvents()).toEqual([]);
+    const capped = harness({ connectionEvents: true, connectionEventsMax: 2 });
+    capped.apply(add(snapshot()));
+    for (const sport of [40000, 40001, 40002]) openOn(capped, 0, sport);
+    expect(capped.connectionEvents().map((e) => e.client)).toEqual(['10.1.0.2:40000', '10.1.0.2:40001']);
+    expect(capped.counters().conn_events_dropped).toBe(1);
+    openOn(capped, 0, 40003);
+    expect(capped.connectionEvents()).toHaveLength(1); // room again after the read
+  });
+});
