@@ -14,6 +14,7 @@
         "native/core/fullnat.cc",
         "native/core/insert.cc",
         "native/core/worker.cc",
+        "native/core/steering.cc",
         "native/core/eal.cc",
         "native/addon/addon.cc",
         "native/addon/harness.cc",

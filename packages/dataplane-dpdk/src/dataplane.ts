@@ -99,9 +99,16 @@ export class DpdkDataplane implements DataplaneInstance {
           else this.#connectionEvents(payload as NativeConnEvent[]);
         },
       );
+      const info = native.ealInfo();
       this.#ctx.logger.info(
         {
           ports: o.ports.map((p, i) => `${p.name}=${macs[i]?.toString('hex').replace(/(..)(?!$)/g, '$1:')}`),
+          workers: info?.workers,
+          // Replies reach their owner by rte_flow rules where the port takes them, else by ring.
+          steering: o.ports.map((p, i) => {
+            const s = info?.ports[i];
+            return `${p.name}=${s?.steering ? 'rte_flow' : `ring (${s?.reason ?? '?'})`}`;
+          }),
         },
         'dpdk dataplane started',
       );

@@ -170,6 +170,12 @@ export interface NativeBinding {
   ealAddNeighbor(port: number, ip: number, mac: Buffer): number;
   ealCounters(): NativeCounters | null;
   ealWorkerCounters(): NativeCounters[];
+  /** Workers, and per port whether rte_flow steers replies to their owner (and why not). */
+  ealInfo(): {
+    workers: number;
+    ports: { steering: boolean; reason: string }[];
+    steeringRules: number;
+  } | null;
   ealConnections(timeoutMs: number): { complete: boolean; connections: NativeConnection[] };
   ealServices(): NativeServiceStats[];
   ealPorts(): NativePortStats[];

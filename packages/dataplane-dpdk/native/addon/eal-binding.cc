@@ -17,6 +17,10 @@ struct EalState {
   Napi::ThreadSafeFunction events;
   std::unique_ptr<Napi::Promise::Deferred> started;
   bool stopped = false;
+  uint16_t workers = 0;
+  std::vector<bool> steering;
+  std::vector<std::string> no_steering;
+  uint32_t steering_rules = 0;
 };
 EalState* g_state = nullptr;  // heap, never destroyed: see above
 
@@ -84,6 +88,9 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
       std::unique_ptr<EalStartResult> own(r);
       if (!g_state->started) return;
       if (r->code == kEalOk) {
+        g_state->workers = r->workers;
+        g_state->steering = r->steering;
+        g_state->no_steering = r->no_steering;
         Napi::Array macs = Napi::Array::New(env, r->macs.size());
         for (size_t i = 0; i < r->macs.size(); i++)
           macs.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(env, r->macs[i].data(), 6));
@@ -133,7 +140,9 @@ Napi::Value EalSetService(const Napi::CallbackInfo& info) {
   if (!ws) return Napi::Number::New(info.Env(), 3);
   Service svc;
   if (!read_service(info[0].As<Napi::Object>(), svc)) return Napi::Number::New(info.Env(), 1);
-  return Napi::Number::New(info.Env(), ws->set_service(svc) ? 0 : 2);
+  bool ok = ws->set_service(svc);
+  g_state->steering_rules += g_state->runner.steer(svc.laddrs);
+  return Napi::Number::New(info.Env(), ok ? 0 : 2);
 }
 
 Napi::Value EalRemoveService(const Napi::CallbackInfo& info) {
@@ -178,6 +187,24 @@ Napi::Value EalConnections(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("complete", Napi::Boolean::New(env, complete));
   o.Set("connections", connections_array(env, conns));
+  return o;
+}
+
+// ealInfo() → { workers, ports: [{ steering, reason }], steeringRules }
+Napi::Value EalInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  if (!g_state) return env.Null();
+  o.Set("workers", Napi::Number::New(env, g_state->workers));
+  Napi::Array ports = Napi::Array::New(env, g_state->steering.size());
+  for (size_t i = 0; i < g_state->steering.size(); i++) {
+    Napi::Object p = Napi::Object::New(env);
+    p.Set("steering", Napi::Boolean::New(env, g_state->steering[i]));
+    p.Set("reason", i < g_state->no_steering.size() ? g_state->no_steering[i] : "");
+    ports.Set(static_cast<uint32_t>(i), p);
+  }
+  o.Set("ports", ports);
+  o.Set("steeringRules", Napi::Number::New(env, g_state->steering_rules));
   return o;
 }
 
@@ -242,6 +269,7 @@ void InitEal(Napi::Env env, Napi::Object exports) {
   exports.Set("ealServices", Napi::Function::New(env, EalServices, "ealServices"));
   exports.Set("ealCounters", Napi::Function::New(env, EalCounters, "ealCounters"));
   exports.Set("ealWorkerCounters", Napi::Function::New(env, EalWorkerCounters, "ealWorkerCounters"));
+  exports.Set("ealInfo", Napi::Function::New(env, EalInfo, "ealInfo"));
   exports.Set("ealConnections", Napi::Function::New(env, EalConnections, "ealConnections"));
 }
 

@@ -110,6 +110,13 @@ std::vector<ServiceStats> EalRunner::service_stats() {
   return WorkerSet::merge_services(per);
 }
 
+unsigned EalRunner::steer(const std::vector<uint32_t>& laddrs) {
+  unsigned n = 0;
+  if (!running_ || stopping_) return n;
+  for (uint32_t a : laddrs) n += steering_.add_local_address(a);
+  return n;
+}
+
 std::vector<ConnInfo> EalRunner::connections(uint64_t timeout_ms, bool* complete) {
   *complete = true;
   std::vector<ConnInfo> all;
@@ -127,13 +134,15 @@ std::vector<ConnInfo> EalRunner::connections(uint64_t timeout_ms, bool* complete
 }
 
 void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_ports, PipelineConfig cfg) {
-  EalStartResult res{kEalOk, "", {}};
+  EalStartResult res;
+  res.code = kEalOk;
   std::vector<char*> argv;
   std::string prog = "fulcrum";
   argv.push_back(prog.data());
   for (auto& a : args) argv.push_back(a.data());
   if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
-    res = {kEalInitFailed, std::string("rte_eal_init: ") + rte_strerror(rte_errno), {}};
+    res.code = kEalInitFailed;
+    res.message = std::string("rte_eal_init: ") + rte_strerror(rte_errno);
     running_ = false;
     hooks_.started(res);
     return;
@@ -141,7 +150,9 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
   io_ = std::make_unique<Io>();
   std::vector<uint16_t>& ports = io_->ports;
   auto fail = [&](int code, std::string msg) {
-    res = {code, std::move(msg), {}};
+    res = EalStartResult{};
+    res.code = code;
+    res.message = std::move(msg);
     for (uint16_t p : ports) {
       rte_eth_dev_stop(p);
       rte_eth_dev_close(p);
@@ -209,6 +220,10 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
       if (rte_eth_dev_get_mtu(pid, &mtu) == 0 && mtu >= 576) pipeline.set_port_mtu(i, mtu);
     }
   }
+  steering_.probe(ports, nworkers);
+  res.workers = nworkers;
+  res.steering = steering_.enabled();
+  res.no_steering = steering_.reasons();
   // Worker lcores first, then the main lcore runs worker 0 until stop().
   std::vector<LoopArg> args_by_worker(nworkers);
   uint16_t next = 1;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/pipeline.h"
+#include "core/steering.h"
 #include "core/worker.h"
 
 namespace fulcrum {
@@ -54,6 +55,9 @@ struct EalStartResult {
   int code;
   std::string message;
   std::vector<Mac> macs;
+  uint16_t workers = 0;
+  std::vector<bool> steering;             // per port: replies steered by rte_flow rules
+  std::vector<std::string> no_steering;   // per port: why not (the PMD's message)
 };
 
 struct EalHooks {
@@ -80,6 +84,8 @@ class EalRunner {
   std::vector<std::vector<uint64_t>> worker_counters();
   std::vector<ServiceStats> service_stats();
   std::vector<PortStats> port_stats();
+  // Steering rules for the local addresses of a service (control thread); returns how many.
+  unsigned steer(const std::vector<uint32_t>& laddrs);
   // The connection listing: every worker copies its table out a chunk per loop iteration.
   std::vector<ConnInfo> connections(uint64_t timeout_ms, bool* complete);
 
@@ -98,6 +104,7 @@ class EalRunner {
   EalOptions opts_;
   std::unique_ptr<WorkerSet> workers_;
   std::unique_ptr<Io> io_;
+  Steering steering_;
 };
 
 }  // namespace fulcrum

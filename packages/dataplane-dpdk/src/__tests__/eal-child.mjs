@@ -59,7 +59,7 @@ rl.on('line', async (cmd) => {
     const listing = native.ealConnections(2000);
     const connections = kernel.dataplane.connections();
     process.stdout.write(
-      `workers ${JSON.stringify({ counters: native.ealWorkerCounters(), listing, connections, connectionEvents })}\n`,
+      `workers ${JSON.stringify({ counters: native.ealWorkerCounters(), info: native.ealInfo(), listing, connections, connectionEvents })}\n`,
     );
   }
   if (cmd === 'counters') {

@@ -253,7 +253,12 @@ describe.skipIf(need.skip)(
             };
             connections: { protocol: string; local: string; state: string }[];
             connectionEvents: { opened: number; closed: number; clients: string[] };
+            info: { workers: number; ports: { steering: boolean; reason: string }[]; steeringRules: number };
           };
+          // af_packet has no rte_flow: every reply that lands elsewhere takes the ring.
+          expect(w.info).toMatchObject({ workers: 2, steeringRules: 0 });
+          expect(w.info.ports.map((p) => p.steering)).toEqual([false, false]);
+          for (const p of w.info.ports) expect(p.reason).toMatch(/not implemented/i); // ENOSYS: no flow ops
           expect(w.counters).toHaveLength(2);
           const created = w.counters.map((c) => c.conns_created!);
           expect(created[0]! + created[1]!).toBe(24);
