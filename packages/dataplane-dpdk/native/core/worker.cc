@@ -33,7 +33,9 @@ unsigned Ring::size() const { return rte_ring_count(r_); }
 unsigned Ring::capacity() const { return rte_ring_get_capacity(r_); }
 
 namespace {
+// maxConnections is the whole dataplane's: each worker's table holds its share.
 PipelineConfig worker_config(PipelineConfig cfg, uint16_t index, uint16_t count) {
+  cfg.conn_capacity = std::max<uint32_t>(1, (cfg.conn_capacity + count - 1) / count);
   cfg.worker = index;
   cfg.workers = count;
   cfg.announce = index == 0;

@@ -45,6 +45,15 @@ describe.skipIf(need.skip)(
       expect(h.workerCounters().map((c) => c.connections)).toEqual([3, 3]);
     });
 
+    it('splits maxConnections between the workers', () => {
+      const h = harness({ workers: 2, maxConnections: 2 });
+      h.apply(add(snapshot()));
+      openOn(h, 0, 40000);
+      openOn(h, 1, 40001);
+      expect(h.inject('wan', clientSeg(40002, { flags: TCP.SYN }), 0, 0)).toEqual([]);
+      expect(h.workerCounters().map((c) => c.drop_conn_table_full)).toEqual([1, 0]);
+    });
+
     it('hands a reply that lands on the wrong worker to the owner, which rewrites and sends it', () => {
       const h = harness({ workers: 2 });
       h.apply(add(snapshot()));
