@@ -337,11 +337,11 @@ Napi::Value Harness::ExpireServer(const Napi::CallbackInfo& info) {
 
 // A frame received by worker `w`: redirected to its owner (the same rule and rings as the
 // EAL workers), or processed here.
-void Harness::receive(Worker& w, uint16_t port, std::vector<uint8_t>&& frame, uint64_t now, CollectSink& sink) {
+void Harness::receive(Worker& w, uint16_t port, std::vector<uint8_t>&& frame, uint64_t now, CollectSink& sink,
+                      RedirectBatch& batch) {
   uint16_t owner = w.owner(frame.data(), static_cast<uint32_t>(frame.size()));
   if (owner != w.index()) {
-    auto* f = new RedirectedFrame{port, std::move(frame)};
-    if (!w.redirect(set_->at(owner), f)) delete f;
+    batch.add(owner, new RedirectedFrame{port, std::move(frame)});
     return;
   }
   process(w, port, frame, now, sink);
@@ -388,7 +388,9 @@ Napi::Value Harness::Inject(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   CollectSink sink;
-  receive(set_->at(worker), in_port, std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()), now, sink);
+  RedirectBatch batch(set_->size());
+  receive(set_->at(worker), in_port, std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()), now, sink, batch);
+  batch.flush(set_->at(worker), *set_, [](void* f) { delete static_cast<RedirectedFrame*>(f); });
   drain(now, sink);
   return frames_array(env, sink.frames);
 }
@@ -405,12 +407,14 @@ Napi::Value Harness::Burst(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   CollectSink sink;
+  RedirectBatch batch(set_->size());
   for (uint32_t i = 0; i < list.Length(); i++) {
     Napi::Array pair = list.Get(i).As<Napi::Array>();
     auto buf = pair.Get(1u).As<Napi::Buffer<uint8_t>>();
     receive(set_->at(worker), static_cast<uint16_t>(pair.Get(0u).As<Napi::Number>().Uint32Value()),
-            std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()), now, sink);
+            std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()), now, sink, batch);
   }
+  batch.flush(set_->at(worker), *set_, [](void* f) { delete static_cast<RedirectedFrame*>(f); });
   drain(now, sink);
   return frames_array(env, sink.frames);
 }

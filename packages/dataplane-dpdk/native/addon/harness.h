@@ -48,7 +48,8 @@ class Harness : public Napi::ObjectWrap<Harness> {
   Napi::Value ConnectionEvents(const Napi::CallbackInfo& info);
 
   void settle();
-  void receive(Worker& w, uint16_t port, std::vector<uint8_t>&& frame, uint64_t now, CollectSink& sink);
+  void receive(Worker& w, uint16_t port, std::vector<uint8_t>&& frame, uint64_t now, CollectSink& sink,
+               RedirectBatch& batch);
   void process(Worker& w, uint16_t port, std::vector<uint8_t>& frame, uint64_t now, CollectSink& sink);
   void drain(uint64_t now, CollectSink& sink);
   std::vector<uint64_t> worker_counters(size_t i);

@@ -267,6 +267,7 @@ void EalRunner::loop(uint16_t index) {
   for (auto& q : tx) q.reserve(kBurst * 2);
   uint64_t last_sweep = now_ms();
   unsigned empty_polls = 0;
+  RedirectBatch batch(workers_->size());
   auto handle = [&](rte_mbuf* m, uint16_t p, uint64_t now) {
     uint16_t len = rte_pktmbuf_data_len(m);
     Verdict v = pipeline.process(p, rte_pktmbuf_mtod(m, uint8_t*), len, len + rte_pktmbuf_tailroom(m), now, sink);
@@ -297,12 +298,13 @@ void EalRunner::loop(uint16_t index) {
         rte_mbuf* m = rx[i];
         uint16_t owner = w.owner(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m));
         if (owner != index) {
-          if (!w.redirect(workers_->at(owner), m)) rte_pktmbuf_free(m);
+          batch.add(owner, m);
           continue;
         }
         handle(m, p, now);
       }
     }
+    batch.flush(w, *workers_, [](void* m) { rte_pktmbuf_free(static_cast<rte_mbuf*>(m)); });
     for (uint16_t p = 0; p < ports.size(); p++) {
       auto& q = tx[p];
       if (q.empty()) continue;

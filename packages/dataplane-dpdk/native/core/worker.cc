@@ -28,6 +28,9 @@ Ring::Ring(const std::string& name, unsigned count) {
 
 Ring::~Ring() { std::free(r_); }
 bool Ring::enqueue(void* item) { return rte_ring_enqueue(r_, item) == 0; }
+unsigned Ring::enqueue_burst(void* const* items, unsigned n) {
+  return rte_ring_enqueue_burst(r_, items, n, nullptr);
+}
 unsigned Ring::dequeue(void** items, unsigned n) { return rte_ring_dequeue_burst(r_, items, n, nullptr); }
 unsigned Ring::size() const { return rte_ring_count(r_); }
 unsigned Ring::capacity() const { return rte_ring_get_capacity(r_); }
@@ -77,13 +80,11 @@ uint16_t Worker::owner(const uint8_t* frame, uint32_t len) const {
   return LocalPortPool::owner(rte_be_to_cpu_16(dport), n);
 }
 
-bool Worker::redirect(Worker& to, void* item) {
-  if (!to.redirect_ring_.enqueue(item)) {
-    pipeline_.count(kCtr_drop_redirect_ring_full, 1);
-    return false;
-  }
-  pipeline_.count(kCtr_redirected, 1);
-  return true;
+unsigned Worker::redirect_burst(Worker& to, void* const* items, unsigned n) {
+  unsigned sent = to.redirect_ring_.enqueue_burst(items, n);
+  pipeline_.count(kCtr_redirected, sent);
+  if (sent < n) pipeline_.count(kCtr_drop_redirect_ring_full, n - sent);
+  return sent;
 }
 
 bool Worker::post(Command cmd) {

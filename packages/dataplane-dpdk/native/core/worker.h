@@ -36,6 +36,7 @@ class Ring {
   Ring(const Ring&) = delete;
   Ring& operator=(const Ring&) = delete;
   bool enqueue(void* item);  // any thread
+  unsigned enqueue_burst(void* const* items, unsigned n);  // any thread; how many fitted
   unsigned dequeue(void** items, unsigned n);  // the consumer only
   unsigned size() const;
   unsigned capacity() const;
@@ -72,9 +73,10 @@ class Worker {
   // (client flows, which RSS or the kernel's fanout keep on one queue; ARP; ICMP) is
   // processed where it arrives.
   uint16_t owner(const uint8_t* frame, uint32_t len) const;
-  // Hands `item` to `to`'s redirect ring: counts `redirected`, or `drop_redirect_ring_full`
-  // and returns false (the caller frees the item).
-  bool redirect(Worker& to, void* item);
+  // Hands frames to `to`'s redirect ring in one enqueue: counts `redirected` for those that
+  // fitted (the first ones, returned) and `drop_redirect_ring_full` for the rest, which
+  // the caller frees.
+  unsigned redirect_burst(Worker& to, void* const* items, unsigned n);
   unsigned take_redirected(void** items, unsigned n) { return redirect_ring_.dequeue(items, n); }
   unsigned redirect_backlog() const { return redirect_ring_.size(); }
 
@@ -115,6 +117,31 @@ class Worker {
   std::mutex pub_mu_;
   std::vector<uint64_t> pub_counters_;
   std::vector<ServiceStats> pub_services_;
+};
+
+// The frames of one RX burst that belong to other workers, handed to each owner with one
+// ring operation at the end of the burst (instead of one per frame).
+class RedirectBatch {
+ public:
+  explicit RedirectBatch(size_t workers) : items_(workers) {
+    for (auto& v : items_) v.reserve(64);
+  }
+  void add(uint16_t owner, void* item) { items_[owner].push_back(item); }
+  // Hands every owner its frames; `drop(item)` frees each one a full ring refused.
+  template <typename Workers, typename Drop>
+  void flush(Worker& from, Workers& workers, Drop drop) {
+    for (size_t o = 0; o < items_.size(); o++) {
+      auto& v = items_[o];
+      if (v.empty()) continue;
+      unsigned n = static_cast<unsigned>(v.size());
+      unsigned sent = from.redirect_burst(workers.at(o), v.data(), n);
+      for (unsigned i = sent; i < n; i++) drop(v[i]);
+      v.clear();
+    }
+  }
+
+ private:
+  std::vector<std::vector<void*>> items_;
 };
 
 // The control side of a set of workers, on one thread (JavaScript's): every worker gets
