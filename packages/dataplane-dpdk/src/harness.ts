@@ -177,6 +177,27 @@ export class PacketHarness {
     );
   }
 
+  /**
+   * As bench(), but each frame is received by `worker` in bursts of 32, as from its RX
+   * queue: the owner check runs on every frame, and those another worker owns go through
+   * its redirect ring before it processes them. One thread: the software cost of a redirect.
+   */
+  benchReceived(
+    frames: readonly { port: string; frame: Buffer }[],
+    rounds: number,
+    worker: number,
+    nowMs = 0,
+  ): number {
+    for (const f of frames)
+      if (f.frame.length > 2048) throw new RangeError('bench frames are at most 2048 bytes');
+    return this.#native.benchReceived(
+      frames.map((f) => [this.#portId(f.port), f.frame]),
+      rounds,
+      nowMs,
+      this.#worker(worker),
+    );
+  }
+
   /** Ends the connections whose timeout passed by `nowMs`; returns how many. */
   expire(nowMs: number): number {
     this.#now = nowMs;

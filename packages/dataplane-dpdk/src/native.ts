@@ -144,6 +144,8 @@ export interface NativeHarness {
   flush(): [number, Buffer, number][];
   /** Nanoseconds spent processing `frames` `rounds` times (frames ≤ 2048 bytes). */
   bench(frames: [number, Buffer][], rounds: number, nowMs: number): number;
+  /** As bench, but received by `worker` in bursts of 32: owner check, redirect ring, owner. */
+  benchReceived(frames: [number, Buffer][], rounds: number, nowMs: number, worker: number): number;
   signals(): NativeSignal[];
   counters(): NativeCounters;
   workerCounters(): NativeCounters[];

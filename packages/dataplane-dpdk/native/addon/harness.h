@@ -40,6 +40,7 @@ class Harness : public Napi::ObjectWrap<Harness> {
   Napi::Value Expire(const Napi::CallbackInfo& info);
   Napi::Value Flush(const Napi::CallbackInfo& info);
   Napi::Value Bench(const Napi::CallbackInfo& info);
+  Napi::Value BenchReceived(const Napi::CallbackInfo& info);
   Napi::Value Signals(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value WorkerCounters(const Napi::CallbackInfo& info);

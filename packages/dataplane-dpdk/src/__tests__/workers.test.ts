@@ -237,6 +237,23 @@ describe.skipIf(need.skip)(
       expect(two.every((f) => f.worker === 0)).toBe(true);
     });
 
+    it('benchReceived() runs the owner check and the redirect natively, as the EAL loop does', () => {
+      const h = harness({ workers: 2 });
+      h.apply(add(snapshot()));
+      const { lport, server } = openOn(h, 1, 40000);
+      h.inject('lan', serverSeg(server, lport, { flags: TCP.SYN | TCP.ACK, seq: 5000, ack: 1001 }), 1, 1);
+      const reply = serverSeg(server, lport, {
+        flags: TCP.ACK,
+        seq: 5001,
+        ack: 1001,
+        data: Buffer.alloc(64),
+      });
+      expect(h.benchReceived([{ port: 'lan', frame: reply }], 40, 0)).toBeGreaterThan(0);
+      const [w0, w1] = h.workerCounters();
+      expect(w0).toMatchObject({ redirected: 40, rx_packets: 0 });
+      expect(w1).toMatchObject({ fullnat_out: 41, drop_no_conn: 0 });
+    });
+
     it('refuses a worker that does not exist', () => {
       const h = harness({ workers: 2 });
       expect(() => h.inject('wan', clientSeg(40000, { flags: TCP.SYN }), 0, 2)).toThrow(RangeError);
