@@ -388,18 +388,42 @@ describe.skipIf(need.skip)(
         { code: null, signal: 'SIGTERM' },
         'af_xdp' as const,
       ],
-    ] as const)('ends within about a second on %s', async (_name, act, expected, pmd: Pmd = 'af_packet') => {
-      const dp = startDataplane(t, `exit${Math.random().toString(36).slice(2, 7)}`, t.wan, pmd);
-      try {
-        await dp.next('ready');
-        const r = await timeToExit(dp, () => act(dp));
-        expect({ code: r.code, signal: r.signal }, JSON.stringify(r)).toEqual(expected);
-        expect(r.ms).toBeLessThan(1500);
-        for (const dev of [t.wan, t.lan])
-          expect(execFileSync('ip', ['link', 'show', 'dev', dev], { encoding: 'utf8' })).not.toMatch(/xdp/);
-      } finally {
-        dp.child.kill('SIGKILL');
-      }
-    });
+      [
+        'SIGTERM with two worker lcores',
+        (dp: Dataplane) => dp.child.kill('SIGTERM'),
+        { code: null, signal: 'SIGTERM' },
+        'af_packet' as const,
+        2,
+      ],
+      [
+        'process.exit() with two worker lcores',
+        (dp: Dataplane) => dp.child.stdin!.write('exit\n'),
+        { code: 0, signal: null },
+        'af_packet' as const,
+        2,
+      ],
+    ] as const)(
+      'ends within about a second on %s',
+      async (_name, act, expected, pmd: Pmd = 'af_packet', workers: number = 1) => {
+        const dp = startDataplane(
+          t,
+          `exit${Math.random().toString(36).slice(2, 7)}`,
+          t.wan,
+          pmd,
+          '',
+          workers,
+        );
+        try {
+          await dp.next('ready');
+          const r = await timeToExit(dp, () => act(dp));
+          expect({ code: r.code, signal: r.signal }, JSON.stringify(r)).toEqual(expected);
+          expect(r.ms).toBeLessThan(1500);
+          for (const dev of [t.wan, t.lan])
+            expect(execFileSync('ip', ['link', 'show', 'dev', dev], { encoding: 'utf8' })).not.toMatch(/xdp/);
+        } finally {
+          dp.child.kill('SIGKILL');
+        }
+      },
+    );
   },
 );
