@@ -1,7 +1,10 @@
 // The core on its own, without Node: built and run by src/__tests__/core-native.test.ts
 // (g++ against pkg-config libdpdk only), so the core stays free of N-API. Prints one line
 // per check and exits non-zero on the first failure.
+#include <atomic>
 #include <cstdio>
+#include <thread>
+#include <vector>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -10,6 +13,8 @@
 #include "core/checksum.h"
 #include "core/conn.h"
 #include "core/sched.h"
+#include "core/laddr.h"
+#include "core/worker.h"
 #include "core/tcp.h"
 
 using namespace fulcrum;
@@ -172,11 +177,60 @@ static void tcp_options_and_shifts() {
   std::puts("ok tcp options and sequence shifts");
 }
 
+static void local_port_slices() {
+  // Worker w of 3 hands out exactly the ports p % 3 == w of the range, and takes back only those.
+  for (uint16_t w = 0; w < 3; w++) {
+    LocalPortPool pool(1000, 1099, w, 3);
+    std::vector<uint16_t> got;
+    for (uint16_t p; (p = pool.acquire(7)) != 0;) got.push_back(p);
+    CHECK(got.size() == (w == 1 ? 34u : 33u));  // 1000 % 3 == 1: worker 1 gets 1000 and 1099
+    for (uint16_t p : got) CHECK(p % 3 == w && p >= 1000 && p <= 1099 && LocalPortPool::owner(p, 3) == w);
+    pool.release(7, static_cast<uint16_t>(1000 + (w + 1) % 3));  // another worker's port: ignored
+    CHECK(pool.acquire(7) == 0);
+    pool.release(7, got.front());
+    CHECK(pool.acquire(7) == got.front());
+  }
+  std::puts("ok local-port slices per worker");
+}
+
+static void redirect_ring_threads() {
+  // Two producer threads (workers redirecting) and one consumer (the owner), concurrently:
+  // every item arrives exactly once, and a full ring refuses instead of blocking.
+  Ring ring("t", 64);
+  CHECK(ring.capacity() == 64);
+  constexpr uintptr_t kPer = 200000;
+  std::vector<uint8_t> seen(2 * kPer + 1, 0);
+  std::atomic<unsigned> refused{0};
+  auto produce = [&](uintptr_t base) {
+    for (uintptr_t i = 1; i <= kPer; i++) {
+      void* item = reinterpret_cast<void*>(base + i);
+      while (!ring.enqueue(item)) refused++;
+    }
+  };
+  std::thread a(produce, 0), b(produce, kPer);
+  uintptr_t received = 0;
+  void* items[32];
+  while (received < 2 * kPer) {
+    unsigned n = ring.dequeue(items, 32);
+    for (unsigned i = 0; i < n; i++) seen[reinterpret_cast<uintptr_t>(items[i])]++;
+    received += n;
+  }
+  a.join();
+  b.join();
+  for (uintptr_t i = 1; i <= 2 * kPer; i++) CHECK(seen[i] == 1);
+  CHECK(ring.size() == 0);
+  std::vector<void*> many(100, reinterpret_cast<void*>(1));
+  CHECK(ring.enqueue_burst(many.data(), 100) == 64);  // exactly its capacity, the rest refused
+  std::puts("ok redirect ring across threads");
+}
+
 int main() {
   plan_hash_vectors();
   incremental_checksums();
   conn_table_against_a_map();
   tcp_states();
   tcp_options_and_shifts();
+  local_port_slices();
+  redirect_ring_threads();
   return 0;
 }
