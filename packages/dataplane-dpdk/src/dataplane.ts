@@ -168,6 +168,8 @@ export class DpdkDataplane implements DataplaneInstance {
   #collect(): void {
     const c = this.#native?.ealCounters();
     if (c) this.#metrics?.update(c);
+    const workers = this.#native?.ealWorkerCounters();
+    if (workers) this.#metrics?.updateWorkers(workers);
     const ports = this.#native?.ealPorts();
     if (ports)
       this.#metrics?.updatePorts(

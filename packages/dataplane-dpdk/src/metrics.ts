@@ -18,6 +18,9 @@ export class CounterMetrics {
   readonly #open;
   readonly #rewrites;
   readonly #redirected;
+  readonly #workerPackets;
+  readonly #workerConns;
+  #lastWorkers: NativeCounters[] = [];
 
   constructor(metrics: MetricsRegistry) {
     this.#packets = metrics.counter({
@@ -64,6 +67,16 @@ export class CounterMetrics {
       name: 'fulcrum_dpdk_redirected_total',
       help: 'Frames a worker received for a connection another worker owns, handed over through its redirect ring',
     });
+    this.#workerPackets = metrics.counter({
+      name: 'fulcrum_dpdk_worker_packets_total',
+      help: 'Packets each worker lcore received (its queues and its redirect ring) and transmitted',
+      labelNames: ['worker', 'direction'] as const,
+    });
+    this.#workerConns = metrics.gauge({
+      name: 'fulcrum_dpdk_worker_connections',
+      help: "Connections in each worker lcore's table (how evenly RSS spreads the clients)",
+      labelNames: ['worker'] as const,
+    });
     this.#open = metrics.gauge({
       name: 'fulcrum_dpdk_connections',
       help: 'Connections in the dpdk dataplane table',
@@ -91,6 +104,21 @@ export class CounterMetrics {
     this.#redirected.inc(delta('redirected'));
     if (c.connections !== undefined) this.#open.set(c.connections);
     this.#last = { ...c };
+  }
+
+  /** Each worker's own counters (worker i = the i-th lcore of the EAL -l list). */
+  updateWorkers(workers: readonly NativeCounters[]): void {
+    workers.forEach((c, i) => {
+      const worker = String(i);
+      const last = this.#lastWorkers[i] ?? {};
+      for (const dir of ['rx', 'tx'] as const)
+        this.#workerPackets.inc(
+          { worker, direction: dir },
+          Math.max(0, (c[`${dir}_packets`] ?? 0) - (last[`${dir}_packets`] ?? 0)),
+        );
+      if (c.connections !== undefined) this.#workerConns.set({ worker }, c.connections);
+    });
+    this.#lastWorkers = workers.map((c) => ({ ...c }));
   }
 
   /** Port statistics, in the order of `names` (the configured ports). */

@@ -287,6 +287,14 @@ describe.skipIf(need.skip)(
           expect(services[0]!.servers.reduce((n, s) => n + s.conns, 0)).toBe(16);
           expect(services[1]!.servers.reduce((n, s) => n + s.conns, 0)).toBe(8);
           expect(metrics).toMatch(/fulcrum_dpdk_redirected_total [1-9]/);
+          for (const worker of ['0', '1']) {
+            expect(metrics).toMatch(
+              new RegExp(`fulcrum_dpdk_worker_packets_total\\{worker="${worker}",direction="rx"\\} [1-9]`),
+            );
+            expect(metrics).toMatch(
+              new RegExp(`fulcrum_dpdk_worker_connections\\{worker="${worker}"\\} [1-9]`),
+            );
+          }
           expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="created"\} 24/);
           const r = await timeToExit(dp, () => dp.child.stdin!.write('stop\n'));
           expect(r.code).toBe(0);
