@@ -112,6 +112,11 @@ export class DpdkDataplane implements DataplaneInstance {
         },
         'dpdk dataplane started',
       );
+      if (info && info.idleLcores > 0)
+        this.#ctx.logger.warn(
+          { event: 'dpdk_lcores_idle', workers: info.workers, idleLcores: info.idleLcores },
+          `${info.idleLcores} lcore(s) of -l run no worker: ${info.idleReason}`,
+        );
     } catch (e) {
       this.#removeExitHooks();
       throw dpdkError(DpdkErrorCodes.EAL, `DPDK did not start: ${(e as Error).message}`, { eal: args }, e);

@@ -175,6 +175,9 @@ export interface NativeBinding {
   /** Workers, and per port whether rte_flow steers replies to their owner (and why not). */
   ealInfo(): {
     workers: number;
+    /** Lcores in `-l` that run no worker (a port has fewer queue pairs), and why. */
+    idleLcores: number;
+    idleReason: string;
     ports: { steering: boolean; reason: string }[];
     steeringRules: number;
   } | null;

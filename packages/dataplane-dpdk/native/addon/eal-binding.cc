@@ -18,6 +18,8 @@ struct EalState {
   std::unique_ptr<Napi::Promise::Deferred> started;
   bool stopped = false;
   uint16_t workers = 0;
+  uint16_t idle_lcores = 0;
+  std::string idle_reason;
   std::vector<bool> steering;
   std::vector<std::string> no_steering;
   uint32_t steering_rules = 0;
@@ -89,6 +91,8 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
       if (!g_state->started) return;
       if (r->code == kEalOk) {
         g_state->workers = r->workers;
+        g_state->idle_lcores = r->idle_lcores;
+        g_state->idle_reason = r->idle_reason;
         g_state->steering = r->steering;
         g_state->no_steering = r->no_steering;
         Napi::Array macs = Napi::Array::New(env, r->macs.size());
@@ -190,12 +194,14 @@ Napi::Value EalConnections(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// ealInfo() → { workers, ports: [{ steering, reason }], steeringRules }
+// ealInfo() → { workers, idleLcores, idleReason, ports: [{ steering, reason }], steeringRules }
 Napi::Value EalInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   if (!g_state) return env.Null();
   o.Set("workers", Napi::Number::New(env, g_state->workers));
+  o.Set("idleLcores", Napi::Number::New(env, g_state->idle_lcores));
+  o.Set("idleReason", g_state->idle_reason);
   Napi::Array ports = Napi::Array::New(env, g_state->steering.size());
   for (size_t i = 0; i < g_state->steering.size(); i++) {
     Napi::Object p = Napi::Object::New(env);

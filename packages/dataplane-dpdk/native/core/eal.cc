@@ -171,7 +171,22 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
     io_->index[pid] = static_cast<uint16_t>(ports.size());
     ports.push_back(pid);
   }
-  const uint16_t nworkers = static_cast<uint16_t>(rte_lcore_count());
+  // One worker per lcore, as far as every port has a queue pair for each: a port with fewer
+  // (af_xdp on veth has one) leaves the extra lcores idle rather than refusing the config.
+  const uint16_t lcores = static_cast<uint16_t>(rte_lcore_count());
+  uint16_t nworkers = lcores;
+  for (size_t i = 0; i < ports.size(); i++) {
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(ports[i], &info) != 0) continue;
+    uint16_t q = std::min(info.max_rx_queues, info.max_tx_queues);
+    if (q >= 1 && q < nworkers) {
+      nworkers = q;
+      res.idle_reason = "port " + config_ports[i].device + " has " + std::to_string(q) +
+                        " queue pair(s): give it more (qpairs=N for net_af_packet, queue_count=N for net_af_xdp "
+                        "where the device has them) or list fewer lcores in -l";
+    }
+  }
+  res.idle_lcores = static_cast<uint16_t>(lcores - nworkers);
   uint32_t local_ports = static_cast<uint32_t>(cfg.local_port_max) - cfg.local_port_min + 1;
   if (nworkers > local_ports)
     return fail(kEalTooFewQueues, "more worker lcores than local ports: each worker needs its own");
@@ -187,12 +202,6 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
     uint16_t pid = ports[i];
     rte_eth_dev_info info{};
     int rc = rte_eth_dev_info_get(pid, &info);
-    if (rc == 0 && (info.max_rx_queues < nworkers || info.max_tx_queues < nworkers))
-      return fail(kEalTooFewQueues,
-                  "port " + config_ports[i].device + " has " + std::to_string(info.max_rx_queues) +
-                      " RX queue(s) for " + std::to_string(nworkers) +
-                      " worker lcores: give it more (qpairs=N for net_af_packet, queue_count=N for "
-                      "net_af_xdp) or list fewer lcores in -l");
     rte_eth_conf conf{};
     // RSS where the device has it (NICs); af_packet and af_xdp spread flows in the kernel.
     uint64_t rss = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
@@ -229,6 +238,7 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
   uint16_t next = 1;
   unsigned lcore;
   RTE_LCORE_FOREACH_WORKER(lcore) {
+    if (next >= nworkers) break;  // idle lcores (see idle_lcores)
     args_by_worker[next] = LoopArg{this, next};
     rte_eal_remote_launch(&EalRunner::loop_entry, &args_by_worker[next], lcore);
     next++;

@@ -56,6 +56,8 @@ struct EalStartResult {
   std::string message;
   std::vector<Mac> macs;
   uint16_t workers = 0;
+  uint16_t idle_lcores = 0;  // lcores given in -l that run no worker, and why
+  std::string idle_reason;
   std::vector<bool> steering;             // per port: replies steered by rte_flow rules
   std::vector<std::string> no_steering;   // per port: why not (the PMD's message)
 };
