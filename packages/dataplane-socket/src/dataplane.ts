@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import {
   DataplaneError,
   type ConnectionEntry,
@@ -20,6 +21,21 @@ import { Runtime } from './runtime.js';
 import { createService, type Listener } from './services.js';
 import type { VirtualService } from './virtual-service.js';
 import { endpoint } from './net-util.js';
+import { RelayHost } from './relay-host.js';
+
+/** Which relay a started dataplane uses, and how much it did (for listings and tests). */
+export interface RelayInfo {
+  mode: 'native' | 'js';
+  /** Native relay threads (0 for js). */
+  threads: number;
+  splice: boolean;
+  /** TCP connections handed to the native relay so far. */
+  handedOff: number;
+  /** Connections the native relay holds now. */
+  relayed: number;
+  /** Why `relay: auto` fell back to js, when it did. */
+  fallback?: string;
+}
 
 /**
  * The socket dataplane: one instance per kernel. Services are created and changed only
@@ -33,6 +49,7 @@ export class SocketDataplane implements DataplaneInstance {
   readonly #retiring = new Set<VirtualService>();
   #sweeper: TimerHandle | undefined;
   #state: 'created' | 'started' | 'stopped' = 'created';
+  #fallback: string | undefined;
 
   constructor(ctx: PluginContext, options: SocketDataplaneOptions) {
     const table = new ConnTable();
@@ -49,8 +66,27 @@ export class SocketDataplane implements DataplaneInstance {
   async start(): Promise<void> {
     if (this.#state !== 'created')
       throw new DataplaneError(`the socket dataplane cannot start: it is ${this.#state}`);
+    const o = this.#rt.options;
+    if (o.relay !== 'js') {
+      try {
+        this.#rt.relay = new RelayHost(o.relayThreads || availableParallelism(), o.relaySplice);
+      } catch (e) {
+        // relay: native must have it (the error says what to build); auto falls back to js.
+        if (o.relay === 'native') throw e;
+        this.#fallback = (e as Error).message;
+        this.#rt.logger.info(
+          { event: 'relay_fallback', reason: this.#fallback },
+          'socket dataplane: the native relay is not available, relaying in JavaScript',
+        );
+      }
+    }
     this.#state = 'started';
-    this.#rt.metrics.attach({ forEachDest: (fn) => this.#forEachDest(fn) });
+    this.#rt.metrics.attach({
+      forEachDest: (fn) => {
+        this.#rt.relay?.sync();
+        this.#forEachDest(fn);
+      },
+    });
     this.#sweeper = this.#rt.clock.setInterval(() => this.sweep(), this.#rt.options.sweepInterval);
   }
 
@@ -135,7 +171,12 @@ export class SocketDataplane implements DataplaneInstance {
     this.#sweeper?.cancel();
     for (const s of all) s.closeAll();
     // Sockets report 'close' on a later turn of the event loop; give them a few turns.
-    for (let i = 0; i < 20 && this.#rt.table.size > 0; i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 20 && this.#rt.table.size > 0; i++) {
+      await new Promise((r) => setImmediate(r));
+      this.#rt.relay?.sync();
+    }
+    this.#rt.relay?.stop();
+    this.#rt.relay = undefined;
     for (const c of [...this.#rt.table.values()]) c.remove();
     this.#services.clear();
     this.#retiring.clear();
@@ -171,6 +212,7 @@ export class SocketDataplane implements DataplaneInstance {
   /** Runs timeouts, drains and template expiry; the clock calls it every sweepInterval. */
   sweep(): void {
     const now = this.#rt.clock.now();
+    this.#rt.relay?.sync();
     this.#rt.table.sweep(now);
     for (const s of this.#services.values()) s.sweep(now);
     for (const s of this.#retiring) if (s.idle) this.#retiring.delete(s);
@@ -178,6 +220,7 @@ export class SocketDataplane implements DataplaneInstance {
 
   /** Every connection and persistence template, as `ipvsadm -lnc` lists them. */
   connections(options: ConnectionQuery = {}): ConnectionEntry[] {
+    this.#rt.relay?.sync();
     const now = this.#rt.clock.now();
     const out: ConnectionEntry[] = [];
     for (const c of this.#rt.table.values()) {
@@ -216,6 +259,7 @@ export class SocketDataplane implements DataplaneInstance {
 
   /** Per service and real server: ActiveConn, InActConn, PersistConn and the traffic totals. */
   services(): ServiceStatus[] {
+    this.#rt.relay?.sync();
     return [...this.#services.values(), ...this.#retiring].map((s) => ({
       name: s.name,
       protocol: s.snapshot.protocol,
@@ -240,7 +284,22 @@ export class SocketDataplane implements DataplaneInstance {
 
   /** Entries in the connection table (live connections and lingering TIME_WAIT/CLOSE ones). */
   get size(): number {
+    this.#rt.relay?.sync();
     return this.#rt.table.size;
+  }
+
+  /** Which relay moves the bytes of established TCP connections, and how many it took. */
+  relayInfo(): RelayInfo {
+    const r = this.#rt.relay;
+    this.#rt.relay?.sync();
+    return {
+      mode: r ? 'native' : 'js',
+      threads: r?.threads ?? 0,
+      splice: r?.splice ?? false,
+      handedOff: r?.handedOff ?? 0,
+      relayed: r?.size ?? 0,
+      ...(this.#fallback ? { fallback: this.#fallback } : {}),
+    };
   }
 
   #forEachDest(fn: (service: string, dest: Dest) => void): void {

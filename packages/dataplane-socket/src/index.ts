@@ -1,5 +1,6 @@
 export { socketDataplane, socketDataplane as default } from './plugin.js';
-export { SocketDataplane } from './dataplane.js';
+export { SocketDataplane, type RelayInfo } from './dataplane.js';
+export { nativeRelayUnavailable } from './native-relay.js';
 export type { SocketDataplaneOptions } from './options.js';
 export type { ConnState, TcpState, UdpState } from './conn.js';
 

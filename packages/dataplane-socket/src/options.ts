@@ -39,6 +39,16 @@ export interface SocketDataplaneOptions {
    * 0 (the default) resets them at once.
    */
   stopGrace: number;
+  /**
+   * Who moves the bytes of an established TCP connection: `native`, the addon's relay
+   * threads (epoll, one per core); `js`, Node streams on the event loop; `auto` (the
+   * default), native when the addon is built and loads, else js.
+   */
+  relay: 'auto' | 'native' | 'js';
+  /** Native relay threads; 0 (the default): one per core. */
+  relayThreads: number;
+  /** The native relay moves bytes with splice(2) through a pipe per direction instead of a buffer. */
+  relaySplice: boolean;
 }
 
 const ms = (def: string, min = '10ms', description?: string) =>
@@ -92,5 +102,23 @@ export const optionsSchema: JsonSchema = {
       max: '1h',
       description: 'on stop, how long established TCP connections may finish after listeners close',
     }),
+    relay: {
+      enum: ['auto', 'native', 'js'],
+      default: 'auto',
+      description:
+        'who relays established TCP connections: the native relay threads, Node streams, or native when built',
+    },
+    relayThreads: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 256,
+      default: 0,
+      description: 'native relay threads (0: one per core)',
+    },
+    relaySplice: {
+      type: 'boolean',
+      default: false,
+      description: 'native relay: splice(2) through pipes instead of a buffer',
+    },
   },
 };

@@ -10,6 +10,7 @@ import { errorCode, isLocalError } from './net-util.js';
 import type { ConnTable } from './conn-table.js';
 import type { SocketMetrics } from './metrics.js';
 import type { SocketDataplaneOptions } from './options.js';
+import type { RelayHost } from './relay-host.js';
 
 /** One warning per key per this long: a flood of refusals must not become a flood of log lines. */
 const WARN_EVERY_MS = 10_000;
@@ -24,6 +25,8 @@ export class Runtime {
   readonly table: ConnTable;
   /** Set while stop() runs: nothing is retried or rescheduled any more. */
   stopping = false;
+  /** The native relay, when the dataplane uses it (set at start). */
+  relay: RelayHost | undefined;
   readonly #warned = new Map<string, { at: number; suppressed: number }>();
 
   constructor(deps: {

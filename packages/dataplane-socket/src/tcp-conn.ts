@@ -2,12 +2,27 @@ import { connect, type Socket } from 'node:net';
 import type { ConnectionFailureReason, ConnectionTuple } from '@fulcrum/kernel';
 import { Conn, type CloseCause } from './conn.js';
 import type { Dest } from './dest.js';
+import { closedHow, CloseMode, RecordKind } from './native-relay.js';
 import { endpoint, errorCode, failureReason, finishSocket, resetSocket } from './net-util.js';
+import type { Relayed } from './relay-host.js';
 import type { Runtime } from './runtime.js';
 import type { TcpService } from './tcp-service.js';
 
 /** Client bytes read ahead while the server connection is being opened, without a replay buffer. */
 const EARLY_BYTES = 16 * 1024;
+
+/** The libuv handle of a net.Socket: its descriptor, and reads turned off before the relay takes it. */
+interface StreamHandle {
+  fd: number;
+  reading: boolean;
+  readStop(): number;
+  readStart(): number;
+}
+const handleOf = (s: Socket): StreamHandle | undefined => {
+  const h = (s as unknown as { _handle?: StreamHandle | null })._handle;
+  return h && typeof h.fd === 'number' && h.fd >= 0 ? h : undefined;
+};
+const noop = () => {};
 
 /**
  * One client connection relayed to a real server (FULLNAT: the server sees the balancer's
@@ -19,7 +34,7 @@ const EARLY_BYTES = 16 * 1024;
  * that a server that refuses, resets or times out can be replaced by another one without
  * the client noticing.
  */
-export class TcpConn extends Conn {
+export class TcpConn extends Conn implements Relayed {
   readonly protocol = 'tcp';
   /** Dropped when the connection is finished, so a TIME_WAIT entry does not keep sockets alive. */
   #client: Socket | undefined;
@@ -48,6 +63,10 @@ export class TcpConn extends Conn {
   #opened = false;
   #openedAt = 0;
   #localTries = 0;
+  /** Handed over to the native relay: no sockets here any more, the relay reports instead. */
+  #relayed = false;
+  /** The local side toward the server, read before the sockets were handed over. */
+  #local: string | undefined;
 
   constructor(rt: Runtime, service: TcpService, client: Socket, tuple: ConnectionTuple) {
     super(
@@ -95,7 +114,9 @@ export class TcpConn extends Conn {
     s.on('error', (err) => this.#onServerError(s, err, localAddress));
     s.on('close', () => this.#onServerClose(s));
     s.on('drain', () => {
-      if (s === this.server && !this.#clientEnded) this.#c.resume();
+      if (s !== this.server) return;
+      if (!this.#clientEnded) this.#c.resume();
+      this.#tryHandOff();
     });
   }
 
@@ -104,6 +125,7 @@ export class TcpConn extends Conn {
   }
 
   localEndpoint(): string | undefined {
+    if (this.#relayed) return this.live ? this.#local : undefined;
     const s = this.#connected ? this.server : undefined;
     return s?.localAddress ? endpoint(s.localAddress, s.localPort ?? 0) : undefined;
   }
@@ -149,17 +171,26 @@ export class TcpConn extends Conn {
       if (cause === 'stop') this.remove();
       return;
     }
+    const relay = this.#relayed ? this.rt.relay : undefined;
     if (cause === 'drain') {
       // Drain closes cleanly: a FIN to both sides once what is queued has been written.
       if (this.#closing) return;
       this.#closing = true;
       this.setState('LAST_ACK');
+      if (relay) {
+        relay.close(this, CloseMode.FIN);
+        return;
+      }
       finishSocket(this.#c);
       if (this.server) finishSocket(this.server);
       return;
     }
     if (cause === 'stop') this.#expired = true;
     this.#reset = true;
+    if (relay) {
+      relay.close(this, CloseMode.RESET);
+      return;
+    }
     resetSocket(this.#c);
     if (this.server) resetSocket(this.server);
   }
@@ -171,6 +202,10 @@ export class TcpConn extends Conn {
       return;
     }
     this.#expired = true;
+    if (this.#relayed) {
+      this.rt.relay?.close(this, CloseMode.ABORT);
+      return;
+    }
     this.#c.destroy();
     this.server?.destroy();
   }
@@ -195,6 +230,7 @@ export class TcpConn extends Conn {
     if (this.#connected) {
       if (this.#waitingSince === 0 && !this.#answered) this.#waitingSince = this.lastActive;
       if (!this.server!.write(chunk)) this.#c.pause();
+      else if (!this.#answered) this.#tryHandOff();
       return;
     }
     if (!replay) {
@@ -223,6 +259,7 @@ export class TcpConn extends Conn {
 
   #onClientDrain = (): void => {
     if (this.server && this.#connected && !this.#serverEnded) this.server.resume();
+    this.#tryHandOff();
   };
 
   #onClientClose = (): void => {
@@ -272,6 +309,7 @@ export class TcpConn extends Conn {
       this.rt.emit('connection:opened', () => ({ service: this.service.name, server, client: this.client }));
     }
     if (flowing && !this.#clientEnded) this.#c.resume();
+    this.#tryHandOff();
   }
 
   #onServerData(s: Socket, chunk: Buffer): void {
@@ -283,6 +321,113 @@ export class TcpConn extends Conn {
     st.outPkts++;
     if (!this.#answered) this.#serverAnswered();
     if (!this.#c.write(chunk)) s.pause();
+    else this.#tryHandOff();
+  }
+
+  // ---- the native relay ---------------------------------------------------------------------
+
+  /**
+   * Hands both sockets to the native relay once nothing is left that needs them here: the
+   * connection is ESTABLISHED, nothing is queued either way, and a retry can no longer
+   * happen (the server answered, or the replay buffer is gone and no responseTimeout
+   * watches it). Reads stop first, so libuv never touches the descriptors again; the relay
+   * takes duplicates, and the net.Sockets are destroyed (closing libuv's copies).
+   */
+  #tryHandOff(): void {
+    const relay = this.rt.relay;
+    if (!relay || this.#relayed || !this.#connected || this.#closing || this.#reset) return;
+    if (this.state !== 'ESTABLISHED' || this.#clientEnded || this.#serverEnded) return;
+    if (!this.#answered && (this.#replay !== null || this.rt.options.responseTimeout !== undefined)) return;
+    const c = this.#client;
+    const s = this.server;
+    if (!c || !s || c.destroyed || s.destroyed || c.writableEnded || s.writableEnded) return;
+    if (c.writableLength || s.writableLength || c.readableLength || s.readableLength) return;
+    const ch = handleOf(c);
+    const sh = handleOf(s);
+    if (!ch || !sh) return;
+    const local = this.localEndpoint();
+    const reading = [ch.reading, sh.reading];
+    ch.readStop();
+    sh.readStop();
+    ch.reading = sh.reading = false;
+    if (!relay.add(this, ch.fd, sh.fd, this.#answered)) {
+      // Out of descriptors for the duplicates: this connection stays on the event loop.
+      if ((ch.reading = reading[0]!)) ch.readStart();
+      if ((sh.reading = reading[1]!)) sh.readStart();
+      return;
+    }
+    this.#relayed = true;
+    this.#local = local;
+    c.off('data', this.#onClientData);
+    c.off('end', this.#onClientEnd);
+    c.off('error', this.#onClientError);
+    c.off('close', this.#onClientClose);
+    c.off('drain', this.#onClientDrain);
+    this.server = undefined;
+    this.#client = undefined;
+    this.#replay = null;
+    this.#pending = undefined;
+    for (const sock of [c, s]) {
+      sock.on('error', noop);
+      sock.destroy();
+    }
+  }
+
+  onRelayRecord(
+    kind: number,
+    arg: number,
+    inBytes: number,
+    outBytes: number,
+    inReads: number,
+    outReads: number,
+  ): void {
+    const st = this.dest?.stats;
+    if (st && (inReads || outReads)) {
+      st.inBytes += inBytes;
+      st.outBytes += outBytes;
+      st.inPkts += inReads;
+      st.outPkts += outReads;
+      this.#clientBytes += inBytes;
+      this.lastActive = this.rt.clock.now();
+    }
+    switch (kind) {
+      case RecordKind.CLIENT_EOF:
+        this.#clientEnded = true;
+        if (!this.#closing) this.setState(this.#serverEnded ? 'LAST_ACK' : 'CLOSE_WAIT');
+        return;
+      case RecordKind.SERVER_EOF:
+        this.#serverEnded = true;
+        if (!this.#closing) this.setState(this.#clientEnded ? 'LAST_ACK' : 'FIN_WAIT');
+        return;
+      case RecordKind.ANSWERED:
+        if (!this.#answered) this.#serverAnswered();
+        return;
+      case RecordKind.CLOSED: {
+        const how = closedHow(arg);
+        if (how.reset) this.#reset = true;
+        if (how.side === 2 && how.code && !this.#answered) {
+          // The server failed before its first byte, too late to replay: as on the event loop,
+          // a failure for the server, and the client got a reset.
+          const err = Object.assign(new Error(how.code), { code: how.code });
+          const dest = this.dest!;
+          const service = this.service.name;
+          const reason = failureReason(err);
+          this.rt.serverFailed(service, dest.key, reason, err);
+          this.rt.emit('connection:failed', () => ({
+            service,
+            server: dest.key,
+            client: this.client,
+            reason,
+            retried: false,
+          }));
+          this.rt.metrics.refused.inc({ service, reason: 'retries-exhausted' });
+        }
+        this.#clientClosed = true;
+        this.#serverClosed = true;
+        this.#maybeFinished();
+        return;
+      }
+    }
   }
 
   #serverAnswered(): void {
