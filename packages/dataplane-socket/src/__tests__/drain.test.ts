@@ -11,6 +11,9 @@ import {
   type Backend,
   type Harness,
   type OpenClient,
+  expectRelayed,
+  relayModes,
+  useRelay,
 } from './helpers.js';
 
 let backends: Backend[] = [];
@@ -42,7 +45,9 @@ async function open(n: number): Promise<OpenClient[]> {
 const serverOf = (c: OpenClient) =>
   h!.dp.connections().find((e) => e.client.endsWith(`:${c.socket.localPort}`))?.server;
 
-describe('taking a server out', () => {
+describe.each(relayModes())('taking a server out (%s)', (_, mode) => {
+  useRelay(mode);
+
   it('drain: no new connections; idle ones close cleanly at idleClose, the rest at the deadline', async () => {
     backends = await Promise.all(['a', 'b'].map((n) => tcpBackend(n, 'echo')));
     const [a, b] = backends.map((x) => x.address) as [string, string];
@@ -88,6 +93,7 @@ describe('taking a server out', () => {
     // The other server's connections were never touched.
     expect(onB!.socket.readyState).toBe('open');
     expect(counts(h.dp, 'web')[a]!.active).toBe(0);
+    expectRelayed(h, 5);
   });
 
   it('drain, then back in service: the server takes connections again and keeps its old ones', async () => {

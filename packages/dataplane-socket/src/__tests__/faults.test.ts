@@ -18,6 +18,9 @@ import {
   type Backend,
   type Harness,
   type OpenClient,
+  dataplaneConfig,
+  relayModes,
+  useRelay,
 } from './helpers.js';
 
 let backends: Backend[] = [];
@@ -44,7 +47,9 @@ const occupy = async (port: number) => {
 const metricValues = async (h: Harness, name: string) =>
   (await h.kernel.metrics.registry.getSingleMetric(name)!.get()).values;
 
-describe('bad input and faults', () => {
+describe.each(relayModes())('bad input and faults (%s)', (_, mode) => {
+  useRelay(mode);
+
   it('a port in use rejects the whole change; every other service keeps serving as before', async () => {
     backends = [await tcpBackend('a', 'echo')];
     h = await harness([{ name: 'web', scheduler: 'rr', realServers: [{ address: backends[0]!.address }] }]);
@@ -58,7 +63,7 @@ describe('bad input and faults', () => {
     // The change removes "web" and adds two services, one on the busy port.
     const other = await freePort();
     const change = h.kernel.apply({
-      dataplane: 'socket',
+      dataplane: dataplaneConfig(),
       services: [
         {
           name: 'api',

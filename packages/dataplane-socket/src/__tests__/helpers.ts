@@ -16,7 +16,59 @@ import rr from '@fulcrum/scheduler-rr';
 import sh from '@fulcrum/scheduler-sh';
 import wlc from '@fulcrum/scheduler-wlc';
 import wrr from '@fulcrum/scheduler-wrr';
-import { isSocketDataplane, socketDataplane, type SocketDataplane } from '../index.js';
+import { requires } from '@fulcrum/testkit';
+import { beforeEach, expect } from 'vitest';
+import {
+  isSocketDataplane,
+  nativeRelayUnavailable,
+  socketDataplane,
+  type SocketDataplane,
+} from '../index.js';
+
+export type RelayMode = 'js' | 'native';
+
+/**
+ * The two relays every TCP test runs on: `js` (Node streams) and `native` (the addon's
+ * threads), for `describe.each(relayModes())('title (%s)', (_, mode) => …)`. A native relay that cannot load (the addon
+ * not built) marks its tests skipped with the reason, and fails them under CI.
+ */
+export function relayModes(): [string, { relay: RelayMode; skip: boolean }][] {
+  const need = requires({ check: () => nativeRelayUnavailable() });
+  return [
+    ['js relay', { relay: 'js', skip: false }],
+    [`native relay${need.note}`, { relay: 'native', skip: need.skip }],
+  ];
+}
+
+let currentRelay: RelayMode | undefined;
+
+/** In a `describe.each(relayModes())` body: the harness uses that relay; skipped when it cannot run. */
+export function useRelay(mode: { relay: RelayMode; skip: boolean }): void {
+  beforeEach((ctx) => {
+    if (mode.skip) ctx.skip();
+    currentRelay = mode.relay;
+    return () => {
+      currentRelay = undefined;
+    };
+  });
+}
+
+/** The dataplane part of a config, with the relay of the running test (for tests that apply their own config). */
+export function dataplaneConfig(): { name: 'socket'; options: Record<string, unknown> } {
+  return { name: 'socket', options: currentRelay ? { relay: currentRelay } : {} };
+}
+
+/** The connections of `h` went through the relay the test asked for (so a native test really relayed natively). */
+export function expectRelayed(h: Harness, atLeast = 1): void {
+  const info = h.dp.relayInfo();
+  if (currentRelay === 'native') {
+    expect(info.mode).toBe('native');
+    expect(info.handedOff).toBeGreaterThanOrEqual(atLeast);
+  } else if (currentRelay === 'js') {
+    expect(info.mode).toBe('js');
+    expect(info.handedOff).toBe(0);
+  }
+}
 
 /** A TCP port free on 127.0.0.1 right now. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -248,7 +300,7 @@ export async function harness(
       return { ...s, listen: s.listen ?? `127.0.0.1:${port}` } as ServiceInput;
     });
   const config = (list: typeof services): ConfigInput => ({
-    dataplane: { name: 'socket', options: opts.options ?? {} },
+    dataplane: { name: 'socket', options: { ...dataplaneConfig().options, ...opts.options } },
     services: withListen(list),
   });
   await kernel.apply(config(services));

@@ -7,6 +7,8 @@ import {
   type Backend,
   type Harness,
   type OpenClient,
+  relayModes,
+  useRelay,
 } from './helpers.js';
 
 let backends: Backend[] = [];
@@ -32,7 +34,9 @@ async function scrape(h: Harness): Promise<Map<string, number>> {
   return out;
 }
 
-describe('metrics', () => {
+describe.each(relayModes())('metrics (%s)', (_, mode) => {
+  useRelay(mode);
+
   it('counts connections, bytes and reads per server, and ActiveConn/InActConn as gauges', async () => {
     backends = await Promise.all(['alpha', 'beta'].map((n) => tcpBackend(n)));
     const [a, b] = backends.map((x) => x.address) as [string, string];

@@ -11,6 +11,8 @@ import {
   type Backend,
   type Harness,
   type UdpBackend,
+  relayModes,
+  useRelay,
 } from './helpers.js';
 
 let backends: (Backend | UdpBackend)[] = [];
@@ -29,7 +31,9 @@ afterEach(async () => {
 /** A request from a given client address (the whole of 127/8 is local on Linux). */
 const from = (address: string) => request(h!.port, 'hi', { localAddress: address }).then((r) => r.data);
 
-describe('persistence (IPVS templates)', () => {
+describe.each(relayModes())('persistence (IPVS templates) (%s)', (_, mode) => {
+  useRelay(mode);
+
   it('sends a client address back to its server while the template lives, then schedules anew', async () => {
     backends = await Promise.all(['a', 'b', 'c'].map((n) => tcpBackend(n)));
     h = await harness(

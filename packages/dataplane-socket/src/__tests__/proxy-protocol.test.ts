@@ -19,6 +19,8 @@ import {
   type Backend,
   type Harness,
   type UdpBackend,
+  relayModes,
+  useRelay,
 } from './helpers.js';
 
 let backends: (Backend | UdpBackend)[] = [];
@@ -41,7 +43,9 @@ const withPp = (version: 1 | 2, servers: string[], extra: Record<string, unknown
   ...extra,
 });
 
-describe('client address to the server: PROXY protocol', () => {
+describe.each(relayModes())('client address to the server: PROXY protocol (%s)', (_, mode) => {
+  useRelay(mode);
+
   for (const version of [1, 2] as const) {
     it(`TCP, v${version}: the header comes first, with the client and the VIP, then the client bytes`, async () => {
       const echo = await tcpBackend('e', 'echo');

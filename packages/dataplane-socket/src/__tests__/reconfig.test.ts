@@ -9,6 +9,8 @@ import {
   type Backend,
   type Harness,
   type OpenClient,
+  relayModes,
+  useRelay,
 } from './helpers.js';
 
 let backends: Backend[] = [];
@@ -38,7 +40,9 @@ async function echoes(c: OpenClient, text: string): Promise<void> {
   expect(c.received().slice(before)).toBe(text);
 }
 
-describe('reconfiguration at run time drops no connection', () => {
+describe.each(relayModes())('reconfiguration at run time drops no connection (%s)', (_, mode) => {
+  useRelay(mode);
+
   it('adds and removes services; a removed service finishes its connections, then is gone', async () => {
     backends = [await tcpBackend('e', 'echo')];
     const e = backends[0]!.address;

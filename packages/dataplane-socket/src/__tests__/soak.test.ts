@@ -1,6 +1,16 @@
+import { readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { harness, tcpBackend, waitFor, type Backend, type Harness } from './helpers.js';
+import {
+  expectRelayed,
+  harness,
+  tcpBackend,
+  waitFor,
+  type Backend,
+  type Harness,
+  relayModes,
+  useRelay,
+} from './helpers.js';
 
 let backends: Backend[] = [];
 let h: Harness | undefined;
@@ -38,12 +48,16 @@ function client(port: number, kind: Outcome): Promise<Outcome | string> {
   });
 }
 
-describe('soak', () => {
+describe.each(relayModes())('soak (%s)', (_, mode) => {
+  useRelay(mode);
+
   it('5,000 connections (echo, reset, half-close) through 4 servers leave nothing behind', async () => {
     backends = await Promise.all(['a', 'b', 'c', 'd'].map((n) => tcpBackend(n, 'echo')));
     h = await harness([
       { name: 'soak', scheduler: 'wlc', realServers: backends.map((b) => ({ address: b.address })) },
     ]);
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const fdsBefore = fds();
     const total = 5000;
     const kinds: Outcome[] = [
       'echoed',
@@ -87,5 +101,9 @@ describe('soak', () => {
     await waitFor(() => backends.every((b) => b.sockets.size === 0), 'every server socket closed');
     expect(h.events['connection:opened']).toHaveLength(total);
     expect(h.events['connection:closed']).toHaveLength(total);
+    // No descriptor left behind (by the relay threads either): the process holds what it held before.
+    expect(h.dp.relayInfo().relayed).toBe(0);
+    expect(fds()).toBeLessThanOrEqual(fdsBefore + 2);
+    expectRelayed(h, total / 2);
   });
 });

@@ -1,8 +1,9 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createKernel } from '@fulcrum/kernel';
 import rr from '@fulcrum/scheduler-rr';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { socketDataplane } from '../index.js';
+import { relayModes, type RelayMode } from './helpers.js';
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -15,7 +16,7 @@ async function listen(server: Server): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-async function balancer(stopGrace: string) {
+async function balancer(stopGrace: string, relay: RelayMode) {
   const echo = createServer((c) => c.on('error', () => {}).pipe(c));
   const backend = await listen(echo);
   const probe = createServer();
@@ -24,7 +25,7 @@ async function balancer(stopGrace: string) {
   servers.splice(servers.indexOf(probe), 1);
   const kernel = createKernel({ plugins: [socketDataplane, rr] });
   await kernel.apply({
-    dataplane: { name: 'socket', options: { stopGrace } },
+    dataplane: { name: 'socket', options: { stopGrace, relay } },
     services: [
       {
         name: 'echo',
@@ -50,9 +51,13 @@ const roundTrip = (s: Socket, text: string) =>
     s.write(text);
   });
 
-describe('soft stop (stopGrace)', () => {
+describe.each(relayModes())('soft stop (stopGrace, %s)', (_, { relay, skip }) => {
+  beforeEach((ctx) => {
+    if (skip) ctx.skip();
+  });
+
   it('closes listeners at once and lets established connections finish', async () => {
-    const { kernel, vip } = await balancer('5s');
+    const { kernel, vip } = await balancer('5s', relay);
     const client = await open(vip);
     expect(await roundTrip(client, 'before')).toBe('before');
     const started = Date.now();
@@ -66,7 +71,7 @@ describe('soft stop (stopGrace)', () => {
   });
 
   it('resets what is still open when the grace ends', async () => {
-    const { kernel, vip } = await balancer('300ms');
+    const { kernel, vip } = await balancer('300ms', relay);
     const client = await open(vip);
     expect(await roundTrip(client, 'x')).toBe('x');
     const closed = new Promise<void>((r) => client.on('close', () => r()));

@@ -12,6 +12,9 @@ import {
   waitFor,
   type Backend,
   type Harness,
+  expectRelayed,
+  relayModes,
+  useRelay,
 } from './helpers.js';
 
 let backends: Backend[] = [];
@@ -29,7 +32,9 @@ afterEach(async () => {
 const listen = (s: Server) =>
   new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)));
 
-describe('TCP relay', () => {
+describe.each(relayModes())('TCP relay (%s)', (_, mode) => {
+  useRelay(mode);
+
   it('spreads many clients over several servers in rr order, and the table returns to zero', async () => {
     backends = await Promise.all(['a', 'b', 'c'].map((n) => tcpBackend(n)));
     h = await harness(
@@ -76,6 +81,59 @@ describe('TCP relay', () => {
     const stats = h.dp.services()[0]!.servers[0]!;
     expect(stats.inBytes).toBe(payload.length);
     expect(stats.outBytes).toBe(payload.length);
+    expectRelayed(h);
+  });
+
+  it('half-close after an exchange: the client ends its side and still reads what the server sends later', async () => {
+    const got: string[] = [];
+    const late = createServer({ allowHalfOpen: true }, (s) => {
+      s.on('data', (d) => {
+        got.push(d.toString());
+        s.write('hi');
+      });
+      s.on('end', () => setTimeout(() => s.end('late reply'), 100));
+    });
+    servers.push(late);
+    const port = await listen(late);
+    h = await harness([{ name: 'hc', scheduler: 'rr', realServers: [{ address: `127.0.0.1:${port}` }] }]);
+    const c = await openClient(h.port);
+    c.socket.write('hello');
+    await c.waitBytes(2);
+    c.socket.write('more');
+    await c.waitBytes(4);
+    c.socket.end();
+    await waitFor(() => h!.dp.connections().some((e) => e.state === 'CLOSE_WAIT'), 'CLOSE_WAIT');
+    await c.ended;
+    expect(c.received()).toBe('hihilate reply');
+    expect(got.join('')).toBe('hellomore');
+    expect((await c.closed).error).toBeUndefined();
+    await waitFor(() => h!.dp.connections().every((e) => e.state === 'TIME_WAIT'), 'TIME_WAIT');
+    expect(h.dp.services()[0]!.servers[0]).toMatchObject({ inBytes: 9, outBytes: 14 });
+    expectRelayed(h);
+  });
+
+  it('half-close after an exchange: the server ends its side first and still reads what the client sends', async () => {
+    const got: string[] = [];
+    const early = createServer({ allowHalfOpen: true }, (s) => {
+      s.once('data', () => {
+        s.write('hi');
+        setTimeout(() => s.end('bye'), 50);
+      });
+      s.on('data', (d) => got.push(d.toString()));
+    });
+    servers.push(early);
+    const port = await listen(early);
+    h = await harness([{ name: 'hc', scheduler: 'rr', realServers: [{ address: `127.0.0.1:${port}` }] }]);
+    const c = await openClient(h.port);
+    c.socket.write('hello');
+    await c.ended;
+    expect(c.received()).toBe('hibye');
+    await waitFor(() => h!.dp.connections().some((e) => e.state === 'FIN_WAIT'), 'FIN_WAIT');
+    c.socket.end('after your FIN');
+    await waitFor(() => got.join('') === 'helloafter your FIN', 'the bytes sent after the server FIN');
+    expect((await c.closed).error).toBeUndefined();
+    await waitFor(() => h!.dp.connections().every((e) => e.state === 'TIME_WAIT'), 'TIME_WAIT');
+    expectRelayed(h);
   });
 
   it('half-close: the client ends its side and still reads what the server sends later (CLOSE_WAIT)', async () => {
@@ -128,6 +186,7 @@ describe('TCP relay', () => {
     expect(r.data).toBe('partial');
     expect(r.error).toBe('ECONNRESET');
     await waitFor(() => h!.dp.connections().some((e) => e.state === 'CLOSE'), 'CLOSE state');
+    expectRelayed(h);
   });
 
   it('propagates a client reset to the server', async () => {
@@ -139,6 +198,7 @@ describe('TCP relay', () => {
     c.socket.resetAndDestroy();
     await waitFor(() => backends[0]!.errors.includes('ECONNRESET'), 'the server to see the reset');
     await waitFor(() => h!.dp.connections().every((e) => e.state === 'CLOSE'), 'CLOSE state');
+    expectRelayed(h);
   });
 
   it('counts ActiveConn/InActConn per server and lists connections as ipvsadm -lnc does', async () => {
@@ -185,6 +245,7 @@ describe('TCP relay', () => {
     await Promise.all(clients.slice(1).map((c) => c.closed));
     await h.advance(11_000);
     expect(h.dp.size).toBe(0);
+    expectRelayed(h, 3);
   });
 
   it('expires an idle ESTABLISHED connection at timeouts.tcp and a half-closed one at timeouts.tcpFin', async () => {
