@@ -1,20 +1,27 @@
-// The socket dataplane's native relay: moves bytes between the two sockets of an established
-// connection on threads of its own (one epoll loop per thread), so that relaying costs no
-// JavaScript, no libuv and no Node stream per chunk, and uses every core.
+// The socket dataplane's native relay: moves bytes between the two sockets of a connection on
+// threads of its own (one epoll loop per thread), so that relaying costs no JavaScript, no
+// libuv and no Node stream per chunk, and uses every core.
 //
-// TypeScript keeps everything else (accepting, scheduling, connecting, retries, the PROXY
-// header, persistence, timeouts, drain decisions): once a connection is established it
-// hands the two descriptors over with add(); the relay reports back, in batches, what
-// TypeScript needs to keep its table right (bytes and reads per direction, a FIN from either
-// side, the server's first byte, the end of the connection and why), and TypeScript asks it
-// to end a connection (drain: FIN both ways; expire/stop: reset; timeout: close).
+// Two ways in:
+// - hand-over (add): TypeScript accepted and connected with Node's sockets; once the
+//   connection can no longer be retried it hands the two descriptors over;
+// - native accept (listen, connect): the relay threads accept on the service's listening
+//   socket and report each client; TypeScript schedules it (plans, persistence, limits) and
+//   says where to connect; the relay connects, keeps what the client sent until the server's
+//   first byte, and reports a server that fails before answering so that TypeScript can
+//   retry on another one (the relay replays the client's bytes) or give up.
+// Either way TypeScript keeps the decisions (timeouts, drain, retries, the PROXY header,
+// persistence, events); the relay reports, in batches, what it needs to keep its table
+// right (bytes and reads per direction, FINs, the first server byte, connects, failures,
+// the end and why), and TypeScript asks it to end a connection.
 //
 // Per direction the bytes go either through one per-thread buffer (read, then write at once;
 // only what the destination did not take is kept, and the source is not read again until it
-// was written: back-pressure) or through a pipe with splice(2), which never copies them into
-// user space. Sockets are registered edge-triggered once and never modified.
+// was written: back-pressure) or through a pipe with splice(2). Sockets are registered
+// edge-triggered once and never modified.
 #include <napi.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -30,6 +37,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -37,34 +45,63 @@
 namespace {
 
 constexpr size_t kChunk = 64 * 1024;
-constexpr int kFields = 7;  // id, kind, arg, inBytes, outBytes, inReads, outReads
+constexpr int kFields = 7;
 
-// What a record reports (the kind field).
-enum Kind { kStats = 0, kClientEof = 1, kServerEof = 2, kAnswered = 3, kClosed = 4 };
+// What a record reports (its second field). Layouts, after id and kind:
+//   kStats, kClientEof, kServerEof, kAnswered, kClosed: arg, inBytes, outBytes, inReads, outReads
+//   kAccept: listener, client port, client address (string index), local address (string index or -1)
+//   kConnected: attempt, local port, local address (string index)
+//   kServerFailed: attempt, errno, replayable (0/1)
+//   kAcceptError (id 0): listener, errno
+enum Kind {
+  kStats = 0,
+  kClientEof = 1,
+  kServerEof = 2,
+  kAnswered = 3,
+  kClosed = 4,
+  kAccept = 5,
+  kConnected = 6,
+  kServerFailed = 7,
+  kAcceptError = 8,
+};
 // How TypeScript asks for a connection to end.
 enum CloseMode { kFin = 0, kReset = 1, kAbort = 2 };
 // Closed records: arg = flags | side << 2 | errno << 4.
 enum ClosedFlag { kWasReset = 1, kWasAborted = 2 };
+// Where a connection is: relaying, or (native accept) waiting for TypeScript to say where to
+// connect, or connecting.
+enum Phase { kRelay = 0, kWaiting = 1, kConnecting = 2 };
+enum Tag { kSide = 1, kListener = 2 };
 
 struct Conn;
 
 // The epoll cookie of one socket of a connection.
 struct Side {
+  int tag;
   Conn* conn;
   int index;  // 0 client, 1 server
   int fd;
   bool rdhup;  // the peer's FIN was seen: read until 0, not just until a short read
 };
 
+// A listening socket, registered in every thread (EPOLLEXCLUSIVE). Never freed before the
+// relay stops: a thread may still hold an event for one that was just closed.
+struct Listener {
+  int tag;
+  double id;
+  int fd;
+  bool wildcard;
+  std::atomic<bool> closed{false};
+};
+
 // Bytes flowing from socket `src` to socket `dst`.
 struct Dir {
   int src;
   int dst;
-  // buffered mode: what dst has not taken yet
+  // what dst has not taken yet: a buffer, then (splice) a pipe
   char* buf = nullptr;
   size_t off = 0;
   size_t len = 0;
-  // splice mode
   int pipe[2] = {-1, -1};
   size_t inPipe = 0;
   bool readable = true;  // src may have data (edge-triggered: not read to EAGAIN yet)
@@ -75,33 +112,105 @@ struct Dir {
   uint64_t reads = 0;
 
   size_t pending() const { return len + inPipe; }
+  void Drop() {
+    std::free(buf);
+    buf = nullptr;
+    off = len = 0;
+  }
 };
 
 struct Conn {
   double id;
   Side side[2];
   Dir dir[2];  // 0: client -> server, 1: server -> client
-  bool answered;
+  bool answered = false;
   bool closing = false;  // drain: no more reads, FIN both ways after what is queued
   bool dead = false;
   bool dirty = false;
   size_t dirtyAt = 0;
+  // native accept
+  bool accepted = false;
+  int phase = kRelay;
+  double attempt = 0;
+  std::string header;       // the PROXY header of the current attempt
+  std::string early;        // client bytes not yet given to a server, or kept for a replay
+  bool keepReplay = false;  // `early` holds every client byte, until the first server byte
+  size_t replayLimit = 0;
+  size_t earlyLimit = 0;  // the client is not read beyond this while no server takes its bytes
+  uint64_t clientTotal = 0;
 };
 
 struct Command {
-  enum Op { kAdd, kClose, kStop } op;
-  Conn* conn;  // kAdd
-  double id;   // kClose
-  int mode;
+  enum Op { kAdd, kClose, kStop, kConnect, kFailServer } op;
+  Conn* conn = nullptr;  // kAdd
+  double id = 0;
+  int mode = 0;  // kClose: CloseMode; kFailServer: errno
+  double attempt = 0;
+  sockaddr_storage dest{};
+  socklen_t destLen = 0;
+  sockaddr_storage local{};
+  socklen_t localLen = 0;
+  std::string header;
+};
+
+struct Settings {
+  bool splice;
+  bool noDelay;
+  size_t replayLimit;  // 0: no replay
+  size_t earlyLimit;
 };
 
 class Relay;
 
+std::string AddressOf(const sockaddr_storage& ss) {
+  char text[INET6_ADDRSTRLEN] = "";
+  if (ss.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, text, sizeof text);
+  } else if (ss.ss_family == AF_INET6) {
+    auto& a = reinterpret_cast<const sockaddr_in6&>(ss);
+    // A v4 client on a dual-stack listener: ::ffff:10.0.0.1 -> 10.0.0.1.
+    if (IN6_IS_ADDR_V4MAPPED(&a.sin6_addr)) {
+      inet_ntop(AF_INET, &a.sin6_addr.s6_addr[12], text, sizeof text);
+    } else {
+      inet_ntop(AF_INET6, &a.sin6_addr, text, sizeof text);
+    }
+  }
+  return text;
+}
+
+int PortOf(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
+  return 0;
+}
+
+// "10.0.0.1" / "::1" and a port into a sockaddr; false when the text is no address.
+bool ParseAddress(const std::string& text, int port, sockaddr_storage& ss, socklen_t& len) {
+  std::memset(&ss, 0, sizeof ss);
+  auto& a4 = reinterpret_cast<sockaddr_in&>(ss);
+  if (inet_pton(AF_INET, text.c_str(), &a4.sin_addr) == 1) {
+    a4.sin_family = AF_INET;
+    a4.sin_port = htons(port);
+    len = sizeof(sockaddr_in);
+    return true;
+  }
+  auto& a6 = reinterpret_cast<sockaddr_in6&>(ss);
+  if (inet_pton(AF_INET6, text.c_str(), &a6.sin6_addr) == 1) {
+    a6.sin6_family = AF_INET6;
+    a6.sin6_port = htons(port);
+    len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
 class Worker {
  public:
-  Worker(Relay* owner, bool splice) : owner_(owner), splice_(splice) {
+  Worker(Relay* owner, const Settings& settings, int index, int count)
+      : owner_(owner), settings_(settings), index_(index), count_(count) {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    reserve_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.ptr = nullptr;
@@ -111,28 +220,58 @@ class Worker {
   }
 
   ~Worker() {
-    Post({Command::kStop, nullptr, 0, 0});
+    Command stop;
+    stop.op = Command::kStop;
+    Post(std::move(stop));
     thread_.join();
     close(ep_);
     close(efd_);
+    if (reserve_ >= 0) close(reserve_);
     std::free(scratch_);
   }
 
-  void Post(const Command& cmd) {
+  void Post(Command&& cmd) {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      cmds_.push_back(cmd);
+      cmds_.push_back(std::move(cmd));
     }
     uint64_t one = 1;
     ssize_t r = write(efd_, &one, sizeof one);
     (void)r;
   }
 
-  // Moves the records (and the counters of every connection that moved bytes) into `out`.
-  void Collect(std::vector<double>& out) {
+  void AddListener(Listener* l) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.ptr = l;
+    epoll_ctl(ep_, EPOLL_CTL_ADD, l->fd, &ev);
+  }
+
+  // Under the thread's lock: no batch of this thread is using the listener meanwhile.
+  void RemoveListener(Listener* l) {
     std::lock_guard<std::mutex> lk(mu_);
+    epoll_ctl(ep_, EPOLL_CTL_DEL, l->fd, nullptr);
+  }
+
+  // Moves the records (and the counters of every connection that moved bytes) into `out`,
+  // and the strings they name into `strings` (their indexes shifted accordingly).
+  void Collect(std::vector<double>& out, std::vector<std::string>& strings) {
+    std::lock_guard<std::mutex> lk(mu_);
+    size_t base = strings.size();
+    size_t at = out.size();
     out.insert(out.end(), records_.begin(), records_.end());
+    for (size_t i = at; i < out.size(); i += kFields) {
+      int kind = static_cast<int>(out[i + 1]);
+      if (kind == kAccept) {
+        out[i + 4] += base;
+        if (out[i + 5] >= 0) out[i + 5] += base;
+      } else if (kind == kConnected) {
+        out[i + 4] += base;
+      }
+    }
     records_.clear();
+    for (auto& s : strings_) strings.push_back(std::move(s));
+    strings_.clear();
     for (Conn* c : dirty_) {
       Report(out, c, kStats, 0);
       c->dirty = false;
@@ -140,19 +279,32 @@ class Worker {
     dirty_.clear();
   }
 
-  bool HasRecords() {
-    std::lock_guard<std::mutex> lk(mu_);
-    return !records_.empty();
-  }
-
  private:
   void Run();
   void Execute(std::vector<Command>& cmds, bool& stop);
   void Add(Conn* c);
+  void Accept(Listener* l);
+  void Connect(Conn* c, Command& cmd);
+  void Connected(Conn* c);
+  void ServerFailed(Conn* c, int err);
+  void Fail(Conn* c, int sideIndex, int err);
   void Pump(Conn* c);
+  void PumpEarly(Conn* c);
   bool PumpDir(Conn* c, int d);
   void Finish(Conn* c, int flags, int side, int err);
-  void Event(Conn* c, int kind, double arg);
+  void Event(Conn* c, int kind, double arg) {
+    Report(records_, c, kind, arg);
+    eventsAdded_ = true;
+  }
+  void Record(double id, int kind, double a, double b, double c, double d, double e) {
+    double r[kFields] = {id, static_cast<double>(kind), a, b, c, d, e};
+    records_.insert(records_.end(), r, r + kFields);
+    eventsAdded_ = true;
+  }
+  double String(std::string s) {
+    strings_.push_back(std::move(s));
+    return static_cast<double>(strings_.size() - 1);
+  }
   void Report(std::vector<double>& out, Conn* c, int kind, double arg) {
     out.push_back(c->id);
     out.push_back(kind);
@@ -175,17 +327,52 @@ class Worker {
     dirty_.pop_back();
     c->dirty = false;
   }
+  bool Watch(Conn* c, int index) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = &c->side[index];
+    return epoll_ctl(ep_, EPOLL_CTL_ADD, c->side[index].fd, &ev) == 0;
+  }
+  // Closes the server socket of a connection (a failed attempt) and forgets its state.
+  void DropServer(Conn* c) {
+    Side& s = c->side[1];
+    if (s.fd >= 0) {
+      epoll_ctl(ep_, EPOLL_CTL_DEL, s.fd, nullptr);
+      close(s.fd);
+      s.fd = -1;
+    }
+    s.rdhup = false;
+    for (Dir& d : c->dir) {
+      d.Drop();
+      if (d.pipe[0] >= 0) {
+        close(d.pipe[0]);
+        close(d.pipe[1]);
+        d.pipe[0] = d.pipe[1] = -1;
+      }
+      d.inPipe = 0;
+    }
+    c->dir[0].writable = true;
+    c->dir[0].shut = false;
+    Dir& back = c->dir[1];
+    back.readable = back.writable = true;
+    back.srcEof = back.shut = false;
+  }
 
   Relay* owner_;
-  bool splice_;
+  Settings settings_;
+  int index_;
+  int count_;
   int ep_;
   int efd_;
+  int reserve_;  // a spare descriptor, to accept and close a client when out of descriptors
   char* scratch_;
+  double nextId_ = 0;
   std::thread thread_;
   // Held while a batch of events is handled, and by Collect/Post on the JavaScript thread.
   std::mutex mu_;
   std::vector<Command> cmds_;
   std::vector<double> records_;
+  std::vector<std::string> strings_;
   std::vector<Conn*> dirty_;
   std::unordered_map<double, Conn*> conns_;
   std::vector<Conn*> graveyard_;
@@ -200,21 +387,31 @@ class Relay : public Napi::ObjectWrap<Relay> {
                                         InstanceMethod("add", &Relay::Add),
                                         InstanceMethod("close", &Relay::Close),
                                         InstanceMethod("poll", &Relay::Poll),
+                                        InstanceMethod("strings", &Relay::Strings),
+                                        InstanceMethod("listen", &Relay::Listen),
+                                        InstanceMethod("unlisten", &Relay::Unlisten),
+                                        InstanceMethod("connect", &Relay::Connect),
+                                        InstanceMethod("failServer", &Relay::FailServer),
                                         InstanceMethod("stop", &Relay::Stop),
                                     });
     exports.Set("Relay", fn);
     return exports;
   }
 
-  // new Relay(threads, splice, onRecords)
+  // new Relay({ threads, splice, noDelay, replayLimit, earlyLimit }, onRecords)
   explicit Relay(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Relay>(info) {
     Napi::Env env = info.Env();
-    int threads = info[0].As<Napi::Number>().Int32Value();
-    bool splice = info[1].As<Napi::Boolean>().Value();
+    Napi::Object o = info[0].As<Napi::Object>();
+    int threads = o.Get("threads").As<Napi::Number>().Int32Value();
+    Settings s;
+    s.splice = o.Get("splice").As<Napi::Boolean>().Value();
+    s.noDelay = o.Get("noDelay").As<Napi::Boolean>().Value();
+    s.replayLimit = static_cast<size_t>(o.Get("replayLimit").As<Napi::Number>().Int64Value());
+    s.earlyLimit = static_cast<size_t>(o.Get("earlyLimit").As<Napi::Number>().Int64Value());
     if (threads < 1) threads = 1;
-    tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "fulcrum-relay", 0, 1);
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "fulcrum-relay", 0, 1);
     tsfn_.Unref(env);
-    for (int i = 0; i < threads; i++) workers_.emplace_back(new Worker(this, splice));
+    for (int i = 0; i < threads; i++) workers_.emplace_back(new Worker(this, s, i, threads));
   }
 
   ~Relay() override { Shutdown(); }
@@ -225,11 +422,20 @@ class Relay : public Napi::ObjectWrap<Relay> {
     tsfn_.NonBlockingCall();
   }
 
+  Settings settings;
+
  private:
+  Worker* WorkerOf(double id) { return workers_[static_cast<uint64_t>(id) % workers_.size()].get(); }
+
+  void Live(Napi::Env env, int delta) {
+    if (delta > 0 && live_++ == 0) tsfn_.Ref(env);
+    if (delta < 0 && --live_ == 0) tsfn_.Unref(env);
+  }
+
   // add(id, clientFd, serverFd, answered): duplicates both descriptors (Node closes its own).
   Napi::Value Add(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (stopped_) return Napi::Boolean::New(env, false);
+    if (stopped_) return Napi::Number::New(env, EBADF);
     double id = info[0].As<Napi::Number>().DoubleValue();
     int fds[2] = {info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value()};
     bool answered = info[3].As<Napi::Boolean>().Value();
@@ -237,28 +443,111 @@ class Relay : public Napi::ObjectWrap<Relay> {
     for (int i = 0; i < 2; i++) {
       dup[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
       if (dup[i] < 0) {
+        int err = errno;
         if (i == 1) close(dup[0]);
-        return Napi::Number::New(env, errno);
+        return Napi::Number::New(env, err);
       }
     }
     Conn* c = new Conn();
     c->id = id;
     c->answered = answered;
-    for (int i = 0; i < 2; i++) c->side[i] = Side{c, i, dup[i], false};
-    c->dir[0].src = 0;
-    c->dir[0].dst = 1;
-    c->dir[1].src = 1;
-    c->dir[1].dst = 0;
-    if (live_++ == 0) tsfn_.Ref(env);
-    workers_[static_cast<uint64_t>(id) % workers_.size()]->Post({Command::kAdd, c, id, 0});
+    for (int i = 0; i < 2; i++) c->side[i] = Side{kSide, c, i, dup[i], false};
+    c->dir[0].src = c->dir[1].dst = 0;
+    c->dir[0].dst = c->dir[1].src = 1;
+    Live(env, 1);
+    Command cmd;
+    cmd.op = Command::kAdd;
+    cmd.conn = c;
+    WorkerOf(id)->Post(std::move(cmd));
     return Napi::Number::New(env, 0);
   }
 
   // close(id, mode)
   Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (stopped_) return info.Env().Undefined();
+    Command cmd;
+    cmd.op = Command::kClose;
+    cmd.id = info[0].As<Napi::Number>().DoubleValue();
+    cmd.mode = info[1].As<Napi::Number>().Int32Value();
+    WorkerOf(cmd.id)->Post(std::move(cmd));
+    return info.Env().Undefined();
+  }
+
+  // connect(id, attempt, address, port, localAddress, header): 0, or EINVAL for an address
+  // that does not parse.
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (stopped_) return Napi::Number::New(env, EBADF);
+    Command cmd;
+    cmd.op = Command::kConnect;
+    cmd.id = info[0].As<Napi::Number>().DoubleValue();
+    cmd.attempt = info[1].As<Napi::Number>().DoubleValue();
+    std::string address = info[2].As<Napi::String>().Utf8Value();
+    int port = info[3].As<Napi::Number>().Int32Value();
+    if (!ParseAddress(address, port, cmd.dest, cmd.destLen)) return Napi::Number::New(env, EINVAL);
+    if (info[4].IsString()) {
+      std::string local = info[4].As<Napi::String>().Utf8Value();
+      if (!ParseAddress(local, 0, cmd.local, cmd.localLen)) return Napi::Number::New(env, EINVAL);
+    }
+    if (info[5].IsBuffer()) {
+      auto b = info[5].As<Napi::Buffer<char>>();
+      cmd.header.assign(b.Data(), b.Length());
+    }
+    WorkerOf(cmd.id)->Post(std::move(cmd));
+    return Napi::Number::New(env, 0);
+  }
+
+  // failServer(id, attempt, errno): the attempt failed on TypeScript's decision (connectTimeout).
+  Napi::Value FailServer(const Napi::CallbackInfo& info) {
+    if (stopped_) return info.Env().Undefined();
+    Command cmd;
+    cmd.op = Command::kFailServer;
+    cmd.id = info[0].As<Napi::Number>().DoubleValue();
+    cmd.attempt = info[1].As<Napi::Number>().DoubleValue();
+    cmd.mode = info[2].As<Napi::Number>().Int32Value();
+    WorkerOf(cmd.id)->Post(std::move(cmd));
+    return info.Env().Undefined();
+  }
+
+  // listen(address, port, backlog): the listener's id (>= 1), or -errno.
+  Napi::Value Listen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (stopped_) return Napi::Number::New(env, -EBADF);
+    std::string address = info[0].As<Napi::String>().Utf8Value();
+    int port = info[1].As<Napi::Number>().Int32Value();
+    int backlog = info[2].As<Napi::Number>().Int32Value();
+    sockaddr_storage ss;
+    socklen_t len;
+    if (!ParseAddress(address, port, ss, len)) return Napi::Number::New(env, -EINVAL);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return Napi::Number::New(env, -errno);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0 || listen(fd, backlog) < 0) {
+      int err = errno;
+      close(fd);
+      return Napi::Number::New(env, -err);
+    }
+    auto* l = new Listener();
+    l->tag = kListener;
+    l->id = static_cast<double>(listeners_.size() + 1);
+    l->fd = fd;
+    l->wildcard = address == "0.0.0.0" || address == "::";
+    listeners_.emplace_back(l);
+    for (auto& w : workers_) w->AddListener(l);
+    return Napi::Number::New(env, l->id);
+  }
+
+  // unlisten(id): no thread accepts on it any more, and the port is free when this returns.
+  Napi::Value Unlisten(const Napi::CallbackInfo& info) {
     double id = info[0].As<Napi::Number>().DoubleValue();
-    int mode = info[1].As<Napi::Number>().Int32Value();
-    if (!stopped_) workers_[static_cast<uint64_t>(id) % workers_.size()]->Post({Command::kClose, nullptr, id, mode});
+    size_t i = static_cast<size_t>(id) - 1;
+    if (i < listeners_.size() && !listeners_[i]->closed) {
+      Listener* l = listeners_[i].get();
+      l->closed = true;
+      for (auto& w : workers_) w->RemoveListener(l);
+      close(l->fd);
+    }
     return info.Env().Undefined();
   }
 
@@ -267,11 +556,23 @@ class Relay : public Napi::ObjectWrap<Relay> {
     Napi::Env env = info.Env();
     wakePending_.store(false);
     out_.clear();
-    for (auto& w : workers_) w->Collect(out_);
-    for (size_t i = 0; i < out_.size(); i += kFields)
-      if (out_[i + 1] == kClosed && --live_ == 0) tsfn_.Unref(env);
+    strings_.clear();
+    for (auto& w : workers_) w->Collect(out_, strings_);
+    for (size_t i = 0; i < out_.size(); i += kFields) {
+      int kind = static_cast<int>(out_[i + 1]);
+      if (kind == kAccept) Live(env, 1);
+      if (kind == kClosed) Live(env, -1);
+    }
     auto arr = Napi::Float64Array::New(env, out_.size());
     if (!out_.empty()) std::memcpy(arr.Data(), out_.data(), out_.size() * sizeof(double));
+    return arr;
+  }
+
+  // strings(): the strings the last poll's records name.
+  Napi::Value Strings(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto arr = Napi::Array::New(env, strings_.size());
+    for (size_t i = 0; i < strings_.size(); i++) arr.Set(i, Napi::String::New(env, strings_[i]));
     return arr;
   }
 
@@ -284,13 +585,20 @@ class Relay : public Napi::ObjectWrap<Relay> {
   void Shutdown() {
     if (stopped_) return;
     stopped_ = true;
+    for (auto& l : listeners_) {
+      if (l->closed) continue;
+      l->closed = true;
+      close(l->fd);
+    }
     workers_.clear();
     tsfn_.Release();
   }
 
   Napi::ThreadSafeFunction tsfn_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<double> out_;
+  std::vector<std::string> strings_;
   std::atomic<bool> wakePending_{false};
   int64_t live_ = 0;
   bool stopped_ = false;
@@ -311,8 +619,8 @@ void Worker::Run() {
       std::lock_guard<std::mutex> lk(mu_);
       eventsAdded_ = false;
       for (int i = 0; i < n; i++) {
-        Side* s = static_cast<Side*>(evs[i].data.ptr);
-        if (s == nullptr) {
+        void* ptr = evs[i].data.ptr;
+        if (ptr == nullptr) {
           uint64_t v;
           ssize_t r = read(efd_, &v, sizeof v);
           (void)r;
@@ -321,15 +629,35 @@ void Worker::Run() {
           cmds.clear();
           continue;
         }
+        if (*static_cast<int*>(ptr) == kListener) {
+          Accept(static_cast<Listener*>(ptr));
+          continue;
+        }
+        Side* s = static_cast<Side*>(ptr);
         Conn* c = s->conn;
-        if (c->dead) continue;
+        if (c->dead || s->fd < 0) continue;
         uint32_t e = evs[i].events;
+        if (s->index == 1 && c->phase == kConnecting) {
+          // The connect finished, one way or the other.
+          int err = 0;
+          socklen_t len = sizeof err;
+          getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+          if (err != 0) {
+            ServerFailed(c, err);
+            continue;
+          }
+          if (!(e & (EPOLLOUT | EPOLLERR | EPOLLHUP))) continue;
+          Connected(c);
+          if (e & EPOLLRDHUP) s->rdhup = true;
+          Pump(c);
+          continue;
+        }
         if (e & EPOLLERR) {
           int err = 0;
           socklen_t len = sizeof err;
           getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
           if (err != 0) {
-            Finish(c, kWasReset, s->index + 1, err);
+            Fail(c, s->index, err);
             continue;
           }
         }
@@ -349,11 +677,12 @@ void Worker::Run() {
   for (auto& [id, c] : conns_) {
     linger l{1, 0};
     for (Side& s : c->side) {
+      if (s.fd < 0) continue;
       setsockopt(s.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
       close(s.fd);
     }
     for (Dir& d : c->dir) {
-      std::free(d.buf);
+      d.Drop();
       if (d.pipe[0] >= 0) close(d.pipe[0]), close(d.pipe[1]);
     }
     delete c;
@@ -364,44 +693,42 @@ void Worker::Run() {
 
 void Worker::Execute(std::vector<Command>& cmds, bool& stop) {
   for (Command& cmd : cmds) {
+    if (cmd.op == Command::kStop) {
+      stop = true;
+      continue;
+    }
+    if (cmd.op == Command::kAdd) {
+      Add(cmd.conn);
+      continue;
+    }
+    auto it = conns_.find(cmd.id);
+    if (it == conns_.end()) continue;  // ended meanwhile; its record is on its way
+    Conn* c = it->second;
     switch (cmd.op) {
-      case Command::kStop:
-        stop = true;
-        break;
-      case Command::kAdd:
-        Add(cmd.conn);
-        break;
-      case Command::kClose: {
-        auto it = conns_.find(cmd.id);
-        if (it == conns_.end()) break;  // ended meanwhile; its record is on its way
-        Conn* c = it->second;
-        if (cmd.mode == kFin) {
+      case Command::kClose:
+        if (cmd.mode == kFin && c->phase == kRelay) {
           c->closing = true;
           Pump(c);
         } else {
           Finish(c, cmd.mode == kReset ? kWasReset : kWasAborted, 0, 0);
         }
         break;
-      }
+      case Command::kConnect:
+        if (c->phase == kWaiting) Connect(c, cmd);
+        break;
+      case Command::kFailServer:
+        if (c->phase == kConnecting && c->attempt == cmd.attempt) ServerFailed(c, cmd.mode);
+        break;
+      default:
+        break;
     }
   }
 }
 
 void Worker::Add(Conn* c) {
   conns_[c->id] = c;
-  if (splice_) {
-    for (Dir& d : c->dir) {
-      if (pipe2(d.pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-        Finish(c, kWasReset, 0, errno);
-        return;
-      }
-    }
-  }
-  for (Side& s : c->side) {
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.ptr = &s;
-    if (epoll_ctl(ep_, EPOLL_CTL_ADD, s.fd, &ev) < 0) {
+  for (int i = 0; i < 2; i++) {
+    if (!Watch(c, i)) {
       Finish(c, kWasReset, 0, errno);
       return;
     }
@@ -409,22 +736,179 @@ void Worker::Add(Conn* c) {
   Pump(c);
 }
 
+void Worker::Accept(Listener* l) {
+  for (int k = 0; k < 64 && !l->closed; k++) {
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = accept4(l->fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+      int err = errno;
+      if ((err == EMFILE || err == ENFILE) && reserve_ >= 0) {
+        // Out of descriptors: take the spare one to accept that client and close it at once
+        // (it sees a closed connection), so the listener does not keep waking us up.
+        close(reserve_);
+        int drop = accept(l->fd, nullptr, nullptr);
+        if (drop >= 0) close(drop);
+        reserve_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      }
+      Record(0, kAcceptError, l->id, err, 0, 0, 0);
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) return;
+      continue;
+    }
+    if (settings_.noDelay) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    Conn* c = new Conn();
+    c->id = (274877906944.0 + nextId_++) * count_ + index_;  // (2^38 + n) * threads + thread
+    c->accepted = true;
+    c->phase = kWaiting;
+    c->keepReplay = settings_.replayLimit > 0;
+    c->replayLimit = settings_.replayLimit;
+    c->earlyLimit = settings_.earlyLimit;
+    c->side[0] = Side{kSide, c, 0, fd, false};
+    c->side[1] = Side{kSide, c, 1, -1, false};
+    c->dir[0].src = c->dir[1].dst = 0;
+    c->dir[0].dst = c->dir[1].src = 1;
+    conns_[c->id] = c;
+    double local = -1;
+    if (l->wildcard) {
+      sockaddr_storage me;
+      socklen_t mlen = sizeof me;
+      if (getsockname(fd, reinterpret_cast<sockaddr*>(&me), &mlen) == 0) local = String(AddressOf(me));
+    }
+    Record(c->id, kAccept, l->id, PortOf(ss), String(AddressOf(ss)), local, 0);
+    if (!Watch(c, 0)) {
+      Finish(c, kWasReset, 0, errno);
+      continue;
+    }
+    PumpEarly(c);
+  }
+}
+
+void Worker::Connect(Conn* c, Command& cmd) {
+  c->attempt = cmd.attempt;
+  c->phase = kConnecting;
+  c->header = std::move(cmd.header);
+  int fd = socket(cmd.dest.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int err = 0;
+  if (fd < 0) {
+    err = errno;
+  } else {
+    c->side[1].fd = fd;
+    if (settings_.noDelay) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (cmd.localLen && bind(fd, reinterpret_cast<sockaddr*>(&cmd.local), cmd.localLen) < 0) {
+      err = errno;
+    } else if (connect(fd, reinterpret_cast<sockaddr*>(&cmd.dest), cmd.destLen) < 0 &&
+               errno != EINPROGRESS) {
+      err = errno;
+    } else if (!Watch(c, 1)) {
+      err = errno;
+    }
+  }
+  if (err != 0) ServerFailed(c, err);
+}
+
+void Worker::Connected(Conn* c) {
+  c->phase = kRelay;
+  // The PROXY header goes first, then what the client sent so far (all of it, on a retry).
+  Dir& d = c->dir[0];
+  size_t n = c->header.size() + c->early.size();
+  if (n > 0) {
+    d.buf = static_cast<char*>(std::malloc(n));
+    std::memcpy(d.buf, c->header.data(), c->header.size());
+    std::memcpy(d.buf + c->header.size(), c->early.data(), c->early.size());
+    d.off = 0;
+    d.len = n;
+  }
+  c->header.clear();
+  // Past the replay buffer's size the bytes are given to this server and not kept.
+  if (!c->keepReplay || c->early.size() > c->replayLimit) {
+    c->keepReplay = false;
+    c->early.clear();
+    c->early.shrink_to_fit();
+  }
+  sockaddr_storage me;
+  socklen_t mlen = sizeof me;
+  double local = -1;
+  int port = 0;
+  if (getsockname(c->side[1].fd, reinterpret_cast<sockaddr*>(&me), &mlen) == 0) {
+    local = String(AddressOf(me));
+    port = PortOf(me);
+  }
+  Record(c->id, kConnected, c->attempt, port, local < 0 ? String("") : local, 0, 0);
+}
+
+// A server that failed before its first byte: its socket goes, the client stays, and
+// TypeScript decides (another server, with the client's bytes replayed, or a reset).
+void Worker::ServerFailed(Conn* c, int err) {
+  DropServer(c);
+  c->phase = kWaiting;
+  bool replayable = c->keepReplay || c->clientTotal == 0;
+  Record(c->id, kServerFailed, c->attempt, err, replayable ? 1 : 0, 0, 0);
+}
+
+void Worker::Fail(Conn* c, int sideIndex, int err) {
+  if (sideIndex == 1 && c->accepted && !c->answered) {
+    ServerFailed(c, err);
+  } else {
+    Finish(c, kWasReset, sideIndex + 1, err);
+  }
+}
+
+// Reads the client while no server takes its bytes (native accept): they are kept in `early`.
+void Worker::PumpEarly(Conn* c) {
+  Dir& d = c->dir[0];
+  int fd = c->side[0].fd;
+  while (!d.srcEof && d.readable && c->early.size() < c->earlyLimit) {
+    ssize_t n = recv(fd, scratch_, kChunk, 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        d.readable = false;
+        return;
+      }
+      if (errno == EINTR) continue;
+      Finish(c, kWasReset, 1, errno);
+      return;
+    }
+    if (n == 0) {
+      d.srcEof = true;
+      Event(c, kClientEof, 0);
+      return;
+    }
+    c->early.append(scratch_, static_cast<size_t>(n));
+    c->clientTotal += static_cast<uint64_t>(n);
+    d.bytes += static_cast<uint64_t>(n);
+    d.reads++;
+    MarkDirty(c);
+    if (static_cast<size_t>(n) < kChunk && !c->side[0].rdhup) d.readable = false;
+  }
+}
+
 void Worker::Pump(Conn* c) {
+  if (c->phase != kRelay) {
+    PumpEarly(c);
+    return;
+  }
   // A write in one direction can make room for the other (or end the connection): go on
   // until neither direction moves.
   bool moved = true;
-  while (moved && !c->dead) {
+  while (moved && !c->dead && c->phase == kRelay) {
     moved = PumpDir(c, 0);
-    if (c->dead) return;
+    if (c->dead || c->phase != kRelay) return;
     moved = PumpDir(c, 1) || moved;
   }
-  if (c->dead) return;
+  if (c->dead || c->phase != kRelay) return;
   Dir& a = c->dir[0];
   Dir& b = c->dir[1];
   if (a.shut && b.shut && a.pending() == 0 && b.pending() == 0) Finish(c, 0, 0, 0);
 }
 
-// Moves what it can in direction d; true when it did something (so the caller loops).
+// Moves what it can in direction di; true when it did something (so the caller loops).
 bool Worker::PumpDir(Conn* c, int di) {
   Dir& d = c->dir[di];
   int src = c->side[d.src].fd;
@@ -435,10 +919,10 @@ bool Worker::PumpDir(Conn* c, int di) {
     if (d.pending() > 0) {
       if (!d.writable) return moved;
       ssize_t w;
-      if (splice_) {
-        w = splice(d.pipe[0], nullptr, dst, nullptr, d.inPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      } else {
+      if (d.len > 0) {
         w = send(dst, d.buf + d.off, d.len - d.off, MSG_NOSIGNAL);
+      } else {
+        w = splice(d.pipe[0], nullptr, dst, nullptr, d.inPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       }
       if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -446,19 +930,15 @@ bool Worker::PumpDir(Conn* c, int di) {
           return moved;
         }
         if (errno == EINTR) continue;
-        Finish(c, kWasReset, d.dst + 1, errno);
+        Fail(c, d.dst, errno);
         return true;
       }
       moved = true;
-      if (splice_) {
-        d.inPipe -= static_cast<size_t>(w);
-      } else {
+      if (d.len > 0) {
         d.off += static_cast<size_t>(w);
-        if (d.off == d.len) {
-          std::free(d.buf);
-          d.buf = nullptr;
-          d.off = d.len = 0;
-        }
+        if (d.off == d.len) d.Drop();
+      } else {
+        d.inPipe -= static_cast<size_t>(w);
       }
       if (d.pending() > 0) {
         d.writable = false;
@@ -474,8 +954,11 @@ bool Worker::PumpDir(Conn* c, int di) {
       return moved;
     }
     if (!d.readable) return moved;
+    // While a replay may be needed the client's bytes must be seen (and kept): no splice.
+    bool viaPipe = settings_.splice && !(di == 0 && c->keepReplay);
+    if (viaPipe && d.pipe[0] < 0 && pipe2(d.pipe, O_NONBLOCK | O_CLOEXEC) < 0) viaPipe = false;
     ssize_t n;
-    if (splice_) {
+    if (viaPipe) {
       n = splice(src, nullptr, d.pipe[1], nullptr, kChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     } else {
       n = recv(src, scratch_, kChunk, 0);
@@ -486,7 +969,7 @@ bool Worker::PumpDir(Conn* c, int di) {
         return moved;
       }
       if (errno == EINTR) continue;
-      Finish(c, kWasReset, d.src + 1, errno);
+      Fail(c, d.src, errno);
       return true;
     }
     moved = true;
@@ -498,23 +981,35 @@ bool Worker::PumpDir(Conn* c, int di) {
     d.bytes += static_cast<uint64_t>(n);
     d.reads++;
     MarkDirty(c);
-    if (di == 1 && !c->answered) {
+    if (di == 0) {
+      c->clientTotal += static_cast<uint64_t>(n);
+      if (c->keepReplay) {
+        c->early.append(scratch_, static_cast<size_t>(n));
+        if (c->early.size() > c->replayLimit) {
+          c->keepReplay = false;
+          c->early.clear();
+          c->early.shrink_to_fit();
+        }
+      }
+    } else if (!c->answered) {
       c->answered = true;
+      c->keepReplay = false;
+      c->early.clear();
+      c->early.shrink_to_fit();
       Event(c, kAnswered, 0);
     }
     // A short read drained the socket; a new edge comes with new data (or with a FIN, which
-    // is why a FIN already seen means reading on until 0).
-    // (A splice may stop short of what the socket holds when the pipe's slots are used up,
-    // so with splice only EAGAIN says the socket is drained.)
-    if (!splice_ && static_cast<size_t>(n) < kChunk && !c->side[d.src].rdhup) d.readable = false;
-    if (splice_) {
+    // is why a FIN already seen means reading on until 0). A splice may stop short of what
+    // the socket holds when the pipe's slots are used up, so there only EAGAIN says so.
+    if (!viaPipe && static_cast<size_t>(n) < kChunk && !c->side[d.src].rdhup) d.readable = false;
+    if (viaPipe) {
       d.inPipe += static_cast<size_t>(n);
       continue;  // the top of the loop writes it
     }
     ssize_t w = d.writable ? send(dst, scratch_, static_cast<size_t>(n), MSG_NOSIGNAL) : 0;
     if (w < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        Finish(c, kWasReset, d.dst + 1, errno);
+        Fail(c, d.dst, errno);
         return true;
       }
       w = 0;
@@ -531,12 +1026,13 @@ bool Worker::PumpDir(Conn* c, int di) {
   }
 }
 
-// The connection ends: both descriptors closed (with a reset toward the peer that did not
+// The connection ends: its descriptors closed (with a reset toward the peer that did not
 // fail when `flags` says so), and one record tells TypeScript how.
 void Worker::Finish(Conn* c, int flags, int side, int err) {
   if (c->dead) return;
   c->dead = true;
   for (Side& s : c->side) {
+    if (s.fd < 0) continue;
     epoll_ctl(ep_, EPOLL_CTL_DEL, s.fd, nullptr);
     if (flags & kWasReset && s.index + 1 != side) {
       linger l{1, 0};
@@ -545,8 +1041,7 @@ void Worker::Finish(Conn* c, int flags, int side, int err) {
     close(s.fd);
   }
   for (Dir& d : c->dir) {
-    std::free(d.buf);
-    d.buf = nullptr;
+    d.Drop();
     if (d.pipe[0] >= 0) {
       close(d.pipe[0]);
       close(d.pipe[1]);
@@ -556,11 +1051,6 @@ void Worker::Finish(Conn* c, int flags, int side, int err) {
   Event(c, kClosed, flags | side << 2 | err << 4);
   conns_.erase(c->id);
   graveyard_.push_back(c);
-}
-
-void Worker::Event(Conn* c, int kind, double arg) {
-  Report(records_, c, kind, arg);
-  eventsAdded_ = true;
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) { return Relay::Init(env, exports); }

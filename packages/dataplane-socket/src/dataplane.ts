@@ -22,6 +22,7 @@ import { createService, type Listener } from './services.js';
 import type { VirtualService } from './virtual-service.js';
 import { endpoint } from './net-util.js';
 import { RelayHost } from './relay-host.js';
+import { EARLY_BYTES } from './tcp-conn.js';
 
 /** Which relay a started dataplane uses, and how much it did (for listings and tests). */
 export interface RelayInfo {
@@ -29,7 +30,9 @@ export interface RelayInfo {
   /** Native relay threads (0 for js). */
   threads: number;
   splice: boolean;
-  /** TCP connections handed to the native relay so far. */
+  /** The native relay's threads accept and connect (relayAccept). */
+  accepts: boolean;
+  /** TCP connections handed to (or accepted by) the native relay so far. */
   handedOff: number;
   /** Connections the native relay holds now. */
   relayed: number;
@@ -69,7 +72,16 @@ export class SocketDataplane implements DataplaneInstance {
     const o = this.#rt.options;
     if (o.relay !== 'js') {
       try {
-        this.#rt.relay = new RelayHost(o.relayThreads || availableParallelism(), o.relaySplice);
+        this.#rt.relay = new RelayHost(
+          {
+            threads: o.relayThreads || availableParallelism(),
+            splice: o.relaySplice,
+            noDelay: o.noDelay,
+            replayLimit: o.retries > 0 ? o.retryBufferBytes : 0,
+            earlyLimit: Math.max(o.retryBufferBytes, EARLY_BYTES),
+          },
+          o.relayAccept && o.responseTimeout === undefined,
+        );
       } catch (e) {
         // relay: native must have it (the error says what to build); auto falls back to js.
         if (o.relay === 'native') throw e;
@@ -294,8 +306,9 @@ export class SocketDataplane implements DataplaneInstance {
     this.#rt.relay?.sync();
     return {
       mode: r ? 'native' : 'js',
-      threads: r?.threads ?? 0,
-      splice: r?.splice ?? false,
+      threads: r?.settings.threads ?? 0,
+      splice: r?.settings.splice ?? false,
+      accepts: r?.accepts ?? false,
       handedOff: r?.handedOff ?? 0,
       relayed: r?.size ?? 0,
       ...(this.#fallback ? { fallback: this.#fallback } : {}),

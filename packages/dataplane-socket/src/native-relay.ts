@@ -8,7 +8,17 @@ import { DataplaneError } from '@fulcrum/kernel';
 export const RELAY_UNAVAILABLE = 'FULCRUM_DATAPLANE_UNAVAILABLE';
 
 /** What the addon reports, one record of RECORD_FIELDS numbers each. */
-export const RecordKind = { STATS: 0, CLIENT_EOF: 1, SERVER_EOF: 2, ANSWERED: 3, CLOSED: 4 } as const;
+export const RecordKind = {
+  STATS: 0,
+  CLIENT_EOF: 1,
+  SERVER_EOF: 2,
+  ANSWERED: 3,
+  CLOSED: 4,
+  ACCEPT: 5,
+  CONNECTED: 6,
+  SERVER_FAILED: 7,
+  ACCEPT_ERROR: 8,
+} as const;
 export const RECORD_FIELDS = 7;
 /** How the dataplane asks the addon to end a connection. */
 export const CloseMode = { FIN: 0, RESET: 1, ABORT: 2 } as const;
@@ -29,14 +39,31 @@ const errnoNames = new Map<number, string>(
   Object.entries(constants.errno).map(([name, n]) => [n as number, name]),
 );
 
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `errno ${errno}`;
+}
+
 export function closedHow(arg: number): ClosedHow {
   const errno = Math.floor(arg / 16);
   return {
     reset: (arg & 1) !== 0,
     aborted: (arg & 2) !== 0,
     side: ((arg >> 2) & 3) as 0 | 1 | 2,
-    code: errno ? (errnoNames.get(errno) ?? `errno ${errno}`) : undefined,
+    code: errno ? errnoName(errno) : undefined,
   };
+}
+
+/** What the relay threads are told at start. */
+export interface RelaySettings {
+  threads: number;
+  /** splice(2) through a pipe per direction instead of a buffer. */
+  splice: boolean;
+  /** TCP_NODELAY on the sockets the relay accepts and opens. */
+  noDelay: boolean;
+  /** Client bytes kept until the server's first byte, to replay on a retry (0: none). */
+  replayLimit: number;
+  /** Client bytes read while no server takes them; past this the client is not read. */
+  earlyLimit: number;
 }
 
 /** The addon's Relay class. */
@@ -46,12 +73,29 @@ export interface NativeRelay {
   close(id: number, mode: number): void;
   /** Every record queued since the last poll. */
   poll(): Float64Array;
+  /** The strings the last poll's records name (addresses). */
+  strings(): string[];
+  /** Binds and listens; the threads accept on it. The listener's id, or -errno. */
+  listen(address: string, port: number, backlog: number): number;
+  /** Stops accepting and closes the listening socket (the port is free on return). */
+  unlisten(id: number): void;
+  /** Connects an accepted client's connection to a server: 0, or an errno when an address does not parse. */
+  connect(
+    id: number,
+    attempt: number,
+    address: string,
+    port: number,
+    localAddress: string | undefined,
+    header: Buffer | undefined,
+  ): number;
+  /** Fails a connect still in progress (connectTimeout), as if the server had failed with `errno`. */
+  failServer(id: number, attempt: number, errno: number): void;
   /** Joins the threads; connections still relayed are reset. */
   stop(): void;
 }
 
 interface Binding {
-  Relay: new (threads: number, splice: boolean, onRecords: () => void) => NativeRelay;
+  Relay: new (settings: RelaySettings, onRecords: () => void) => NativeRelay;
 }
 
 const addonPath = fileURLToPath(new URL('../build/Release/fulcrum_relay.node', import.meta.url));

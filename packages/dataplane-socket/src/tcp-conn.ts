@@ -9,7 +9,7 @@ import type { Runtime } from './runtime.js';
 import type { TcpService } from './tcp-service.js';
 
 /** Client bytes read ahead while the server connection is being opened, without a replay buffer. */
-const EARLY_BYTES = 16 * 1024;
+export const EARLY_BYTES = 16 * 1024;
 
 /** The libuv handle of a net.Socket: its descriptor, and reads turned off before the relay takes it. */
 interface StreamHandle {
@@ -24,6 +24,9 @@ const handleOf = (s: Socket): StreamHandle | undefined => {
 };
 const noop = () => {};
 
+/** Bytes one way after which a connection counts as one that lasts (relayHandOff: busy). */
+const BUSY_BYTES = 64 * 1024;
+
 /**
  * One client connection relayed to a real server (FULLNAT: the server sees the balancer's
  * address). Both sockets allow half-open, so a FIN travels one way while data still flows
@@ -36,6 +39,9 @@ const noop = () => {};
  */
 export class TcpConn extends Conn implements Relayed {
   readonly protocol = 'tcp';
+  get relayId(): number {
+    return this.id;
+  }
   /** Dropped when the connection is finished, so a TIME_WAIT entry does not keep sockets alive. */
   #client: Socket | undefined;
   readonly tuple: ConnectionTuple;
@@ -67,6 +73,9 @@ export class TcpConn extends Conn implements Relayed {
   #relayed = false;
   /** The local side toward the server, read before the sockets were handed over. */
   #local: string | undefined;
+  /** Server bytes relayed here, and whether the client spoke again after the server answered. */
+  #serverBytes = 0;
+  #spokeAfterAnswer = false;
 
   constructor(rt: Runtime, service: TcpService, client: Socket, tuple: ConnectionTuple) {
     super(
@@ -178,7 +187,7 @@ export class TcpConn extends Conn implements Relayed {
       this.#closing = true;
       this.setState('LAST_ACK');
       if (relay) {
-        relay.close(this, CloseMode.FIN);
+        relay.close(this.relayId, CloseMode.FIN);
         return;
       }
       finishSocket(this.#c);
@@ -188,7 +197,7 @@ export class TcpConn extends Conn implements Relayed {
     if (cause === 'stop') this.#expired = true;
     this.#reset = true;
     if (relay) {
-      relay.close(this, CloseMode.RESET);
+      relay.close(this.relayId, CloseMode.RESET);
       return;
     }
     resetSocket(this.#c);
@@ -203,7 +212,7 @@ export class TcpConn extends Conn implements Relayed {
     }
     this.#expired = true;
     if (this.#relayed) {
-      this.rt.relay?.close(this, CloseMode.ABORT);
+      this.rt.relay?.close(this.relayId, CloseMode.ABORT);
       return;
     }
     this.#c.destroy();
@@ -219,6 +228,7 @@ export class TcpConn extends Conn implements Relayed {
     st.inBytes += n;
     st.inPkts++;
     this.#clientBytes += n;
+    if (this.#answered) this.#spokeAfterAnswer = true;
     const replay = this.#replay;
     if (replay) {
       replay.push(chunk);
@@ -319,6 +329,7 @@ export class TcpConn extends Conn implements Relayed {
     const st = this.dest!.stats;
     st.outBytes += n;
     st.outPkts++;
+    this.#serverBytes += n;
     if (!this.#answered) this.#serverAnswered();
     if (!this.#c.write(chunk)) s.pause();
     else this.#tryHandOff();
@@ -338,6 +349,14 @@ export class TcpConn extends Conn implements Relayed {
     if (!relay || this.#relayed || !this.#connected || this.#closing || this.#reset) return;
     if (this.state !== 'ESTABLISHED' || this.#clientEnded || this.#serverEnded) return;
     if (!this.#answered && (this.#replay !== null || this.rt.options.responseTimeout !== undefined)) return;
+    if (this.rt.options.relayHandOff === 'busy') {
+      // Only a connection that shows it lasts is worth a hand-over (which costs about what
+      // relaying a short request-response here does): the client spoke again after the
+      // answer, or a side sent 64 KiB.
+      const lasts =
+        this.#spokeAfterAnswer || this.#serverBytes >= BUSY_BYTES || this.#clientBytes >= BUSY_BYTES;
+      if (!lasts) return;
+    }
     const c = this.#client;
     const s = this.server;
     if (!c || !s || c.destroyed || s.destroyed || c.writableEnded || s.writableEnded) return;

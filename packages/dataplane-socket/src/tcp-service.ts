@@ -2,6 +2,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { DataplaneError, formatEndpoint, type Endpoint, type ServiceSnapshot } from '@fulcrum/kernel';
 import { errorCode, plainAddress } from './net-util.js';
 import type { HeaderEncoder } from './proxy-header.js';
+import { NativeTcpConn } from './native-tcp-conn.js';
+import { CloseMode } from './native-relay.js';
+import type { NativeAcceptor, RelayHost } from './relay-host.js';
 import type { Runtime } from './runtime.js';
 import { TcpConn } from './tcp-conn.js';
 import { VirtualService, type Listener } from './virtual-service.js';
@@ -13,15 +16,18 @@ export const listenKey = (protocol: string, listen: Endpoint) => `${protocol} ${
  * replaces it (a rename, or a change the kernel delivers as remove + add) without closing
  * the port, so such a change refuses no client.
  */
-export class TcpListener {
+export class TcpListener implements NativeAcceptor {
   readonly key: string;
-  readonly server: Server;
+  /** Node's listening socket, or undefined when the native relay's threads accept (relayAccept). */
+  readonly server: Server | undefined;
+  #native: { relay: RelayHost; id: number } | undefined;
   owner: TcpService;
 
-  private constructor(key: string, server: Server, owner: TcpService) {
+  private constructor(key: string, server: Server | undefined, owner: TcpService) {
     this.key = key;
     this.server = server;
     this.owner = owner;
+    if (!server) return;
     server.on('connection', (socket: Socket) => this.owner.accept(socket));
     // EMFILE/ENFILE on accept: libuv drops that one connection and keeps listening; an
     // unhandled 'error' here would crash the process instead.
@@ -30,6 +36,14 @@ export class TcpListener {
 
   /** Binds the VIP:port; rejects with a DataplaneError (EADDRINUSE, EADDRNOTAVAIL, EACCES…). */
   static open(listen: Endpoint, backlog: number, owner: TcpService): Promise<TcpListener> {
+    const relay = owner.rt.relay;
+    if (relay?.accepts) {
+      const l = new TcpListener(listenKey('tcp', listen), undefined, owner);
+      const id = relay.listen(listen.address, listen.port, backlog, l);
+      if (typeof id === 'string') return Promise.reject(listenError(owner, listen, id, undefined));
+      l.#native = { relay, id };
+      return Promise.resolve(l);
+    }
     const server = createServer({
       allowHalfOpen: true,
       pauseOnConnect: true,
@@ -38,12 +52,7 @@ export class TcpListener {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         server.close();
-        reject(
-          new DataplaneError(
-            `service "${owner.name}": cannot listen on TCP ${formatEndpoint(listen)}: ${err.code ?? err.message}${hint(err.code)}`,
-            { cause: err, details: { service: owner.name, listen: formatEndpoint(listen), errno: err.code } },
-          ),
-        );
+        reject(listenError(owner, listen, err.code ?? err.message, err));
       };
       server.once('error', onError);
       server.listen({ host: listen.address, port: listen.port, backlog, exclusive: true }, () => {
@@ -53,9 +62,33 @@ export class TcpListener {
     });
   }
 
-  close(): void {
-    this.server.close();
+  onAccept(
+    relayId: number,
+    clientAddress: string,
+    clientPort: number,
+    localAddress: string | undefined,
+  ): void {
+    this.owner.acceptNative(relayId, clientAddress, clientPort, localAddress);
   }
+
+  onAcceptError(code: string): void {
+    this.owner.acceptError(Object.assign(new Error(code), { code }));
+  }
+
+  close(): void {
+    if (this.#native) this.#native.relay.unlisten(this.#native.id);
+    else this.server?.close();
+  }
+}
+
+function listenError(owner: TcpService, listen: Endpoint, code: string, cause: unknown): DataplaneError {
+  return new DataplaneError(
+    `service "${owner.name}": cannot listen on TCP ${formatEndpoint(listen)}: ${code}${hint(code)}`,
+    {
+      ...(cause === undefined ? {} : { cause }),
+      details: { service: owner.name, listen: formatEndpoint(listen), errno: code },
+    },
+  );
 }
 
 export function hint(code: string | undefined): string {
@@ -151,6 +184,55 @@ export class TcpService extends VirtualService {
       return;
     }
     const conn = new TcpConn(rt, this, client, tuple);
+    this.live++;
+    rt.table.add(conn);
+    this.persist(conn, dest);
+    conn.connect(dest);
+  }
+
+  /** A client the native relay accepted (relayAccept): the same decisions as accept(), without a net.Socket. */
+  acceptNative(
+    relayId: number,
+    clientAddress: string,
+    clientPort: number,
+    localAddress: string | undefined,
+  ): void {
+    const rt = this.rt;
+    const relay = rt.relay!;
+    if (this.retiring || rt.stopping) {
+      relay.close(relayId, CloseMode.ABORT);
+      return;
+    }
+    const max = this.snapshot.maxConnections;
+    if (max !== undefined && this.live >= max) {
+      rt.metrics.refused.inc({ service: this.name, reason: 'max-connections' });
+      rt.warn(
+        `max:${this.name}`,
+        { event: 'connection_refused', service: this.name, reason: 'max-connections', maxConnections: max },
+        `service ${this.name}: ${max} connections open (maxConnections), refusing new ones`,
+      );
+      relay.close(relayId, CloseMode.RESET);
+      return;
+    }
+    const listen = this.snapshot.listen;
+    const tuple = {
+      sourceAddress: clientAddress,
+      sourcePort: clientPort,
+      destinationAddress: localAddress ?? listen.address,
+      destinationPort: listen.port,
+    };
+    const dest = this.schedule(tuple, []);
+    if (!dest) {
+      rt.metrics.refused.inc({ service: this.name, reason: 'no-server' });
+      rt.warn(
+        `none:${this.name}`,
+        { event: 'connection_refused', service: this.name, reason: 'no-server' },
+        `service ${this.name}: no real server can take connections, refusing clients`,
+      );
+      relay.close(relayId, CloseMode.RESET);
+      return;
+    }
+    const conn = new NativeTcpConn(rt, this, relay, relayId, tuple);
     this.live++;
     rt.table.add(conn);
     this.persist(conn, dest);

@@ -25,18 +25,28 @@ import {
   type SocketDataplane,
 } from '../index.js';
 
-export type RelayMode = 'js' | 'native';
+/** js: Node streams; hand-over: native relay of connections Node accepted; native: the relay's threads also accept. */
+export type RelayMode = 'js' | 'hand-over' | 'native';
+
+/** The dataplane options that select a relay mode. */
+export function relayOptions(mode: RelayMode): Record<string, unknown> {
+  if (mode === 'js') return { relay: 'js' };
+  return { relay: 'native', relayAccept: mode === 'native' };
+}
 
 /**
- * The two relays every TCP test runs on: `js` (Node streams) and `native` (the addon's
- * threads), for `describe.each(relayModes())('title (%s)', (_, mode) => …)`. A native relay that cannot load (the addon
- * not built) marks its tests skipped with the reason, and fails them under CI.
+ * The relays every TCP test runs on: `js` (Node streams), `hand-over` (Node accepts and
+ * connects, the addon's threads relay) and `native` (the addon's threads also accept and
+ * connect), for `describe.each(relayModes())('title (%s)', (_, mode) => …)`. A native relay
+ * that cannot load (the addon not built) marks its tests skipped with the reason, and fails
+ * them under CI.
  */
 export function relayModes(): [string, { relay: RelayMode; skip: boolean }][] {
   const need = requires({ check: () => nativeRelayUnavailable() });
   return [
     ['js relay', { relay: 'js', skip: false }],
-    [`native relay${need.note}`, { relay: 'native', skip: need.skip }],
+    [`native relay, hand-over${need.note}`, { relay: 'hand-over', skip: need.skip }],
+    [`native relay, native accept${need.note}`, { relay: 'native', skip: need.skip }],
   ];
 }
 
@@ -55,14 +65,15 @@ export function useRelay(mode: { relay: RelayMode; skip: boolean }): void {
 
 /** The dataplane part of a config, with the relay of the running test (for tests that apply their own config). */
 export function dataplaneConfig(): { name: 'socket'; options: Record<string, unknown> } {
-  return { name: 'socket', options: currentRelay ? { relay: currentRelay } : {} };
+  return { name: 'socket', options: currentRelay ? relayOptions(currentRelay) : {} };
 }
 
 /** The connections of `h` went through the relay the test asked for (so a native test really relayed natively). */
 export function expectRelayed(h: Harness, atLeast = 1): void {
   const info = h.dp.relayInfo();
-  if (currentRelay === 'native') {
+  if (currentRelay === 'native' || currentRelay === 'hand-over') {
     expect(info.mode).toBe('native');
+    expect(info.accepts).toBe(currentRelay === 'native');
     expect(info.handedOff).toBeGreaterThanOrEqual(atLeast);
   } else if (currentRelay === 'js') {
     expect(info.mode).toBe('js');

@@ -139,6 +139,8 @@ describe.each(relayModes())(
       );
       const r = await request(h.port, 'more than four bytes', { end: false });
       expect(r.error).toBe('ECONNRESET');
+      // (The native relay resets the client first and reports it in its next batch.)
+      await waitFor(() => h!.events['connection:failed'] !== undefined, 'the failure event');
       expect(h.events['connection:failed']).toMatchObject([
         { server: resetter.address, reason: 'reset', retried: false },
       ]);

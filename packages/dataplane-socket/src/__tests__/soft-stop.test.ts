@@ -3,7 +3,7 @@ import { createKernel } from '@fulcrum/kernel';
 import rr from '@fulcrum/scheduler-rr';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { socketDataplane } from '../index.js';
-import { relayModes, type RelayMode } from './helpers.js';
+import { relayModes, relayOptions, type RelayMode } from './helpers.js';
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -25,7 +25,7 @@ async function balancer(stopGrace: string, relay: RelayMode) {
   servers.splice(servers.indexOf(probe), 1);
   const kernel = createKernel({ plugins: [socketDataplane, rr] });
   await kernel.apply({
-    dataplane: { name: 'socket', options: { stopGrace, relay } },
+    dataplane: { name: 'socket', options: { stopGrace, ...relayOptions(relay) } },
     services: [
       {
         name: 'echo',
