@@ -138,11 +138,17 @@ struct Conn {
   size_t replayLimit = 0;
   size_t earlyLimit = 0;  // the client is not read beyond this while no server takes its bytes
   uint64_t clientTotal = 0;
+  // accepted by another thread: what the accept record says, sent by the owning thread
+  double listener = 0;
+  int clientPort = 0;
+  std::string clientAddress;
+  std::string localAddress;
+  bool hasLocal = false;
 };
 
 struct Command {
-  enum Op { kAdd, kClose, kStop, kConnect, kFailServer } op;
-  Conn* conn = nullptr;  // kAdd
+  enum Op { kAdd, kAdopt, kClose, kStop, kConnect, kFailServer } op;
+  Conn* conn = nullptr;  // kAdd, kAdopt
   double id = 0;
   int mode = 0;  // kClose: CloseMode; kFailServer: errno
   double attempt = 0;
@@ -219,11 +225,27 @@ class Worker {
     thread_ = std::thread([this] { Run(); });
   }
 
-  ~Worker() {
+  // Stopping is two steps, so that no thread posts to one already gone: every thread is
+  // asked to stop, then each is joined and what was posted to it late is closed.
+  void RequestStop() {
     Command stop;
     stop.op = Command::kStop;
     Post(std::move(stop));
-    thread_.join();
+  }
+
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+    for (Command& cmd : cmds_) {
+      if ((cmd.op != Command::kAdd && cmd.op != Command::kAdopt) || !cmd.conn) continue;
+      for (Side& s : cmd.conn->side)
+        if (s.fd >= 0) close(s.fd);
+      delete cmd.conn;
+    }
+    cmds_.clear();
+  }
+
+  ~Worker() {
+    Join();
     close(ep_);
     close(efd_);
     if (reserve_ >= 0) close(reserve_);
@@ -284,6 +306,7 @@ class Worker {
   void Execute(std::vector<Command>& cmds, bool& stop);
   void Add(Conn* c);
   void Accept(Listener* l);
+  void Adopt(Conn* c);
   void Connect(Conn* c, Command& cmd);
   void Connected(Conn* c);
   void ServerFailed(Conn* c, int err);
@@ -366,7 +389,6 @@ class Worker {
   int efd_;
   int reserve_;  // a spare descriptor, to accept and close a client when out of descriptors
   char* scratch_;
-  double nextId_ = 0;
   std::thread thread_;
   // Held while a batch of events is handled, and by Collect/Post on the JavaScript thread.
   std::mutex mu_;
@@ -376,6 +398,8 @@ class Worker {
   std::vector<Conn*> dirty_;
   std::unordered_map<double, Conn*> conns_;
   std::vector<Conn*> graveyard_;
+  // Clients accepted here for another thread, posted once this thread's lock is released.
+  std::vector<std::pair<int, Conn*>> outbox_;
   bool eventsAdded_ = false;
 };
 
@@ -422,7 +446,9 @@ class Relay : public Napi::ObjectWrap<Relay> {
     tsfn_.NonBlockingCall();
   }
 
-  Settings settings;
+  Worker* At(int i) { return workers_[i].get(); }
+  // Spreads accepted clients over the threads, round-robin, whichever thread accepted them.
+  uint64_t NextAccept() { return accepted_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   Worker* WorkerOf(double id) { return workers_[static_cast<uint64_t>(id) % workers_.size()].get(); }
@@ -590,6 +616,8 @@ class Relay : public Napi::ObjectWrap<Relay> {
       l->closed = true;
       close(l->fd);
     }
+    for (auto& w : workers_) w->RequestStop();
+    for (auto& w : workers_) w->Join();
     workers_.clear();
     tsfn_.Release();
   }
@@ -600,6 +628,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   std::vector<double> out_;
   std::vector<std::string> strings_;
   std::atomic<bool> wakePending_{false};
+  std::atomic<uint64_t> accepted_{0};
   int64_t live_ = 0;
   bool stopped_ = false;
 };
@@ -670,6 +699,13 @@ void Worker::Run() {
       graveyard_.clear();
       notify = eventsAdded_;
     }
+    for (auto& [target, c] : outbox_) {
+      Command cmd;
+      cmd.op = Command::kAdopt;
+      cmd.conn = c;
+      owner_->At(target)->Post(std::move(cmd));
+    }
+    outbox_.clear();
     if (notify) owner_->Wake();
   }
   // Stopping: whatever is still relayed ends with a reset (the dataplane is going away).
@@ -699,6 +735,10 @@ void Worker::Execute(std::vector<Command>& cmds, bool& stop) {
     }
     if (cmd.op == Command::kAdd) {
       Add(cmd.conn);
+      continue;
+    }
+    if (cmd.op == Command::kAdopt) {
+      Adopt(cmd.conn);
       continue;
     }
     auto it = conns_.find(cmd.id);
@@ -761,7 +801,9 @@ void Worker::Accept(Listener* l) {
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     Conn* c = new Conn();
-    c->id = (274877906944.0 + nextId_++) * count_ + index_;  // (2^38 + n) * threads + thread
+    uint64_t seq = owner_->NextAccept();
+    int target = static_cast<int>(seq % count_);
+    c->id = (274877906944.0 + static_cast<double>(seq)) * count_ + target;  // id % threads: its thread
     c->accepted = true;
     c->phase = kWaiting;
     c->keepReplay = settings_.replayLimit > 0;
@@ -771,20 +813,36 @@ void Worker::Accept(Listener* l) {
     c->side[1] = Side{kSide, c, 1, -1, false};
     c->dir[0].src = c->dir[1].dst = 0;
     c->dir[0].dst = c->dir[1].src = 1;
-    conns_[c->id] = c;
-    double local = -1;
+    c->listener = l->id;
+    c->clientPort = PortOf(ss);
+    c->clientAddress = AddressOf(ss);
     if (l->wildcard) {
       sockaddr_storage me;
       socklen_t mlen = sizeof me;
-      if (getsockname(fd, reinterpret_cast<sockaddr*>(&me), &mlen) == 0) local = String(AddressOf(me));
+      if (getsockname(fd, reinterpret_cast<sockaddr*>(&me), &mlen) == 0) {
+        c->localAddress = AddressOf(me);
+        c->hasLocal = true;
+      }
     }
-    Record(c->id, kAccept, l->id, PortOf(ss), String(AddressOf(ss)), local, 0);
-    if (!Watch(c, 0)) {
-      Finish(c, kWasReset, 0, errno);
-      continue;
+    if (target == index_) {
+      Adopt(c);
+    } else {
+      outbox_.emplace_back(target, c);
     }
-    PumpEarly(c);
   }
+}
+
+// A client accepted for this thread: reported (by this thread, so that its records stay in
+// order) and read while TypeScript picks its server.
+void Worker::Adopt(Conn* c) {
+  conns_[c->id] = c;
+  double local = c->hasLocal ? String(std::move(c->localAddress)) : -1;
+  Record(c->id, kAccept, c->listener, c->clientPort, String(std::move(c->clientAddress)), local, 0);
+  if (!Watch(c, 0)) {
+    Finish(c, kWasReset, 0, errno);
+    return;
+  }
+  PumpEarly(c);
 }
 
 void Worker::Connect(Conn* c, Command& cmd) {

@@ -50,13 +50,6 @@ export interface SocketDataplaneOptions {
   /** The native relay moves bytes with splice(2) through a pipe per direction instead of a buffer. */
   relaySplice: boolean;
   /**
-   * When a connection goes to the native relay: `answer`, as soon as it can no longer be
-   * retried (the server answered, or the replay buffer is gone); `busy`, only once it also
-   * shows it lasts (the client spoke again after the answer, or a side sent 64 KiB), so a
-   * one-request connection stays on the event loop.
-   */
-  relayHandOff: 'answer' | 'busy';
-  /**
    * With the native relay: its threads also accept clients and connect to servers (the
    * decisions stay here), so a connection never gets a net.Socket. Not with responseTimeout,
    * which needs the event loop to watch the server's first byte.
@@ -127,11 +120,6 @@ export const optionsSchema: JsonSchema = {
       maximum: 256,
       default: 0,
       description: 'native relay threads (0: one per core)',
-    },
-    relayHandOff: {
-      enum: ['answer', 'busy'],
-      default: 'answer',
-      description: 'native relay: hand over at the first answer, or once the connection shows it lasts',
     },
     relayAccept: {
       type: 'boolean',

@@ -24,9 +24,6 @@ const handleOf = (s: Socket): StreamHandle | undefined => {
 };
 const noop = () => {};
 
-/** Bytes one way after which a connection counts as one that lasts (relayHandOff: busy). */
-const BUSY_BYTES = 64 * 1024;
-
 /**
  * One client connection relayed to a real server (FULLNAT: the server sees the balancer's
  * address). Both sockets allow half-open, so a FIN travels one way while data still flows
@@ -73,9 +70,6 @@ export class TcpConn extends Conn implements Relayed {
   #relayed = false;
   /** The local side toward the server, read before the sockets were handed over. */
   #local: string | undefined;
-  /** Server bytes relayed here, and whether the client spoke again after the server answered. */
-  #serverBytes = 0;
-  #spokeAfterAnswer = false;
 
   constructor(rt: Runtime, service: TcpService, client: Socket, tuple: ConnectionTuple) {
     super(
@@ -228,7 +222,6 @@ export class TcpConn extends Conn implements Relayed {
     st.inBytes += n;
     st.inPkts++;
     this.#clientBytes += n;
-    if (this.#answered) this.#spokeAfterAnswer = true;
     const replay = this.#replay;
     if (replay) {
       replay.push(chunk);
@@ -329,7 +322,6 @@ export class TcpConn extends Conn implements Relayed {
     const st = this.dest!.stats;
     st.outBytes += n;
     st.outPkts++;
-    this.#serverBytes += n;
     if (!this.#answered) this.#serverAnswered();
     if (!this.#c.write(chunk)) s.pause();
     else this.#tryHandOff();
@@ -349,14 +341,6 @@ export class TcpConn extends Conn implements Relayed {
     if (!relay || this.#relayed || !this.#connected || this.#closing || this.#reset) return;
     if (this.state !== 'ESTABLISHED' || this.#clientEnded || this.#serverEnded) return;
     if (!this.#answered && (this.#replay !== null || this.rt.options.responseTimeout !== undefined)) return;
-    if (this.rt.options.relayHandOff === 'busy') {
-      // Only a connection that shows it lasts is worth a hand-over (which costs about what
-      // relaying a short request-response here does): the client spoke again after the
-      // answer, or a side sent 64 KiB.
-      const lasts =
-        this.#spokeAfterAnswer || this.#serverBytes >= BUSY_BYTES || this.#clientBytes >= BUSY_BYTES;
-      if (!lasts) return;
-    }
     const c = this.#client;
     const s = this.server;
     if (!c || !s || c.destroyed || s.destroyed || c.writableEnded || s.writableEnded) return;
