@@ -47,7 +47,10 @@ export interface SocketDataplaneOptions {
   relay: 'auto' | 'native' | 'js';
   /** Native relay threads; 0 (the default): one per core. */
   relayThreads: number;
-  /** The native relay moves bytes with splice(2) through a pipe per direction instead of a buffer. */
+  /**
+   * The native relay moves bytes with splice(2) through a pipe per direction instead of a
+   * buffer, once a direction carried 64 KiB (short exchanges cost less copied than piped).
+   */
   relaySplice: boolean;
   /**
    * With the native relay: its threads also accept clients and connect to servers (the
@@ -129,7 +132,7 @@ export const optionsSchema: JsonSchema = {
     relaySplice: {
       type: 'boolean',
       default: false,
-      description: 'native relay: splice(2) through pipes instead of a buffer',
+      description: 'native relay: splice(2) through pipes instead of a buffer, past 64 KiB a direction',
     },
   },
 };

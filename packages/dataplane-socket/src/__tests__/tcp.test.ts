@@ -59,30 +59,41 @@ describe.each(relayModes())('TCP relay (%s)', (_, mode) => {
     expect(h.dp.services()[0]!.liveConns).toBe(0);
   });
 
-  it('relays both ways byte for byte, and back-pressure stops it reading a client whose server is stuck', async () => {
-    backends = [await tcpBackend('e', 'echo')];
-    h = await harness([{ name: 'echo', scheduler: 'rr', realServers: [{ address: backends[0]!.address }] }]);
-    const payload = Buffer.alloc(48 * 1024 * 1024);
-    for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE((i * 2654435761) >>> 0, i);
-    const c = await openClient(h.port);
-    const chunks: Buffer[] = [];
-    c.socket.removeAllListeners('data');
-    c.socket.on('data', (d: Buffer) => chunks.push(d));
-    // The client does not read: the echo server blocks writing, stops reading, and the
-    // balancer must stop reading the client rather than buffer the rest in memory.
-    c.socket.pause();
-    c.socket.end(payload);
-    await tick(300);
-    expect(c.socket.writableLength).toBeGreaterThan(0);
-    c.socket.resume();
-    await c.ended;
-    const hash = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-    expect(hash(Buffer.concat(chunks))).toBe(hash(payload));
-    const stats = h.dp.services()[0]!.servers[0]!;
-    expect(stats.inBytes).toBe(payload.length);
-    expect(stats.outBytes).toBe(payload.length);
-    expectRelayed(h);
-  });
+  it.each([
+    ['', {}],
+    [' (relaySplice)', { relaySplice: true }],
+  ])(
+    'relays both ways byte for byte, and back-pressure stops it reading a client whose server is stuck%s',
+    async (_, options) => {
+      backends = [await tcpBackend('e', 'echo')];
+      h = await harness(
+        [{ name: 'echo', scheduler: 'rr', realServers: [{ address: backends[0]!.address }] }],
+        {
+          options,
+        },
+      );
+      const payload = Buffer.alloc(48 * 1024 * 1024);
+      for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE((i * 2654435761) >>> 0, i);
+      const c = await openClient(h.port);
+      const chunks: Buffer[] = [];
+      c.socket.removeAllListeners('data');
+      c.socket.on('data', (d: Buffer) => chunks.push(d));
+      // The client does not read: the echo server blocks writing, stops reading, and the
+      // balancer must stop reading the client rather than buffer the rest in memory.
+      c.socket.pause();
+      c.socket.end(payload);
+      await tick(300);
+      expect(c.socket.writableLength).toBeGreaterThan(0);
+      c.socket.resume();
+      await c.ended;
+      const hash = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+      expect(hash(Buffer.concat(chunks))).toBe(hash(payload));
+      const stats = h.dp.services()[0]!.servers[0]!;
+      expect(stats.inBytes).toBe(payload.length);
+      expect(stats.outBytes).toBe(payload.length);
+      expectRelayed(h);
+    },
+  );
 
   it('half-close after an exchange: the client ends its side and still reads what the server sends later', async () => {
     const got: string[] = [];
