@@ -45,9 +45,6 @@
 namespace {
 
 constexpr size_t kChunk = 64 * 1024;
-// With splice on, a direction switches to it once it carried this much: creating two pipes
-// costs more than copying a short request and its answer.
-constexpr uint64_t kSpliceAfter = 64 * 1024;
 constexpr int kFields = 7;
 
 // What a record reports (its second field). Layouts, after id and kind:
@@ -113,7 +110,9 @@ struct Dir {
   bool shut = false;     // shutdown(dst, SHUT_WR) done
   uint64_t bytes = 0;    // since the last report
   uint64_t reads = 0;
-  uint64_t total = 0;
+  // With splice on, a direction switches to it once one read filled the whole buffer: a
+  // bulk transfer. Short exchanges stay copied (a pipe per direction costs more for them).
+  bool bulk = false;
 
   size_t pending() const { return len + inPipe; }
   void Drop() {
@@ -1017,7 +1016,7 @@ bool Worker::PumpDir(Conn* c, int di) {
     }
     if (!d.readable) return moved;
     // While a replay may be needed the client's bytes must be seen (and kept): no splice.
-    bool viaPipe = settings_.splice && d.total >= kSpliceAfter && !(di == 0 && c->keepReplay);
+    bool viaPipe = settings_.splice && d.bulk && !(di == 0 && c->keepReplay);
     if (viaPipe && d.pipe[0] < 0 && pipe2(d.pipe, O_NONBLOCK | O_CLOEXEC) < 0) viaPipe = false;
     ssize_t n;
     if (viaPipe) {
@@ -1041,7 +1040,7 @@ bool Worker::PumpDir(Conn* c, int di) {
       continue;  // FIN to dst once what is pending is written
     }
     d.bytes += static_cast<uint64_t>(n);
-    d.total += static_cast<uint64_t>(n);
+    if (static_cast<size_t>(n) == kChunk) d.bulk = true;
     d.reads++;
     MarkDirty(c);
     if (di == 0) {

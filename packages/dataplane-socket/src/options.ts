@@ -49,7 +49,8 @@ export interface SocketDataplaneOptions {
   relayThreads: number;
   /**
    * The native relay moves bytes with splice(2) through a pipe per direction instead of a
-   * buffer, once a direction carried 64 KiB (short exchanges cost less copied than piped).
+   * buffer, once a read in that direction filled the 64 KiB buffer (a bulk transfer; short
+   * exchanges cost less copied than piped).
    */
   relaySplice: boolean;
   /**
@@ -132,7 +133,7 @@ export const optionsSchema: JsonSchema = {
     relaySplice: {
       type: 'boolean',
       default: false,
-      description: 'native relay: splice(2) through pipes instead of a buffer, past 64 KiB a direction',
+      description: 'native relay: splice(2) through pipes instead of a buffer, for bulk transfers',
     },
   },
 };
