@@ -132,7 +132,7 @@ export const optionsSchema: JsonSchema = {
     },
     relaySplice: {
       type: 'boolean',
-      default: false,
+      default: true,
       description: 'native relay: splice(2) through pipes instead of a buffer, for bulk transfers',
     },
   },

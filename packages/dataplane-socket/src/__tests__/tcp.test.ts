@@ -60,8 +60,8 @@ describe.each(relayModes())('TCP relay (%s)', (_, mode) => {
   });
 
   it.each([
-    ['', {}],
-    [' (relaySplice)', { relaySplice: true }],
+    [' (splice)', {}],
+    [' (relaySplice: false)', { relaySplice: false }],
   ])(
     'relays both ways byte for byte, and back-pressure stops it reading a client whose server is stuck%s',
     async (_, options) => {
