@@ -44,7 +44,8 @@ const CORES = cpus().length;
 const THREADS = Number(opt('--threads', CORES));
 const fulcrumOptions = argv.flatMap((a, i) => (a === '--fulcrum-option' ? ['--option', argv[i + 1]] : []));
 // Further Fulcrum peers with other dataplane options, to decide from measurements:
-// `--variant nagle:noDelay=false` runs a peer "fulcrum-nagle" beside "fulcrum".
+// `--variant nagle:noDelay=false` runs a peer "fulcrum-nagle" beside "fulcrum";
+// `--variant 'js:relay="js"'` the JavaScript relay beside the native one (decision 0005).
 const variants = argv.flatMap((a, i) => {
   if (a !== '--variant') return [];
   const [name, spec = ''] = argv[i + 1].split(':');
