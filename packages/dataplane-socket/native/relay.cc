@@ -49,7 +49,8 @@ constexpr int kFields = 7;
 
 // What a record reports (its second field). Layouts, after id and kind:
 //   kStats, kClientEof, kServerEof, kAnswered, kClosed: arg, inBytes, outBytes, inReads, outReads
-//   kAccept: listener, client port, client address (string index), local address (string index or -1)
+//   kAccept: listener, client port, client address (string index), local address (string index
+//            or -1), accept sequence number (across threads)
 //   kConnected: attempt, local port, local address (string index)
 //   kServerFailed: attempt, errno, replayable (0/1)
 //   kAcceptError (id 0): listener, errno
@@ -220,6 +221,7 @@ class Worker {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     reserve_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    reserveConnect_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.ptr = nullptr;
@@ -252,12 +254,13 @@ class Worker {
     close(ep_);
     close(efd_);
     if (reserve_ >= 0) close(reserve_);
+    if (reserveConnect_ >= 0) close(reserveConnect_);
     std::free(scratch_);
   }
 
   void Post(Command&& cmd) {
     {
-      std::lock_guard<std::mutex> lk(mu_);
+      std::lock_guard<std::mutex> lk(cmdMu_);
       cmds_.push_back(std::move(cmd));
     }
     uint64_t one = 1;
@@ -272,6 +275,8 @@ class Worker {
     epoll_ctl(ep_, EPOLL_CTL_ADD, l->fd, &ev);
   }
 
+  std::mutex& Lock() { return mu_; }
+
   // Under the thread's lock: no batch of this thread is using the listener meanwhile.
   void RemoveListener(Listener* l) {
     std::lock_guard<std::mutex> lk(mu_);
@@ -280,8 +285,8 @@ class Worker {
 
   // Moves the records (and the counters of every connection that moved bytes) into `out`,
   // and the strings they name into `strings` (their indexes shifted accordingly).
+  // The caller holds this thread's lock (Lock()).
   void Collect(std::vector<double>& out, std::vector<std::string>& strings) {
-    std::lock_guard<std::mutex> lk(mu_);
     size_t base = strings.size();
     size_t at = out.size();
     out.insert(out.end(), records_.begin(), records_.end());
@@ -391,18 +396,23 @@ class Worker {
   int ep_;
   int efd_;
   int reserve_;  // a spare descriptor, to accept and close a client when out of descriptors
+  // Another one, given up to open a server socket when out of descriptors: the clients
+  // accepted must not take every descriptor and leave none to connect them (taken back when
+  // descriptors free up again).
+  int reserveConnect_;
   char* scratch_;
   std::thread thread_;
   // Held while a batch of events is handled, and by Collect/Post on the JavaScript thread.
   std::mutex mu_;
+  // Only for cmds_, and never held while taking another lock: a thread may post to another
+  // in the middle of its batch (an accepted client for that thread) without deadlock.
+  std::mutex cmdMu_;
   std::vector<Command> cmds_;
   std::vector<double> records_;
   std::vector<std::string> strings_;
   std::vector<Conn*> dirty_;
   std::unordered_map<double, Conn*> conns_;
   std::vector<Conn*> graveyard_;
-  // Clients accepted here for another thread, posted once this thread's lock is released.
-  std::vector<std::pair<int, Conn*>> outbox_;
   bool eventsAdded_ = false;
 };
 
@@ -564,6 +574,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     l->wildcard = address == "0.0.0.0" || address == "::";
     listeners_.emplace_back(l);
     for (auto& w : workers_) w->AddListener(l);
+    Live(env, 1);  // as a listening net.Server does, an open listener keeps the process alive
     return Napi::Number::New(env, l->id);
   }
 
@@ -576,6 +587,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
       l->closed = true;
       for (auto& w : workers_) w->RemoveListener(l);
       close(l->fd);
+      Live(info.Env(), -1);
     }
     return info.Env().Undefined();
   }
@@ -586,7 +598,13 @@ class Relay : public Napi::ObjectWrap<Relay> {
     wakePending_.store(false);
     out_.clear();
     strings_.clear();
-    for (auto& w : workers_) w->Collect(out_, strings_);
+    {
+      // Every thread's lock at once: a consistent cut, so that a connection's records from
+      // its thread never come without the accept record another thread wrote before them.
+      std::vector<std::unique_lock<std::mutex>> locks;
+      for (auto& w : workers_) locks.emplace_back(w->Lock());
+      for (auto& w : workers_) w->Collect(out_, strings_);
+    }
     for (size_t i = 0; i < out_.size(); i += kFields) {
       int kind = static_cast<int>(out_[i + 1]);
       if (kind == kAccept) Live(env, 1);
@@ -656,7 +674,10 @@ void Worker::Run() {
           uint64_t v;
           ssize_t r = read(efd_, &v, sizeof v);
           (void)r;
-          cmds.swap(cmds_);
+          {
+            std::lock_guard<std::mutex> ck(cmdMu_);
+            cmds.swap(cmds_);
+          }
           Execute(cmds, stop);
           cmds.clear();
           continue;
@@ -702,13 +723,6 @@ void Worker::Run() {
       graveyard_.clear();
       notify = eventsAdded_;
     }
-    for (auto& [target, c] : outbox_) {
-      Command cmd;
-      cmd.op = Command::kAdopt;
-      cmd.conn = c;
-      owner_->At(target)->Post(std::move(cmd));
-    }
-    outbox_.clear();
     if (notify) owner_->Wake();
   }
   // Stopping: whatever is still relayed ends with a reset (the dataplane is going away).
@@ -827,20 +841,26 @@ void Worker::Accept(Listener* l) {
         c->hasLocal = true;
       }
     }
+    // Reported here, in accept order (with its sequence number: poll() sorts accepts from
+    // all threads by it), before the owning thread can report anything else about it; the
+    // owner gets it now (its command queue has its own lock), so that a connect TypeScript
+    // sends on seeing this record always finds it there.
+    double local = c->hasLocal ? String(c->localAddress) : -1;
+    Record(c->id, kAccept, l->id, c->clientPort, String(c->clientAddress), local, static_cast<double>(seq));
     if (target == index_) {
       Adopt(c);
     } else {
-      outbox_.emplace_back(target, c);
+      Command cmd;
+      cmd.op = Command::kAdopt;
+      cmd.conn = c;
+      owner_->At(target)->Post(std::move(cmd));
     }
   }
 }
 
-// A client accepted for this thread: reported (by this thread, so that its records stay in
-// order) and read while TypeScript picks its server.
+// A client accepted for this thread: read while TypeScript picks its server.
 void Worker::Adopt(Conn* c) {
   conns_[c->id] = c;
-  double local = c->hasLocal ? String(std::move(c->localAddress)) : -1;
-  Record(c->id, kAccept, c->listener, c->clientPort, String(std::move(c->clientAddress)), local, 0);
   if (!Watch(c, 0)) {
     Finish(c, kWasReset, 0, errno);
     return;
@@ -852,7 +872,13 @@ void Worker::Connect(Conn* c, Command& cmd) {
   c->attempt = cmd.attempt;
   c->phase = kConnecting;
   c->header = std::move(cmd.header);
+  if (reserveConnect_ < 0) reserveConnect_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int fd = socket(cmd.dest.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserveConnect_ >= 0) {
+    close(reserveConnect_);
+    reserveConnect_ = -1;
+    fd = socket(cmd.dest.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  }
   int err = 0;
   if (fd < 0) {
     err = errno;

@@ -100,16 +100,22 @@ export class RelayHost {
     const r = this.native.poll();
     let strings: string[] | undefined;
     const str = (i: number) => (i < 0 ? undefined : (strings ??= this.native.strings())[i]);
+    // Accepts first, in the order the threads accepted them (maxConnections and rr turns
+    // follow it); a connection's other records come after its accept in any case.
+    const accepts: number[] = [];
+    for (let i = 0; i < r.length; i += RECORD_FIELDS) if (r[i + 1] === RecordKind.ACCEPT) accepts.push(i);
+    if (accepts.length > 1) accepts.sort((a, b) => r[a + 6]! - r[b + 6]!);
+    for (const i of accepts) {
+      const acceptor = this.#acceptors.get(r[i + 2]!);
+      if (acceptor) acceptor.onAccept(r[i]!, str(r[i + 4]!)!, r[i + 3]!, str(r[i + 5]!));
+      else this.native.close(r[i]!, 2);
+    }
     for (let i = 0; i < r.length; i += RECORD_FIELDS) {
       const id = r[i]!;
       const kind = r[i + 1]!;
       switch (kind) {
-        case RecordKind.ACCEPT: {
-          const acceptor = this.#acceptors.get(r[i + 2]!);
-          if (acceptor) acceptor.onAccept(id, str(r[i + 4]!)!, r[i + 3]!, str(r[i + 5]!));
-          else this.native.close(id, 2);
+        case RecordKind.ACCEPT:
           continue;
-        }
         case RecordKind.ACCEPT_ERROR:
           this.#acceptors.get(r[i + 2]!)?.onAcceptError(errnoName(r[i + 3]!));
           continue;
