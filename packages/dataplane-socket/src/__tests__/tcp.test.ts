@@ -72,7 +72,9 @@ describe.each(relayModes())('TCP relay (%s)', (_, mode) => {
           options,
         },
       );
-      const payload = Buffer.alloc(48 * 1024 * 1024);
+      // More than the kernel can absorb on loopback (rcvbufs autotune up to tcp_rmem max, 32 MiB
+      // here): the rest must wait in the client, not in the balancer.
+      const payload = Buffer.alloc(128 * 1024 * 1024);
       for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE((i * 2654435761) >>> 0, i);
       const c = await openClient(h.port);
       const chunks: Buffer[] = [];
