@@ -37,7 +37,8 @@ function wrk(args: string[]): Promise<string> {
     let out = '';
     c.stdout.on('data', (d) => (out += d));
     c.stderr.on('data', (d) => (out += d));
-    c.on('exit', () => resolve(out));
+    // 'close', not 'exit': the process may exit before its output has been read.
+    c.on('close', () => resolve(out));
   });
 }
 
