@@ -194,6 +194,7 @@ function toConfig(data: Obj): FulcrumConfig {
       scheduler: use(s.scheduler),
       ...(persistence ? { persistence: { timeoutMs: persistence.timeout } } : {}),
       ...(s.passthrough ? { passthrough: use(s.passthrough) } : {}),
+      ...(s.synproxy === true ? { synproxy: true } : {}),
       healthChecks: (s.healthChecks as unknown[]).map(use),
       onFailure: s.onFailure as ServiceSpec['onFailure'],
       drain: {
@@ -291,6 +292,11 @@ function semanticIssues(
 
     needs(['services', i, 'protocol'], svc.protocol, `protocol ${svc.protocol}`);
     if (svc.persistence) needs(['services', i, 'persistence'], 'persistence', 'persistence');
+    if (svc.synproxy) {
+      needs(['services', i, 'synproxy'], 'synproxy', 'synproxy');
+      if (svc.protocol !== 'tcp')
+        issues.push(at(['services', i, 'synproxy'], 'synproxy is for TCP services only (SYN cookies)'));
+    }
     if (svc.localAddresses.length)
       needs(['services', i, 'localAddresses'], 'local-addresses', 'localAddresses');
     if (svc.passthrough) {

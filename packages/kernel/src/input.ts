@@ -18,6 +18,7 @@ export interface ServiceInput {
   scheduler?: PluginRef;
   persistence?: { timeout: DurationInput };
   passthrough?: PluginRef;
+  synproxy?: boolean;
   healthChecks?: PluginRef[];
   onFailure?: 'inhibit' | 'drain' | 'remove';
   drain?: { idleClose?: DurationInput; deadline?: DurationInput };

@@ -446,6 +446,7 @@ export class Kernel {
       plan,
       ...(spec.persistence ? { persistence: spec.persistence } : {}),
       ...(rt.passthrough ? { passthrough: rt.passthrough.settings } : {}),
+      ...(spec.synproxy ? { synproxy: true } : {}),
       onFailure: spec.onFailure,
       drain: spec.drain,
       ...(spec.maxConnections !== undefined ? { maxConnections: spec.maxConnections } : {}),

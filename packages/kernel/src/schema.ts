@@ -100,6 +100,12 @@ export function serviceSchema(resolved?: ResolvedPlugins): JsonSchema {
         },
       },
       passthrough: pluginRef('passthrough', resolved, 'how the client address reaches the server'),
+      synproxy: {
+        type: 'boolean',
+        default: false,
+        description:
+          'answer SYNs with SYN cookies and open the server connection only after a valid ACK (DPVS SYNPROXY); needs a dataplane with the synproxy capability',
+      },
       healthChecks: {
         type: 'array',
         default: [],

@@ -44,6 +44,8 @@ export interface ServiceSpec {
   /** IPVS persistence: a client address returns to the same server while its template lives. */
   persistence?: { timeoutMs: number };
   passthrough?: PluginUse;
+  /** DPVS SYNPROXY: SYN cookies answer the client; the server sees only validated handshakes. */
+  synproxy?: boolean;
   healthChecks: PluginUse[];
   onFailure: OnFailure;
   drain: DrainPolicy;
@@ -147,6 +149,8 @@ export interface ServiceSnapshot extends ServiceView {
   readonly plan: SchedulePlan;
   readonly persistence?: { readonly timeoutMs: number };
   readonly passthrough?: PassthroughSettings;
+  /** Present and true when the service asked for SYNPROXY. */
+  readonly synproxy?: boolean;
   readonly onFailure: OnFailure;
   readonly drain: Readonly<DrainPolicy>;
   readonly maxConnections?: number;

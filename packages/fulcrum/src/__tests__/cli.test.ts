@@ -138,7 +138,7 @@ describe('fulcrum CLI', () => {
     expect(bad.status).toBe(3);
     expect(bad.stderr).toBe(
       [
-        'bad.yaml:8:5 services[0].weight: unknown key "weight" (allowed: name, protocol, listen, scheduler, persistence, passthrough, healthChecks, onFailure, drain, maxConnections, quorum, hysteresis, sorryServer, notify, localAddresses, realServers)',
+        'bad.yaml:8:5 services[0].weight: unknown key "weight" (allowed: name, protocol, listen, scheduler, persistence, passthrough, synproxy, healthChecks, onFailure, drain, maxConnections, quorum, hysteresis, sorryServer, notify, localAddresses, realServers)',
         'bad.yaml:11:11 services[0].realServers[1].address: must be an address and port, such as 127.0.0.1:8080 or [::1]:8080',
         'error FULCRUM_CONFIG_INVALID: the configuration is invalid (2 problems)',
         '',

@@ -96,7 +96,7 @@ services:
 `);
     const text = issues.map(formatIssue);
     expect(text).toContain(
-      'fulcrum.yaml:6:5 services[0].colour: unknown key "colour" (allowed: name, protocol, listen, scheduler, persistence, passthrough, healthChecks, onFailure, drain, maxConnections, quorum, hysteresis, sorryServer, notify, localAddresses, realServers)',
+      'fulcrum.yaml:6:5 services[0].colour: unknown key "colour" (allowed: name, protocol, listen, scheduler, persistence, passthrough, synproxy, healthChecks, onFailure, drain, maxConnections, quorum, hysteresis, sorryServer, notify, localAddresses, realServers)',
     );
     expect(text).toContain('fulcrum.yaml:9:36 services[0].realServers[1].weight: must be integer >= 0');
     expect(text).toContain(
@@ -181,6 +181,51 @@ services:
     expect(text[2]).toMatch(
       /^services\[1\]\.passthrough: passthrough "toa" needs a dataplane with the "toa" capability.*use the dpdk dataplane, or .*PROXY protocol/,
     );
+  });
+
+  it('refuses synproxy on a dataplane without the capability, and on UDP', async () => {
+    const k = createKernel({ plugins: [rr, recordingDataplane('tcp-udp', ['tcp', 'udp']).plugin] });
+    const err = await k
+      .validate(
+        parseConfigText(`dataplane: tcp-udp
+services:
+  - { name: web, listen: 127.0.0.1:80, scheduler: rr, synproxy: true }
+  - { name: off, listen: 127.0.0.1:81, scheduler: rr, synproxy: false }
+`),
+      )
+      .catch((e: ConfigError) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).code).toBe(ErrorCodes.CAPABILITY);
+    expect((err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      'services[0].synproxy: synproxy needs a dataplane with the "synproxy" capability; the "tcp-udp" dataplane has: tcp, udp',
+    ]);
+    const udp = await createKernel({
+      plugins: [rr, recordingDataplane('sp', ['tcp', 'udp', 'synproxy']).plugin],
+    })
+      .validate(
+        parseConfigText(`dataplane: sp
+services:
+  - { name: dns, protocol: udp, listen: 127.0.0.1:53, scheduler: rr, synproxy: true }
+`),
+      )
+      .catch((e: ConfigError) => e);
+    expect((udp as ConfigError).issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      'services[0].synproxy: synproxy is for TCP services only (SYN cookies)',
+    ]);
+    const dp = recordingDataplane('sp', ['tcp', 'synproxy']);
+    const ok = createKernel({ plugins: [rr, dp.plugin] });
+    await ok.apply(
+      parseConfigText(`dataplane: sp
+services:
+  - { name: web, listen: 127.0.0.1:80, scheduler: rr, synproxy: true }
+  - { name: off, listen: 127.0.0.1:81, scheduler: rr }
+`),
+    );
+    expect(dp.state.changes[0]!.added.map((s) => [s.name, s.synproxy])).toEqual([
+      ['web', true],
+      ['off', undefined],
+    ]);
+    await ok.close();
   });
 
   it('names a plugin that is not there, and what it tried', async () => {
