@@ -15,6 +15,8 @@
         "native/core/insert.cc",
         "native/core/worker.cc",
         "native/core/steering.cc",
+        "native/core/syncookie.cc",
+        "native/core/synproxy.cc",
         "native/core/eal.cc",
         "native/addon/addon.cc",
         "native/addon/harness.cc",

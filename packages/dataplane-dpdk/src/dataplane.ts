@@ -10,7 +10,7 @@ import { DpdkErrorCodes, dpdkError } from './errors.js';
 import { ipv4ToNumber, parseCidr, parseMac } from './ipv4.js';
 import { CounterMetrics } from './metrics.js';
 import { loadNative, type NativeBinding, type NativeConnEvent, type NativeSignal } from './native.js';
-import { nativeMssClamp, timeoutTables, type DpdkDataplaneOptions } from './options.js';
+import { nativeMssClamp, synproxyConfig, timeoutTables, type DpdkDataplaneOptions } from './options.js';
 import { ServiceTable, type ServiceSink } from './services.js';
 import { toConnectionEntry } from './connections.js';
 
@@ -93,6 +93,7 @@ export class DpdkDataplane implements DataplaneInstance {
           connEvents: o.connectionEvents,
           idlePolls: o.idle.afterEmptyPolls,
           idleSleepUs: o.idle.mode === 'adaptive' ? o.idle.sleepUs : 0,
+          synproxy: synproxyConfig(o.synproxy),
         },
         (kind, payload) => {
           if (kind === 'signals') this.#signals(payload as NativeSignal[]);

@@ -8,7 +8,14 @@ import {
   type NativeHarness,
   type NativeSignal,
 } from './native.js';
-import { nativeMssClamp, timeoutTables, type DpdkDataplaneOptions } from './options.js';
+import {
+  DEFAULT_SYNPROXY,
+  nativeMssClamp,
+  synproxyConfig,
+  timeoutTables,
+  type DpdkDataplaneOptions,
+  type DpdkSynproxyOptions,
+} from './options.js';
 import { ServiceTable } from './services.js';
 
 export interface HarnessPort {
@@ -39,6 +46,10 @@ export interface HarnessOptions {
   connectionEvents?: boolean;
   /** At most this many per worker between two connectionEvents() calls (default 8192). */
   connectionEventsMax?: number;
+  synproxy?: Partial<Omit<DpdkSynproxyOptions, 'synackOptions' | 'connReuseState'>> & {
+    synackOptions?: Partial<DpdkSynproxyOptions['synackOptions']>;
+    connReuseState?: Partial<DpdkSynproxyOptions['connReuseState']>;
+  };
 }
 
 export interface EmittedFrame {
@@ -87,6 +98,12 @@ export class PacketHarness {
       redirectRing: options.redirectRing ?? 1024,
       connEvents: options.connectionEvents ?? false,
       connEventsMax: options.connectionEventsMax ?? 8192,
+      synproxy: synproxyConfig({
+        ...DEFAULT_SYNPROXY,
+        ...options.synproxy,
+        synackOptions: { ...DEFAULT_SYNPROXY.synackOptions, ...options.synproxy?.synackOptions },
+        connReuseState: { ...DEFAULT_SYNPROXY.connReuseState, ...options.synproxy?.connReuseState },
+      }),
     });
     this.#workers = options.workers ?? 1;
     this.#ports = options.ports.map((p) => p.name);
@@ -198,10 +215,16 @@ export class PacketHarness {
     );
   }
 
-  /** Ends the connections whose timeout passed by `nowMs`; returns how many. */
-  expire(nowMs: number): number {
+  /**
+   * Ends the connections whose timeout passed by `nowMs`; returns how many. Frames expiry
+   * sent (SYNPROXY's SYN retransmissions, a retry on another server) go to `sent`.
+   */
+  expire(nowMs: number, sent?: EmittedFrame[]): number {
     this.#now = nowMs;
-    return this.#native.expire(nowMs);
+    const out: [number, Buffer, number][] = [];
+    const n = this.#native.expire(nowMs, out);
+    sent?.push(...this.#frames(out));
+    return n;
   }
 
   /** Passive-health signals since the last call. */

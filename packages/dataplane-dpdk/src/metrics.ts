@@ -21,6 +21,7 @@ export class CounterMetrics {
   readonly #workerPackets;
   readonly #workerConns;
   #lastWorkers: NativeCounters[] = [];
+  readonly #synproxy;
 
   constructor(metrics: MetricsRegistry) {
     this.#packets = metrics.counter({
@@ -77,6 +78,11 @@ export class CounterMetrics {
       help: "Connections in each worker lcore's table (how evenly RSS spreads the clients)",
       labelNames: ['worker'] as const,
     });
+    this.#synproxy = metrics.counter({
+      name: 'fulcrum_dpdk_synproxy_total',
+      help: 'SYNPROXY events: cookies sent, ACKs validated or refused, kept, server retries (the synproxy_* counters)',
+      labelNames: ['event'] as const,
+    });
     this.#open = metrics.gauge({
       name: 'fulcrum_dpdk_connections',
       help: 'Connections in the dpdk dataplane table',
@@ -93,6 +99,9 @@ export class CounterMetrics {
       if (k.startsWith('drop_')) {
         const d = delta(k);
         if (d > 0) this.#drops.inc({ reason: k.slice(5) }, d);
+      } else if (k.startsWith('synproxy_')) {
+        const d = delta(k);
+        if (d > 0) this.#synproxy.inc({ event: k.slice(9) }, d);
       }
     for (const event of ['created', 'expired', 'retired'] as const)
       this.#conns.inc({ event }, delta(`conns_${event}`));

@@ -20,6 +20,7 @@ export interface NativeService {
   laddrs: number[];
   /** The client's address toward the servers (passthrough toa / proxy-protocol); absent: none. */
   insert?: NativeInsert;
+  synproxy: boolean;
 }
 
 /** kind 1 TOA, 2 PROXY protocol; TLV bytes as @fulcrum/proxy-protocol encodes them. */
@@ -31,6 +32,22 @@ export interface NativeInsert {
   ppUniqueId: boolean;
   ppTlvsBefore: Buffer;
   ppTlvsAfter: Buffer;
+}
+
+/** SynproxyConfig (native/core/synproxy.h); built by options.ts synproxyConfig. */
+export interface NativeSynproxyConfig {
+  mss: number;
+  ttl: number;
+  sack: boolean;
+  wscale?: number;
+  timestamp: boolean;
+  maxAckSaved: number;
+  rsSynMaxRetry: number;
+  ackStormThresh: number;
+  /** 1 << TCP state (IPVS numbering) for each state a new SYN may reuse */
+  reuseStates: number;
+  secretRotateMs: number;
+  retryOtherServer: boolean;
 }
 
 /** kind 0 sequence, 1 hash, 2 least-connections (fields and formula as indices). */
@@ -61,6 +78,7 @@ export interface NativeHarnessConfig {
   connEvents?: boolean;
   /** At most this many per worker between two reads (100 ms on the EAL); the rest are counted. */
   connEventsMax?: number;
+  synproxy?: NativeSynproxyConfig;
 }
 
 /** A connection opened or closed (the kernel's connection:opened / connection:closed). */
@@ -140,7 +158,8 @@ export interface NativeHarness {
   /** Frames sent, each as [port, frame, worker that sent it]. */
   inject(port: number, frame: Buffer, nowMs: number, worker?: number): [number, Buffer, number][];
   burst(worker: number, frames: [number, Buffer][], nowMs: number): [number, Buffer, number][];
-  expire(nowMs: number): number;
+  /** Frames expiry sent (SYNPROXY retransmissions) are appended to `out` when given. */
+  expire(nowMs: number, out?: [number, Buffer, number][]): number;
   flush(): [number, Buffer, number][];
   /** Nanoseconds spent processing `frames` `rounds` times (frames ≤ 2048 bytes). */
   bench(frames: [number, Buffer][], rounds: number, nowMs: number): number;

@@ -1,4 +1,5 @@
 import { durationSchema, type JsonSchema } from '@fulcrum/kernel';
+import type { NativeSynproxyConfig } from './native.js';
 
 export interface DpdkPortOptions {
   /** The operator's name for the port (`wan`, `lan`): routes and logs refer to it. */
@@ -66,6 +67,28 @@ export interface DpdkDataplaneOptions {
     udp: number;
     udpOneway: number;
   };
+  /** SYNPROXY for services with `synproxy: true` (DPVS's ipvs_defs.tcp.synproxy items). */
+  synproxy: DpdkSynproxyOptions;
+}
+
+export type ReuseState = 'close' | 'timeWait' | 'finWait' | 'closeWait' | 'lastAck';
+
+export interface DpdkSynproxyOptions {
+  synackOptions: {
+    mss: number;
+    ttl: number;
+    sack: boolean;
+    /** The window scale advertised to clients; absent = not offered. */
+    wscale?: number;
+    timestamp: boolean;
+  };
+  maxAckSaved: number;
+  rsSynMaxRetry: number;
+  ackStormThresh: number;
+  connReuseState: Record<ReuseState, boolean>;
+  /** Milliseconds between cookie secrets (and time-counter steps). */
+  cookieSecretRotate: number;
+  retryOtherServer: boolean;
 }
 
 const ms = (def: string, description: string) => durationSchema({ default: def, min: '1ms', description });
@@ -208,6 +231,93 @@ export const optionsSchema: JsonSchema = {
         udpOneway: ms('20s', 'UDP session that never heard back (a passive-health failure when it expires)'),
       },
     },
+    synproxy: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'SYNPROXY, for services with synproxy: true (DPVS names and defaults)',
+      properties: {
+        synackOptions: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            mss: {
+              type: 'integer',
+              minimum: 536,
+              maximum: 65535,
+              default: 1452,
+              description: 'MSS the cookie SYN-ACK advertises; also caps the MSS the server is told',
+            },
+            ttl: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 255,
+              default: 63,
+              description: 'IP TTL of the cookie SYN-ACK',
+            },
+            sack: { type: 'boolean', default: true, description: 'offer SACK when the client does' },
+            wscale: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 14,
+              description:
+                "offer window scaling with this shift (absent: off, as DPVS); it must equal the real servers' own",
+            },
+            timestamp: {
+              type: 'boolean',
+              default: false,
+              description: "offer TCP timestamps (translated for the connection's life)",
+            },
+          },
+        },
+        maxAckSaved: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 63,
+          default: 3,
+          description: 'client packets held while the server is being opened',
+        },
+        rsSynMaxRetry: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 99,
+          default: 3,
+          description: 'SYN retransmissions to a silent server',
+        },
+        ackStormThresh: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 999,
+          default: 10,
+          description: 'identical pure ACKs from a server passed before the rest are dropped',
+        },
+        connReuseState: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'states in which a new SYN on the same 4-tuple starts a new connection',
+          properties: {
+            close: { type: 'boolean', default: true },
+            timeWait: { type: 'boolean', default: true },
+            finWait: { type: 'boolean', default: false },
+            closeWait: { type: 'boolean', default: false },
+            lastAck: { type: 'boolean', default: false },
+          },
+        },
+        cookieSecretRotate: durationSchema({
+          default: '60s',
+          min: '1s',
+          description: 'a new cookie secret this often; a cookie is honoured for one to two periods',
+        }),
+        retryOtherServer: {
+          type: 'boolean',
+          default: true,
+          description:
+            'a server that refuses or never answers the SYN is replaced within the handshake instead of resetting the client',
+        },
+      },
+    },
   },
 };
 
@@ -215,6 +325,45 @@ export const optionsSchema: JsonSchema = {
 export function nativeMssClamp(v: number | 'auto' | undefined): number {
   return v === undefined ? 0 : v === 'auto' ? -1 : v;
 }
+
+const REUSE_STATE_BITS: Record<ReuseState, number> = {
+  finWait: 4,
+  timeWait: 5,
+  close: 6,
+  closeWait: 7,
+  lastAck: 8,
+};
+
+/** The native form of the synproxy options (SynproxyConfig in native/core/synproxy.h). */
+export function synproxyConfig(o: DpdkSynproxyOptions): NativeSynproxyConfig {
+  let reuseStates = 0;
+  for (const [k, on] of Object.entries(o.connReuseState))
+    if (on) reuseStates |= 1 << REUSE_STATE_BITS[k as ReuseState];
+  return {
+    mss: o.synackOptions.mss,
+    ttl: o.synackOptions.ttl,
+    sack: o.synackOptions.sack,
+    ...(o.synackOptions.wscale !== undefined ? { wscale: o.synackOptions.wscale } : {}),
+    timestamp: o.synackOptions.timestamp,
+    maxAckSaved: o.maxAckSaved,
+    rsSynMaxRetry: o.rsSynMaxRetry,
+    ackStormThresh: o.ackStormThresh,
+    reuseStates,
+    secretRotateMs: o.cookieSecretRotate,
+    retryOtherServer: o.retryOtherServer,
+  };
+}
+
+/** The defaults of the schema above, for the harness. */
+export const DEFAULT_SYNPROXY: DpdkSynproxyOptions = {
+  synackOptions: { mss: 1452, ttl: 63, sack: true, timestamp: false },
+  maxAckSaved: 3,
+  rsSynMaxRetry: 3,
+  ackStormThresh: 10,
+  connReuseState: { close: true, timeWait: true, finWait: false, closeWait: false, lastAck: false },
+  cookieSecretRotate: 60_000,
+  retryOtherServer: true,
+};
 
 /** The native order of TCP state timeouts (IPVS states), then UDP ONEWAY, NORMAL. */
 export function timeoutTables(t: DpdkDataplaneOptions['timeouts']): { tcp: number[]; udp: number[] } {

@@ -69,6 +69,7 @@ export function toNativeService(s: ServiceSnapshot, id: number): NativeService {
     plan: toNativePlan(s.plan),
     laddrs: s.localAddresses.map(ipv4ToNumber),
     ...(insert ? { insert } : {}),
+    synproxy: s.synproxy === true && s.protocol === 'tcp',
   };
 }
 

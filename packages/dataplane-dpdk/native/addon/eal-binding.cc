@@ -79,6 +79,7 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
   opts.redirect_ring = num("redirectRing", opts.redirect_ring);
   opts.idle_polls = num("idlePolls", opts.idle_polls);
   opts.idle_sleep_us = num("idleSleepUs", opts.idle_sleep_us);
+  read_synproxy_config(o.Get("synproxy"), cfg.synproxy);
   g_state->events = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "fulcrum-eal", 0, 1);
   g_state->started = std::make_unique<Napi::Promise::Deferred>(deferred);
   env.AddCleanupHook([] { StopEal(); });

@@ -93,6 +93,7 @@ bool read_service(const Napi::Object& o, Service& svc) {
   svc.vport = static_cast<uint16_t>(u32(o, "vport"));
   svc.max_conns = u32(o, "maxConns");
   svc.laddrs = u32_list(o.Get("laddrs"));
+  svc.synproxy = o.Get("synproxy").ToBoolean();
   Napi::Value dv = o.Get("dests");
   if (!dv.IsArray()) return false;
   Napi::Array dests = dv.As<Napi::Array>();
@@ -132,6 +133,25 @@ bool read_service(const Napi::Object& o, Service& svc) {
     svc.insert.pp_tlvs_after = bytes("ppTlvsAfter");
   }
   return true;
+}
+
+// `synproxy` of the pipeline config (src/options.ts synproxyConfig), validated by the facade.
+void read_synproxy_config(const Napi::Value& v, SynproxyConfig& sp) {
+  if (!v.IsObject()) return;
+  Napi::Object o = v.As<Napi::Object>();
+  sp.mss = static_cast<uint16_t>(u32(o, "mss", sp.mss));
+  sp.ttl = static_cast<uint8_t>(u32(o, "ttl", sp.ttl));
+  sp.sack = o.Has("sack") ? o.Get("sack").ToBoolean().Value() : sp.sack;
+  Napi::Value ws = o.Get("wscale");
+  sp.wscale = ws.IsNumber() ? static_cast<int8_t>(ws.As<Napi::Number>().Int32Value()) : int8_t{-1};
+  sp.timestamp = o.Has("timestamp") ? o.Get("timestamp").ToBoolean().Value() : sp.timestamp;
+  sp.max_ack_saved = u32(o, "maxAckSaved", sp.max_ack_saved);
+  sp.rs_syn_max_retry = u32(o, "rsSynMaxRetry", sp.rs_syn_max_retry);
+  sp.ack_storm_thresh = u32(o, "ackStormThresh", sp.ack_storm_thresh);
+  sp.reuse_states = u32(o, "reuseStates", sp.reuse_states);
+  sp.secret_rotate_ms = u32(o, "secretRotateMs", static_cast<uint32_t>(sp.secret_rotate_ms));
+  sp.retry_other_server = o.Has("retryOtherServer") ? o.Get("retryOtherServer").ToBoolean().Value()
+                                                    : sp.retry_other_server;
 }
 
 Napi::Object counters_object(Napi::Env env, const uint64_t* counters) {
@@ -255,6 +275,7 @@ Harness::Harness(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Harness>(inf
     ring = std::max<uint32_t>(1, u32(o, "redirectRing", ring));
     cfg.conn_events = o.Get("connEvents").ToBoolean();
     cfg.conn_events_max = u32(o, "connEventsMax", cfg.conn_events_max);
+    read_synproxy_config(o.Get("synproxy"), cfg.synproxy);
   }
   set_ = std::make_unique<WorkerSet>(cfg, workers, ring, 1024);
 }
@@ -523,8 +544,17 @@ Napi::Value Harness::BenchReceived(const Napi::CallbackInfo& info) {
 
 Napi::Value Harness::Expire(const Napi::CallbackInfo& info) {
   uint64_t now = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  CollectSink sink;
   uint32_t n = 0;
-  for (size_t i = 0; i < set_->size(); i++) n += set_->at(i).pipeline().expire(now);
+  for (size_t i = 0; i < set_->size(); i++) {
+    sink.worker = static_cast<uint16_t>(i);
+    n += set_->at(i).pipeline().expire(now, sink);
+  }
+  if (info.Length() > 1 && info[1].IsArray()) {  // expire(nowMs, out): what expiry sent, appended to out
+    Napi::Array out = info[1].As<Napi::Array>();
+    Napi::Array frames = frames_array(info.Env(), sink.frames);
+    for (uint32_t i = 0; i < frames.Length(); i++) out.Set(out.Length(), frames.Get(i));
+  }
   return Napi::Number::New(info.Env(), n);
 }
 

@@ -93,8 +93,16 @@ void ConnTable::remove(Conn* c) {
   c->in_use = false;
   c->svc.reset();
   c->dest.reset();
+  c->sp_hs.reset();
   free_.push_back(static_cast<uint32_t>(c - conns_.data()));
   used_--;
+}
+
+void ConnTable::rekey_server(Conn* c, uint32_t daddr, uint16_t dport) {
+  index_erase(c->key(1));
+  c->daddr = daddr;
+  c->dport = dport;
+  index_put(c->key(1), static_cast<uint32_t>(c - conns_.data()) + 1, 1);
 }
 
 void ConnTable::index_put(const FlowKey& k, uint32_t conn, uint8_t dir) {

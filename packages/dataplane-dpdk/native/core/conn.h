@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/service.h"
+#include "core/synproxy.h"
 
 namespace fulcrum {
 
@@ -68,6 +69,15 @@ struct Conn {
   uint32_t ins_stream_start = 0;  // client ISN + 1: the first byte of the server-bound stream
   uint32_t ins_server_next = 0;   // server ISN + 1: TOA rides client segments acknowledging exactly this
   uint8_t ins_flags = 0;          // InsertFlags
+
+  // SYNPROXY (core/synproxy.h): sp_state 0 = not a SYNPROXY connection, 1 = opening toward
+  // the server (client frames held in sp_hs), 2 = open. sp_isn is the cookie the client got;
+  // ts_delta the server's TSval minus the cookie SYN-ACK's (0 without timestamps).
+  uint8_t sp_state = 0;
+  bool sp_ts = false;
+  uint32_t sp_isn = 0, sp_client_isn = 0, ts_delta = 0;
+  uint32_t sp_last_seq = 0, sp_last_ack = 0, sp_dup_acks = 0;  // the ACK-storm filter
+  std::unique_ptr<SynproxyHandshake> sp_hs;
   std::shared_ptr<const Service> svc;
   std::shared_ptr<Dest> dest;
   FlowKey key(int dir) const {
@@ -88,6 +98,8 @@ class ConnTable {
   uint32_t index_of(const Conn* c) const { return static_cast<uint32_t>(c - conns_.data()); }
   void insert(Conn* c);
   void remove(Conn* c);
+  // Points the server side of `c` at another server (SYNPROXY's retry within the handshake).
+  void rekey_server(Conn* c, uint32_t daddr, uint16_t dport);
   template <typename Fn>
   void for_each(Fn fn) {
     for (auto& c : conns_)

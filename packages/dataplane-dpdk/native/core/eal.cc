@@ -327,7 +327,7 @@ void EalRunner::loop(uint16_t index) {
     w.list_step(now);
     if (now - last_sweep >= 100) {
       last_sweep = now;
-      pipeline.expire(now);
+      pipeline.expire(now, sink);
       auto signals = pipeline.take_signals();
       if (!signals.empty()) hooks_.signals(std::move(signals));
       auto events = pipeline.take_conn_events();

@@ -60,6 +60,10 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
     drop(kCtr_drop_bad_l4_checksum);
     return dropped;
   }
+  if (proto == IPPROTO_TCP) {
+    Verdict v{Action::Drop, 0};
+    if (synproxy_input(in_port, frame, ip, ihl, c, dir, now_ms, sink, v)) return v;  // SYNPROXY
+  }
   if (!c) {
     auto it = by_vip_.find(svc_key(proto, key.daddr, key.dport));
     if (it == by_vip_.end()) {
@@ -67,7 +71,7 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
       return dropped;
     }
     if (proto == IPPROTO_TCP && !(syn && !ack && !rst)) {
-      drop(kCtr_drop_no_conn);  // only a SYN opens a connection (no SYNPROXY yet)
+      drop(kCtr_drop_no_conn);  // only a SYN opens a connection
       return dropped;
     }
     c = new_conn(services_[it->second], key.saddr, key.sport, now_ms);
@@ -102,14 +106,23 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
     c->dest->out_pkts++;
     c->dest->out_bytes += total;
   }
+  return forward(*c, dir, frame, sink);
+}
 
+Verdict Pipeline::forward(Conn& c, int dir, uint8_t* frame, FrameSink& sink) {
+  auto* iph = reinterpret_cast<rte_ipv4_hdr*>(frame + kEth);
+  uint8_t* l4 = frame + kEth + (iph->version_ihl & 0x0f) * 4u;
+  uint8_t proto = iph->next_proto_id;
+  uint8_t* check = l4 + (proto == IPPROTO_TCP ? offsetof(rte_tcp_hdr, cksum) : offsetof(rte_udp_hdr, dgram_cksum));
+  if (proto == IPPROTO_UDP && load16(check) == 0) check = nullptr;
+  uint16_t osp = load16(l4), odp = load16(l4 + 2);
   uint32_t nsaddr, ndaddr;
   uint16_t nsport, ndport;
   if (dir == 0) {
-    nsaddr = c->laddr, nsport = c->lport, ndaddr = c->daddr, ndport = c->dport;
+    nsaddr = c.laddr, nsport = c.lport, ndaddr = c.daddr, ndport = c.dport;
     counters_[kCtr_fullnat_in]++;
   } else {
-    nsaddr = c->vaddr, nsport = c->vport, ndaddr = c->caddr, ndport = c->cport;
+    nsaddr = c.vaddr, nsport = c.vport, ndaddr = c.caddr, ndport = c.cport;
     counters_[kCtr_fullnat_out]++;
   }
   uint32_t osa = iph->src_addr, oda = iph->dst_addr;
@@ -126,16 +139,17 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
   iph->dst_addr = nda;
   store16(l4, nsp);
   store16(l4 + 2, ndp);
-  if (proto == IPPROTO_TCP && (c->c2s_delta | c->s2c_delta)) {
+  if (proto == IPPROTO_TCP && (c.c2s_delta | c.s2c_delta)) {
     if (dir == 0)
-      tcp::shift_sequence(l4, c->c2s_delta, c->s2c_delta, check);
+      tcp::shift_sequence(l4, c.c2s_delta, c.s2c_delta, check);
     else
-      tcp::shift_sequence(l4, c->s2c_delta, c->c2s_delta, check);
+      tcp::shift_sequence(l4, c.s2c_delta, c.c2s_delta, check);
   }
+  if (proto == IPPROTO_TCP && c.sp_ts) synproxy_timestamps(c, dir, l4, check);  // SYNPROXY
   Verdict v = output(frame, ndaddr, sink);
   if (proto == IPPROTO_TCP && v.action == Action::Transmit) {
     clamp_syn_mss(dir, frame, v);
-    insert_client_address(*c, dir, frame, v, sink);
+    insert_client_address(c, dir, frame, v, sink);
   }
   return v;
 }
@@ -221,7 +235,7 @@ void Pipeline::schedule(Conn& c) {
   wheel_[static_cast<uint64_t>(tick) % kWheelSlots].push_back({conns_.index_of(&c), c.gen, tick});
 }
 
-uint32_t Pipeline::expire_tick(int64_t tick, uint64_t now_ms) {
+uint32_t Pipeline::expire_tick(int64_t tick, uint64_t now_ms, FrameSink& sink) {
   std::vector<TimerEntry> entries;
   entries.swap(wheel_[static_cast<uint64_t>(tick) % kWheelSlots]);
   uint32_t n = 0;
@@ -232,7 +246,9 @@ uint32_t Pipeline::expire_tick(int64_t tick, uint64_t now_ms) {
     }
     Conn& c = conns_.at(e.conn);
     if (!c.in_use || c.gen != e.gen || c.wheel_tick != e.tick) continue;  // ended, reused or re-filed
-    if (c.expires_ms <= now_ms) {
+    if (c.expires_ms <= now_ms && c.sp_state == 1 && synproxy_expire(c, now_ms, sink)) {
+      continue;  // SYNPROXY retransmitted its SYN (or moved to another server) and re-filed it
+    } else if (c.expires_ms <= now_ms) {
       end_conn(c, true);
       n++;
     } else {
@@ -263,13 +279,13 @@ void Pipeline::end_conn(Conn& c, bool expired) {
 
 // Visits only the wheel slots whose ticks passed since the last call (all of them at most
 // once after a long pause), and the current slot again each call for exact expiry.
-uint32_t Pipeline::expire(uint64_t now_ms) {
+uint32_t Pipeline::expire(uint64_t now_ms, FrameSink& sink) {
   last_now_ = now_ms;
   int64_t target = static_cast<int64_t>(now_ms / kTickMs);
   if (last_tick_ < 0) last_tick_ = 0;
   int64_t from = std::max(last_tick_, target - static_cast<int64_t>(kWheelSlots) + 1);
   uint32_t n = 0;
-  for (int64_t t = from; t <= target; t++) n += expire_tick(t, now_ms);
+  for (int64_t t = from; t <= target; t++) n += expire_tick(t, now_ms, sink);
   if (target > last_tick_) last_tick_ = target;
   counters_[kCtr_conns_expired] += n;
   return n;

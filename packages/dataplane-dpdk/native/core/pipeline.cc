@@ -46,7 +46,8 @@ Timeouts default_timeouts() {
 }
 
 Pipeline::Pipeline(const PipelineConfig& cfg)
-    : cfg_(cfg),
+    : cookies_(cfg.synproxy.secret_rotate_ms),
+      cfg_(cfg),
       conns_(cfg.conn_capacity),
       lports_(cfg.local_port_min, cfg.local_port_max, cfg.worker, cfg.workers) {}
 

@@ -15,6 +15,7 @@
 #include "core/neigh.h"
 #include "core/route.h"
 #include "core/service.h"
+#include "core/synproxy.h"
 
 namespace fulcrum {
 
@@ -38,7 +39,13 @@ namespace fulcrum {
   X(proxy_protocol_skipped)                                                       \
   /* MSS clamping (options.tcp.mssClamp, core/insert.cc) */                       \
   X(mss_clamped)                                                                  \
-    X(redirected) X(drop_redirect_ring_full) X(conn_events_dropped)
+    X(redirected) X(drop_redirect_ring_full) X(conn_events_dropped)  \
+  /* SYNPROXY */                                                                  \
+  X(synproxy_syn_answered) X(synproxy_ack_valid) X(synproxy_bad_cookie)           \
+  X(synproxy_ack_saved) X(synproxy_ack_saved_overflow) X(synproxy_ack_storm)      \
+  X(synproxy_out_of_window) X(synproxy_syn_dropped) X(synproxy_conn_reused)       \
+  X(synproxy_rs_syn_retransmits) X(synproxy_rs_refused) X(synproxy_rs_timeout)    \
+  X(synproxy_rs_retried) X(synproxy_client_reset)
 
 enum CounterId {
 #define FULCRUM_COUNTER_ENUM(n) kCtr_##n,
@@ -70,6 +77,7 @@ struct PipelineConfig {
   // between two take_conn_events() (the rest are counted in conn_events_dropped).
   bool conn_events = false;
   uint32_t conn_events_max = 8192;
+  SynproxyConfig synproxy;
 };
 
 // A connection opened or closed, for the kernel's connection:* events.
@@ -150,8 +158,9 @@ class Pipeline {
   Verdict process(uint16_t in_port, uint8_t* frame, uint32_t len, uint32_t cap, uint64_t now_ms, FrameSink& sink);
   // Sends what control changes queued (gratuitous ARP for new VIPs and local addresses).
   void flush(FrameSink& sink);
-  // Ends connections whose timeout passed; returns how many.
-  uint32_t expire(uint64_t now_ms);
+  // Ends connections whose timeout passed; returns how many. `sink` takes what expiry sends
+  // (SYNPROXY's SYN retransmissions toward a silent server).
+  uint32_t expire(uint64_t now_ms, FrameSink& sink);
 
   std::vector<HealthSignal> take_signals() { return std::move(signals_); }
   std::vector<ServiceStats> service_stats() const;
@@ -186,7 +195,10 @@ class Pipeline {
   Conn* new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint64_t now_ms);
   void set_state(Conn& c, uint8_t state, uint64_t now_ms);
   void schedule(Conn& c);
-  uint32_t expire_tick(int64_t tick, uint64_t now_ms);
+  uint32_t expire_tick(int64_t tick, uint64_t now_ms, FrameSink& sink);
+  // The FULLNAT rewrite of one segment of `c` from side `dir`, then routing: every packet
+  // of a connection leaves through here (SYNPROXY's generated and replayed ones included).
+  Verdict forward(Conn& c, int dir, uint8_t* frame, FrameSink& sink);
   void end_conn(Conn& c, bool expired);
   void note_conn_event(const Conn& c, bool opened, uint64_t now_ms);
   Verdict output(uint8_t* frame, uint32_t dst, FrameSink& sink);
@@ -197,6 +209,22 @@ class Pipeline {
   // MSS clamping of a SYN (dir 0) or SYN-ACK (dir 1) about to leave on v.port (core/insert.cc).
   void clamp_syn_mss(int dir, uint8_t* frame, const Verdict& v);
   void drop(CounterId id) { counters_[id]++; }
+
+  // SYNPROXY (core/synproxy.cc). synproxy_input runs for every TCP segment before FULLNAT:
+  // true = it decided the packet's fate (`v`); false = FULLNAT goes on with `c` and `dir`
+  // (set when a valid cookie ACK opened a connection: the frame is now the server's SYN).
+  bool synproxy_input(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint32_t ihl, Conn*& c, int& dir,
+                      uint64_t now_ms, FrameSink& sink, Verdict& v);
+  // On a connection's expiry: true when SYNPROXY keeps it (a SYN retransmitted, another server tried).
+  bool synproxy_expire(Conn& c, uint64_t now_ms, FrameSink& sink);
+  Verdict synproxy_cookie(uint8_t* frame, uint8_t* ip, uint32_t ihl, uint64_t now_ms, FrameSink& sink);
+  Conn* synproxy_open(ServiceState& st, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint64_t now_ms);
+  bool synproxy_opening(Conn& c, int dir, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint64_t now_ms,
+                        FrameSink& sink, Verdict& v);
+  bool synproxy_retry(Conn& c, uint64_t now_ms, FrameSink& sink);
+  void synproxy_send(Conn& c, int dir, const std::vector<uint8_t>& frame, FrameSink& sink);
+  void synproxy_timestamps(Conn& c, int dir, uint8_t* th, uint8_t* check);
+  SynCookies cookies_;
 
   PipelineConfig cfg_;
   uint32_t room_ = 0;  // the current frame's buffer size (process's `cap`)

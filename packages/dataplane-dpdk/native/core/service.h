@@ -38,6 +38,7 @@ struct Service {
   std::vector<uint32_t> laddrs;  // host order
   // The client's address toward the servers: passthrough toa or proxy-protocol (core/insert.h).
   InsertSettings insert;
+  bool synproxy = false;         // SYN cookies first (core/synproxy.h)
 };
 
 // Per-worker scheduling state of a service: the sequence cursor and the local-address cursor.

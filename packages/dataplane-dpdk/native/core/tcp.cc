@@ -92,5 +92,16 @@ bool clamp_mss(uint8_t* th, uint16_t mss, uint8_t* check) {
   return changed;
 }
 
+bool shift_timestamp(uint8_t* th, uint32_t val_add, uint32_t ecr_add, uint8_t* check) {
+  bool found = false;
+  for_each_option(th, [&](uint8_t kind, uint32_t at, uint32_t len) {
+    if (kind != kOptTimestamp || len != 10 || found) return;
+    found = true;
+    if (val_add) add32(th, at + 2, val_add, check);
+    if (ecr_add) add32(th, at + 6, ecr_add, check);
+  });
+  return found;
+}
+
 }  // namespace tcp
 }  // namespace fulcrum

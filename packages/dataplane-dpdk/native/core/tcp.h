@@ -72,5 +72,10 @@ void shift_sequence(uint8_t* th, uint32_t seq_add, uint32_t ack_sub, uint8_t* ch
 // changed anything. The checksum is updated incrementally.
 bool clamp_mss(uint8_t* th, uint16_t mss, uint8_t* check);
 
+// Adds `val_add` to the timestamp option's TSval and `ecr_add` to its TSecr (SYNPROXY: the
+// server's timestamp clock differs from the one the cookie SYN-ACK showed the client).
+// Returns false when the segment has no timestamp option. Checksum updated incrementally.
+bool shift_timestamp(uint8_t* th, uint32_t val_add, uint32_t ecr_add, uint8_t* check);
+
 }  // namespace tcp
 }  // namespace fulcrum

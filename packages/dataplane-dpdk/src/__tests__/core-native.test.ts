@@ -39,6 +39,8 @@ describe.skipIf(need.skip)(`the C++ core on its own${need.note}`, () => {
       'fullnat',
       'insert',
       'worker',
+      'syncookie',
+      'synproxy',
     ].map((f) => join(pkg, 'native/core', `${f}.cc`));
     execFileSync(
       'g++',
@@ -67,6 +69,7 @@ describe.skipIf(need.skip)(`the C++ core on its own${need.note}`, () => {
       'ok tcp options and sequence shifts',
       'ok local-port slices per worker',
       'ok redirect ring across threads',
+      'ok siphash and syn cookies',
     ]);
   });
 });

@@ -44,6 +44,7 @@ export interface SnapshotInput {
   maxConnections?: number;
   version?: number;
   passthrough?: PassthroughSettings;
+  synproxy?: boolean;
 }
 
 export function snapshot(input: SnapshotInput = {}): ServiceSnapshot {
@@ -74,6 +75,7 @@ export function snapshot(input: SnapshotInput = {}): ServiceSnapshot {
     drain: { idleCloseMs: 1000, deadlineMs: 10_000 },
     ...(input.maxConnections ? { maxConnections: input.maxConnections } : {}),
     ...(input.passthrough ? { passthrough: input.passthrough } : {}),
+    ...(input.synproxy ? { synproxy: true } : {}),
     quorum: { up: true, liveWeight: realServers.length, required: 1 },
     localAddresses: input.localAddresses ?? [LADDR],
     retired: input.retired ?? [],

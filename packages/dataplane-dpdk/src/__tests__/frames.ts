@@ -145,6 +145,68 @@ export function arpFrame(
   return ether({ src: sha, dst: ethDst ?? (op === 1 ? 'ff:ff:ff:ff:ff:ff' : tha) }, 0x0806, a);
 }
 
+export interface TcpOptions {
+  mss?: number;
+  wscale?: number;
+  sackPermitted?: boolean;
+  ts?: { val: number; ecr: number };
+  sack?: [number, number][];
+}
+
+/** Option builders (kind, length, value), for SYNs and SACKs in tests. */
+export const opt = {
+  mss: (v: number) => Buffer.from([2, 4, v >> 8, v & 255]),
+  wscale: (v: number) => Buffer.from([1, 3, 3, v]),
+  sackPermitted: () => Buffer.from([1, 1, 4, 2]),
+  ts: (val: number, ecr: number) => {
+    const b = Buffer.alloc(12);
+    b[0] = 1;
+    b[1] = 1;
+    b[2] = 8;
+    b[3] = 10;
+    b.writeUInt32BE(val >>> 0, 4);
+    b.writeUInt32BE(ecr >>> 0, 8);
+    return b;
+  },
+  sack: (...blocks: [number, number][]) => {
+    const b = Buffer.alloc(4 + 8 * blocks.length);
+    b[0] = 1;
+    b[1] = 1;
+    b[2] = 5;
+    b[3] = 2 + 8 * blocks.length;
+    blocks.forEach(([l, r], i) => {
+      b.writeUInt32BE(l >>> 0, 4 + 8 * i);
+      b.writeUInt32BE(r >>> 0, 8 + 8 * i);
+    });
+    return b;
+  },
+};
+
+export function parseTcpOptions(b: Buffer): TcpOptions {
+  const o: TcpOptions = {};
+  for (let i = 0; i < b.length;) {
+    const kind = b[i]!;
+    if (kind === 0) break;
+    if (kind === 1) {
+      i++;
+      continue;
+    }
+    const len = b[i + 1]!;
+    if (len < 2 || i + len > b.length) throw new Error(`malformed TCP option at ${i}`);
+    if (kind === 2) o.mss = b.readUInt16BE(i + 2);
+    else if (kind === 3) o.wscale = b[i + 2]!;
+    else if (kind === 4) o.sackPermitted = true;
+    else if (kind === 8) o.ts = { val: b.readUInt32BE(i + 2), ecr: b.readUInt32BE(i + 6) };
+    else if (kind === 5)
+      o.sack = Array.from({ length: (len - 2) / 8 }, (_, k): [number, number] => [
+        b.readUInt32BE(i + 2 + 8 * k),
+        b.readUInt32BE(i + 6 + 8 * k),
+      ]);
+    i += len;
+  }
+  return o;
+}
+
 export interface ParsedFrame {
   eth: { dst: string; src: string; type: number };
   arp?: { op: number; sha: string; spa: string; tha: string; tpa: string };
@@ -159,6 +221,8 @@ export interface ParsedFrame {
     checksumOk: boolean;
     /** The option area (between the fixed header and the payload). */
     options: Buffer;
+    /** The options parsed. */
+    opts: TcpOptions;
   };
   udp?: { sport: number; dport: number; checksum: number; checksumOk: boolean };
   icmp?: { type: number; code: number; id: number; seq: number; checksumOk: boolean };
@@ -207,6 +271,7 @@ export function parseFrame(b: Buffer): ParsedFrame {
       window: l4.readUInt16BE(14),
       checksumOk: onesSum(l4, ps) === 0xffff,
       options: Buffer.from(l4.subarray(20, doff)),
+      opts: parseTcpOptions(l4.subarray(20, doff)),
     };
     out.payload = Buffer.from(l4.subarray(doff));
   } else if (out.ip.proto === 17) {

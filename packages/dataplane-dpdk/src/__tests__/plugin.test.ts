@@ -3,9 +3,10 @@ import { requires } from '@fulcrum/testkit';
 import { describe, expect, it } from 'vitest';
 import { CounterMetrics } from '../metrics.js';
 import { nativeUnavailableReason } from '../native.js';
+import { synproxyConfig, type DpdkDataplaneOptions } from '../options.js';
 import { dpdkDataplane } from '../plugin.js';
-import { add, harness, snapshot } from './fixtures.js';
-import { TCP } from './frames.js';
+import { add, CLIENT, fromClient, harness, snapshot, VIP } from './fixtures.js';
+import { TCP, tcpFrame } from './frames.js';
 import { Flow, toaSettings } from './insert-flow.js';
 
 describe('the dpdk plugin declaration', () => {
@@ -15,6 +16,7 @@ describe('the dpdk plugin declaration', () => {
       'fullnat',
       'local-addresses',
       'proxy-protocol',
+      'synproxy',
       'tcp',
       'toa',
       'udp',
@@ -40,6 +42,7 @@ describe('the dpdk plugin declaration', () => {
       routes: [{ to: '0.0.0.0/0', via: '10.1.0.254', port: 'wan' }],
       timeouts: { established: '15m' },
       tcp: { mssClamp: 'auto' },
+      synproxy: { synackOptions: { timestamp: true }, connReuseState: { finWait: true } },
     };
     expect(validate(options)).toBe(true);
     expect(options).toMatchObject({
@@ -47,7 +50,20 @@ describe('the dpdk plugin declaration', () => {
       localPorts: { min: 1024, max: 65535 },
       timeouts: { established: 900_000, synRecv: 30_000, udpOneway: 20_000 },
       neighbors: [],
+      synproxy: {
+        synackOptions: { mss: 1452, ttl: 63, sack: true, timestamp: true },
+        maxAckSaved: 3,
+        rsSynMaxRetry: 3,
+        ackStormThresh: 10,
+        connReuseState: { close: true, timeWait: true, finWait: true, closeWait: false, lastAck: false },
+        cookieSecretRotate: 60_000,
+        retryOtherServer: true,
+      },
     });
+    const sp = synproxyConfig((options as unknown as DpdkDataplaneOptions).synproxy);
+    expect(sp).toMatchObject({ mss: 1452, timestamp: true, secretRotateMs: 60_000, retryOtherServer: true });
+    expect(sp.reuseStates).toBe((1 << 4) | (1 << 5) | (1 << 6)); // FIN_WAIT, TIME_WAIT, CLOSE (IPVS numbering)
+    expect(sp).not.toHaveProperty('wscale');
   });
 
   it.each([
@@ -58,6 +74,17 @@ describe('the dpdk plugin declaration', () => {
     [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], maxConnections: 0 }, />= 1/],
     [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], tcp: { mssClamp: 40 } }, /oneOf/],
     [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], tcp: { mssClamp: 'max' } }, /oneOf/],
+    [
+      {
+        ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }],
+        synproxy: { synackOptions: { wscale: 15 } },
+      },
+      /<= 14/,
+    ],
+    [
+      { ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], synproxy: { maxAckSaved: 0 } },
+      />= 1/,
+    ],
   ])('refuses %j', (options, re) => {
     const validate = compileOptionsSchema(dpdkDataplane.optionsSchema);
     expect(validate(options)).toBe(false);
@@ -94,5 +121,20 @@ describe.skipIf(need.skip)(`native counters as prom-client metrics${need.note}`,
     f.client({ flags: TCP.ACK, seq: 2, ack: 10 });
     m.update(h.counters());
     expect(await registry.text()).toMatch(/fulcrum_dpdk_tcp_rewrites_total\{event="toa_inserted"\} 1/);
+  });
+
+  it('exports SYNPROXY events by name', async () => {
+    const h = harness();
+    h.apply(add(snapshot({ synproxy: true })));
+    const registry = new MetricsRegistry();
+    const m = new CounterMetrics(registry);
+    const seg = (flags: number, ack = 0) =>
+      tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: 40000, dport: 80, flags, seq: 5, ack });
+    h.inject('wan', seg(TCP.SYN));
+    h.inject('wan', seg(TCP.ACK, 12345));
+    m.update(h.counters());
+    const text = await registry.text();
+    expect(text).toMatch(/fulcrum_dpdk_synproxy_total\{event="syn_answered"\} 1/);
+    expect(text).toMatch(/fulcrum_dpdk_synproxy_total\{event="bad_cookie"\} 1/);
   });
 });
