@@ -382,6 +382,129 @@ describe.skipIf(need.skip)(
       }
     });
 
+    const flood = requires({ commands: ['hping3', 'wrk', 'tshark'] });
+    const synproxyService = `
+  - name: guarded
+    protocol: tcp
+    listen: 10.1.0.100:82
+    scheduler: rr
+    synproxy: true
+    localAddresses: [10.2.0.203]
+    realServers:
+      - { address: '10.2.0.11:8080', weight: 1 }
+      - { address: '10.2.0.12:8080', weight: 1 }
+`;
+    it.skipIf(flood.skip)(
+      `SYNPROXY: curl and wrk get through, a SYN flood reaches no server and is counted${flood.note}`,
+      { timeout: 60_000 },
+      async () => {
+        const dp = startDataplane(t, 'synproxy', t.wan, 'af_packet', synproxyService);
+        const spawned: ChildProcess[] = [];
+        const run = (ns: string, cmd: string[]) => {
+          const c = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+          spawned.push(c);
+          let out = '';
+          c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+          c.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+          return { c, done: new Promise<string>((r) => c.once('exit', () => r(out))), out: () => out };
+        };
+        try {
+          await dp.next('ready');
+          const answers = [0, 1, 2, 3].map(
+            () =>
+              JSON.parse(t.exec('cli', 'curl', '-s', '-m', '5', 'http://10.1.0.100:82/')) as {
+                remote: string;
+                local: string;
+              },
+          );
+          expect(answers.map((a) => a.remote)).toEqual(Array(4).fill('10.2.0.203'));
+          expect(answers.map((a) => a.local).sort()).toEqual([
+            '10.2.0.11',
+            '10.2.0.11',
+            '10.2.0.12',
+            '10.2.0.12',
+          ]);
+
+          // Every SYN the servers receive, from now until the flood and wrk are over.
+          const pcapFile = `/tmp/fulcrum-synproxy-${t.id}.pcap`;
+          const capture = run(t.srv, [
+            'tshark',
+            '-n',
+            '-i',
+            t.lanPeer,
+            '-f',
+            'tcp[13] & 0x12 == 0x02',
+            '-a',
+            'duration:12',
+            '-w',
+            pcapFile,
+          ]);
+          for (let i = 0; i < 50 && !/Capturing on/.test(capture.out()); i++)
+            await new Promise((r) => setTimeout(r, 100));
+          expect(capture.out()).toMatch(/Capturing on/);
+          // A bounded flood to the VIP only, spoofing a few addresses of the client's own subnet.
+          const sources = ['10.1.0.50', '10.1.0.51', '10.1.0.52', '10.1.0.53'];
+          const floods = sources.map((a) =>
+            run(t.cli, [
+              'hping3',
+              '-q',
+              '-S',
+              '-p',
+              '82',
+              '-a',
+              a,
+              '-i',
+              'u2000',
+              '-c',
+              '1500',
+              '10.1.0.100',
+            ]),
+          );
+          const wrk = run(t.cli, ['wrk', '-t', '1', '-c', '8', '-d', '4s', 'http://10.1.0.100:82/']);
+          const [wrkOut, ...floodOut] = await Promise.all([wrk.done, ...floods.map((f) => f.done)]);
+          await capture.done;
+          const sent = floodOut
+            .map((o) => Number(/(\d+) packets transmitted/.exec(o)?.[1] ?? 0))
+            .reduce((a, b) => a + b, 0);
+          expect(sent).toBeGreaterThan(1000);
+          const requests = Number(/(\d+) requests in/.exec(wrkOut)?.[1] ?? 0);
+          expect(requests, wrkOut).toBeGreaterThan(50);
+          expect(wrkOut, wrkOut).not.toMatch(/Socket errors|Non-2xx/);
+          const syns = execFileSync('tshark', ['-n', '-r', pcapFile, '-T', 'fields', '-e', 'ip.src'], {
+            encoding: 'utf8',
+          })
+            .trim()
+            .split('\n')
+            .filter(Boolean);
+          rmSync(pcapFile, { force: true });
+          dp.child.stdin!.write('counters\n');
+          const { metrics } = JSON.parse(await dp.next('counters')) as { metrics: string };
+          const counter = (event: string) =>
+            Number(
+              new RegExp(`fulcrum_dpdk_synproxy_total\\{event="${event}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0,
+            );
+          const seen = JSON.stringify({
+            sent,
+            requests,
+            serverSyns: syns.length,
+            answered: counter('syn_answered'),
+            valid: counter('ack_valid'),
+            retransmits: counter('rs_syn_retransmits'),
+          });
+          // Only the balancer's local address ever opens connections, one SYN per validated ACK.
+          expect(new Set(syns), seen).toEqual(new Set(['10.2.0.203']));
+          expect(syns.length, seen).toBe(counter('ack_valid') - 4 + counter('rs_syn_retransmits'));
+          expect(syns.length, seen).toBeLessThan(100);
+          // The flood was answered with cookies (and counted), not forwarded.
+          expect(counter('syn_answered'), seen).toBeGreaterThanOrEqual(sent * 0.9);
+          expect(counter('bad_cookie')).toBe(0);
+        } finally {
+          for (const c of spawned) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+          dp.child.kill('SIGKILL');
+        }
+      },
+    );
+
     it('reports a port that cannot open its interface as FULCRUM_DATAPLANE_EAL, and exits', async () => {
       const dp = startDataplane(t, 'badport', `${t.wan}x`);
       try {
