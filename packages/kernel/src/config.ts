@@ -293,7 +293,12 @@ function semanticIssues(
     needs(['services', i, 'protocol'], svc.protocol, `protocol ${svc.protocol}`);
     if (svc.persistence) needs(['services', i, 'persistence'], 'persistence', 'persistence');
     if (svc.synproxy) {
-      needs(['services', i, 'synproxy'], 'synproxy', 'synproxy');
+      needs(
+        ['services', i, 'synproxy'],
+        'synproxy',
+        'synproxy',
+        ". SYN cookies answered by the balancer need a packet dataplane: use the dpdk dataplane (a socket dataplane's listeners have the host kernel's net.ipv4.tcp_syncookies)",
+      );
       if (svc.protocol !== 'tcp')
         issues.push(at(['services', i, 'synproxy'], 'synproxy is for TCP services only (SYN cookies)'));
     }

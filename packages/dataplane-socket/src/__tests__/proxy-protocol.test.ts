@@ -126,6 +126,17 @@ describe.each(relayModes())('client address to the server: PROXY protocol (%s)',
     await expect(change).rejects.toThrow(/"toa" capability.*PROXY protocol/);
   });
 
+  it('SYNPROXY is refused on this dataplane, with what to use instead', async () => {
+    const a = await tcpBackend('a');
+    backends = [a];
+    h = await harness([{ name: 'web', scheduler: 'rr', realServers: [{ address: a.address }] }]);
+    const change = h.apply([
+      { name: 'web', scheduler: 'rr', synproxy: true, realServers: [{ address: a.address }] },
+    ]);
+    await expect(change).rejects.toMatchObject({ code: 'FULCRUM_CAPABILITY' });
+    await expect(change).rejects.toThrow(/"synproxy" capability.*use the dpdk dataplane/);
+  });
+
   const haproxy = requires({ commands: ['haproxy'] });
   it.skipIf(haproxy.skip)(
     `HAProxy (accept-proxy) reads the client address from our header${haproxy.note}`,

@@ -197,7 +197,7 @@ services:
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).code).toBe(ErrorCodes.CAPABILITY);
     expect((err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
-      'services[0].synproxy: synproxy needs a dataplane with the "synproxy" capability; the "tcp-udp" dataplane has: tcp, udp',
+      'services[0].synproxy: synproxy needs a dataplane with the "synproxy" capability; the "tcp-udp" dataplane has: tcp, udp. SYN cookies answered by the balancer need a packet dataplane: use the dpdk dataplane (a socket dataplane\'s listeners have the host kernel\'s net.ipv4.tcp_syncookies)',
     ]);
     const udp = await createKernel({
       plugins: [rr, recordingDataplane('sp', ['tcp', 'udp', 'synproxy']).plugin],
