@@ -287,7 +287,15 @@ bool Pipeline::synproxy_opening(Conn& c, int dir, uint8_t* frame, uint8_t* ip, u
   c.sp_state = 2;
   c.packets[1]++;
   for (const auto& saved : c.sp_hs->saved) synproxy_send(c, 0, saved, sink);
+  // A SYN-ACK's window is never scaled; the ACK's is, by the shift the cookie SYN-ACK offered
+  // (which the servers' own must equal: synackOptions.wscale).
+  const auto& ours = c.sp_hs->syn;
+  bool scaled = tcp::parse_options(ours.data() + kEth + (ours[kEth] & 0x0f) * 4u).wscale >= 0;
   c.sp_hs.reset();
+  if (scaled && cfg.wscale > 0) {
+    uint32_t w = (static_cast<uint32_t>(th[14]) << 8 | th[15]) >> cfg.wscale;
+    wr16(th + 14, static_cast<uint16_t>(w ? w : 1));
+  }
   // The SYN-ACK becomes the client's window update: an ACK one past the SYN, timestamps kept.
   uint32_t optlen = 0;
   if (so.timestamp) {

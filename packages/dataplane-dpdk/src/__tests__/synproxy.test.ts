@@ -201,6 +201,7 @@ describe.skipIf(need.skip)(`SYNPROXY, packet by packet${need.note}`, () => {
       12_500,
     );
     const [ack, wu] = out.map((o) => parseFrame(o.frame));
+    expect(wu!.tcp!.window).toBe(65535 >> 7); // the SYN-ACK's unscaled window, scaled as offered
     expect(ack!.tcp!.opts.ts).toEqual({ val: 112, ecr: 90_000 }); // the kept ACK's TSecr, moved to the server clock
     expect(wu!.tcp!.opts.ts).toEqual({ val: tsval, ecr: 112 });
     expect(wu!.tcp!.checksumOk && ack!.tcp!.checksumOk).toBe(true);
