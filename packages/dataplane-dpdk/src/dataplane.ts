@@ -20,6 +20,9 @@ import { toConnectionEntry } from './connections.js';
  * the metrics. It stops EAL on every exit path (stop(), process exit, SIGTERM, SIGINT),
  * because a process with a running EAL thread does not exit by itself.
  */
+/** How long a connection listing waits for the workers before it answers with what it has. */
+const LISTING_TIMEOUT_MS = 1000;
+
 export class DpdkDataplane implements DataplaneInstance {
   readonly #ctx: PluginContext;
   readonly #options: DpdkDataplaneOptions;
@@ -162,9 +165,14 @@ export class DpdkDataplane implements DataplaneInstance {
    * per loop iteration, so forwarding goes on; this thread waits for them (up to a second,
    * after which the rows copied so far are returned).
    */
-  connections(): ConnectionEntry[] {
-    if (!this.#running || !this.#native) return [];
-    return this.#native.ealConnections(1000).connections.map(toConnectionEntry);
+  async connections(): Promise<ConnectionEntry[]> {
+    const native = this.#native;
+    if (!this.#running || !native || !native.ealConnectionsRequest()) return [];
+    // The workers copy a chunk per loop iteration; the event loop only looks in now and
+    // then, and takes what is there after a second (a partial listing) rather than wait on.
+    const deadline = Date.now() + LISTING_TIMEOUT_MS;
+    while (!native.ealConnectionsReady() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    return native.ealConnectionsTake().connections.map(toConnectionEntry);
   }
 
   async stop(): Promise<void> {

@@ -200,7 +200,11 @@ export interface NativeBinding {
     ports: { steering: boolean; reason: string }[];
     steeringRules: number;
   } | null;
-  ealConnections(timeoutMs: number): { complete: boolean; connections: NativeConnection[] };
+  /** Asks every worker to copy its table out; false when EAL is not running. */
+  ealConnectionsRequest(): boolean;
+  /** True once every worker has copied its table out (poll it; it never blocks). */
+  ealConnectionsReady(): boolean;
+  ealConnectionsTake(): { complete: boolean; connections: NativeConnection[] };
   ealServices(): NativeServiceStats[];
   ealPorts(): NativePortStats[];
 }

@@ -128,8 +128,12 @@ export interface DataplaneInstance {
   start(): Promise<void>;
   /** Live per-service and per-server counters (optional; for operators). */
   services?(): ServiceStatus[];
-  /** The connection table (optional; for `fulcrum adm -Lnc`); must not stall forwarding. */
-  connections?(query?: ConnectionQuery): ConnectionEntry[];
+  /**
+   * The connection table (optional; for `fulcrum adm -Lnc`); must not stall forwarding.
+   * May answer asynchronously: a native table of a million connections is copied out by
+   * its workers a chunk at a time, and the event loop must not wait for it.
+   */
+  connections?(query?: ConnectionQuery): ConnectionEntry[] | Promise<ConnectionEntry[]>;
   /**
    * Applies one change atomically: on error the dataplane must be left serving exactly
    * what it served before, and reject with a DataplaneError.

@@ -181,14 +181,23 @@ Napi::Value EalAddNeighbor(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ws->add_neighbor(port, ip, mac) ? 0 : 2);
 }
 
-// ealConnections(timeoutMs) → { complete, connections }: blocks the JavaScript thread (not
-// the workers) while every worker copies its table out a chunk per loop iteration.
-Napi::Value EalConnections(const Napi::CallbackInfo& info) {
+// ealConnectionsRequest() → bool: every worker starts copying its table out, a chunk per loop
+// iteration; ealConnectionsReady() → bool once they all finished (JavaScript polls it on
+// timers, so neither the workers nor the event loop wait); ealConnectionsTake() →
+// { complete, connections }.
+Napi::Value EalConnectionsRequest(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), workers() != nullptr && g_state->runner.request_connections());
+}
+
+Napi::Value EalConnectionsReady(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), workers() == nullptr || g_state->runner.connections_ready());
+}
+
+Napi::Value EalConnectionsTake(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint64_t timeout = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 1000;
   bool complete = false;
   std::vector<ConnInfo> conns;
-  if (workers()) conns = g_state->runner.connections(timeout, &complete);
+  if (workers()) conns = g_state->runner.take_connections(&complete);
   Napi::Object o = Napi::Object::New(env);
   o.Set("complete", Napi::Boolean::New(env, complete));
   o.Set("connections", connections_array(env, conns));
@@ -277,7 +286,9 @@ void InitEal(Napi::Env env, Napi::Object exports) {
   exports.Set("ealCounters", Napi::Function::New(env, EalCounters, "ealCounters"));
   exports.Set("ealWorkerCounters", Napi::Function::New(env, EalWorkerCounters, "ealWorkerCounters"));
   exports.Set("ealInfo", Napi::Function::New(env, EalInfo, "ealInfo"));
-  exports.Set("ealConnections", Napi::Function::New(env, EalConnections, "ealConnections"));
+  exports.Set("ealConnectionsRequest", Napi::Function::New(env, EalConnectionsRequest, "ealConnectionsRequest"));
+  exports.Set("ealConnectionsReady", Napi::Function::New(env, EalConnectionsReady, "ealConnectionsReady"));
+  exports.Set("ealConnectionsTake", Napi::Function::New(env, EalConnectionsTake, "ealConnectionsTake"));
 }
 
 }  // namespace fulcrum

@@ -117,16 +117,26 @@ unsigned EalRunner::steer(const std::vector<uint32_t>& laddrs) {
   return n;
 }
 
-std::vector<ConnInfo> EalRunner::connections(uint64_t timeout_ms, bool* complete) {
+bool EalRunner::request_connections() {
+  if (!workers_ || !running_ || stopping_) return false;
+  for (size_t i = 0; i < workers_->size(); i++) workers_->at(i).request_listing();
+  return true;
+}
+
+bool EalRunner::connections_ready() {
+  if (!workers_ || !running_ || stopping_) return true;
+  for (size_t i = 0; i < workers_->size(); i++)
+    if (!workers_->at(i).listing_finished()) return false;
+  return true;
+}
+
+std::vector<ConnInfo> EalRunner::take_connections(bool* complete) {
   *complete = true;
   std::vector<ConnInfo> all;
   if (!workers_ || !running_ || stopping_) return all;
-  for (size_t i = 0; i < workers_->size(); i++) workers_->at(i).request_listing();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (size_t i = 0; i < workers_->size(); i++) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     bool done = false;
-    std::vector<ConnInfo> l = workers_->at(i).wait_listing(std::max<int64_t>(0, left.count()), &done);
+    std::vector<ConnInfo> l = workers_->at(i).wait_listing(0, &done);
     *complete = *complete && done;
     all.insert(all.end(), std::make_move_iterator(l.begin()), std::make_move_iterator(l.end()));
   }

@@ -89,7 +89,12 @@ class EalRunner {
   // Steering rules for the local addresses of a service (control thread); returns how many.
   unsigned steer(const std::vector<uint32_t>& laddrs);
   // The connection listing: every worker copies its table out a chunk per loop iteration.
-  std::vector<ConnInfo> connections(uint64_t timeout_ms, bool* complete);
+  // The connection listing without blocking anyone: ask every worker to copy its table out
+  // (a chunk per loop iteration), poll until they are done, then take what they copied
+  // (partial, `complete` false, when taken before they finished).
+  bool request_connections();
+  bool connections_ready();
+  std::vector<ConnInfo> take_connections(bool* complete);
 
  private:
   struct Io;

@@ -56,8 +56,11 @@ rl.on('line', async (cmd) => {
     // kernel's connections() gives.
     await new Promise((r) => setTimeout(r, 250));
     const native = loadNative();
-    const listing = native.ealConnections(2000);
-    const connections = kernel.dataplane.connections();
+    native.ealConnectionsRequest();
+    for (const end = Date.now() + 2000; !native.ealConnectionsReady() && Date.now() < end;)
+      await new Promise((r) => setTimeout(r, 1));
+    const listing = native.ealConnectionsTake();
+    const connections = await kernel.dataplane.connections();
     process.stdout.write(
       `workers ${JSON.stringify({ counters: native.ealWorkerCounters(), info: native.ealInfo(), listing, connections, connectionEvents })}\n`,
     );

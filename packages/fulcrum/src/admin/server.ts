@@ -197,7 +197,7 @@ const readRoutes: Route[] = [
     method: 'GET',
     pattern: /^\/api\/v1\/connections$/,
     write: false,
-    handle: ({ kernel, query }) => {
+    handle: async ({ kernel, query }) => {
       const limit = intParam(query, 'limit', 100, MAX_PAGE);
       const offset = intParam(query, 'offset', 0, Number.MAX_SAFE_INTEGER);
       const service = query.get('service') ?? undefined;
@@ -206,7 +206,7 @@ const readRoutes: Route[] = [
       const templates = query.get('templates');
       if (templates !== null && templates !== 'true' && templates !== 'false')
         throw new HttpError(400, 'FULCRUM_ADMIN_BAD_REQUEST', 'templates must be true or false');
-      const rows = connections(kernel, {
+      const rows = await connections(kernel, {
         ...(service !== undefined ? { service } : {}),
         ...(server !== undefined ? { server } : {}),
         ...(query.has('client') ? { client: query.get('client')! } : {}),

@@ -199,10 +199,13 @@ export interface ConnectionFilter {
   templates?: boolean;
 }
 
-export function connections(kernel: Kernel, filter: ConnectionFilter): ConnectionEntry[] | undefined {
+export async function connections(
+  kernel: Kernel,
+  filter: ConnectionFilter,
+): Promise<ConnectionEntry[] | undefined> {
   const dp = kernel.dataplane;
   if (!dp?.connections) return undefined;
-  const rows = dp.connections({ templates: filter.templates !== false });
+  const rows = await dp.connections({ templates: filter.templates !== false });
   return rows.filter(
     (c) =>
       (filter.service === undefined || c.service === filter.service) &&
