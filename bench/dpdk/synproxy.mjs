@@ -14,22 +14,12 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { loadDpdk, tcpFrame as buildTcpFrame, SYN, ACK } from '../lib/frames.mjs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ensureTools, flag, median, onPath } from '../lib/tools.mjs';
 
-let dpdk;
-try {
-  dpdk = await import('@fulcrum/dataplane-dpdk');
-} catch (e) {
-  console.error(`cannot load @fulcrum/dataplane-dpdk (${e.message}); run \`npm run build\` first`);
-  process.exit(1);
-}
-const reason = dpdk.nativeUnavailableReason();
-if (reason) {
-  console.error(reason);
-  process.exit(1);
-}
+const dpdk = await loadDpdk();
 const quick = flag('--quick');
 // Spoofed, but from the client's own subnet; their neighbour entries point at the client
 // namespace (which drops the cookie SYN-ACKs), as a gateway would take them on the Internet:
@@ -38,41 +28,22 @@ const FLOOD_SOURCES = ['10.1.0.50', '10.1.0.51', '10.1.0.52', '10.1.0.53'];
 const results = { date: new Date().toISOString(), cpu: cpus()[0]?.model };
 
 // ---- 1. the pipeline alone ------------------------------------------------------------------
-const ip4 = (t) => Buffer.from(t.split('.').map(Number));
-const mac = (t) => Buffer.from(t.split(':').map((h) => parseInt(h, 16)));
-function sum(buf, s = 0) {
-  for (let i = 0; i + 1 < buf.length; i += 2) s += buf.readUInt16BE(i);
-  if (buf.length & 1) s += buf[buf.length - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
-}
 // A SYN carries what Linux sends (MSS, SACK permitted, timestamps, window scale).
 const SYN_OPTIONS = Buffer.from([2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7]);
-function tcpFrame(src, dst, sport, dport, flags, seq, ack, options = Buffer.alloc(0)) {
-  const tcp = Buffer.alloc(20 + options.length);
-  tcp.writeUInt16BE(sport, 0);
-  tcp.writeUInt16BE(dport, 2);
-  tcp.writeUInt32BE(seq >>> 0, 4);
-  tcp.writeUInt32BE(ack >>> 0, 8);
-  tcp[12] = (tcp.length / 4) << 4;
-  tcp[13] = flags;
-  tcp.writeUInt16BE(65535, 14);
-  options.copy(tcp, 20);
-  const ph = Buffer.concat([ip4(src), ip4(dst), Buffer.from([0, 6, tcp.length >> 8, tcp.length & 255])]);
-  tcp.writeUInt16BE(~sum(tcp, sum(ph)) & 0xffff, 16);
-  const ip = Buffer.alloc(20);
-  ip[0] = 0x45;
-  ip.writeUInt16BE(20 + tcp.length, 2);
-  ip.writeUInt16BE(0x4000, 6);
-  ip[8] = 64;
-  ip[9] = 6;
-  ip4(src).copy(ip, 12);
-  ip4(dst).copy(ip, 16);
-  ip.writeUInt16BE(~sum(ip) & 0xffff, 10);
-  return Buffer.concat([mac('02:00:00:00:00:01'), mac('02:00:00:00:01:02'), Buffer.from([8, 0]), ip, tcp]);
-}
-const SYN = 0x02,
-  ACK = 0x10;
+// Every frame here comes from the client toward the wan port.
+const tcpFrame = (src, dst, sport, dport, flags, seq, ack, options) =>
+  buildTcpFrame({
+    srcMac: '02:00:00:00:01:02',
+    dstMac: '02:00:00:00:00:01',
+    src,
+    dst,
+    sport,
+    dport,
+    flags,
+    seq,
+    ack,
+    options,
+  });
 
 function pipeline() {
   const N = quick ? 20_000 : 100_000;

@@ -6,59 +6,18 @@
 // baseline of bench/dpdk/pipeline.mjs. Cross-core cache traffic is not in these figures.
 // Runs against the built packages: `npm run build && node bench/dpdk/workers.mjs`.
 // Writes bench/results/dpdk-workers-<time>.json (and dpdk-workers-latest.json).
-import { Buffer } from 'node:buffer';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { loadDpdk, tcpFrame as buildTcpFrame, SYN, ACK, PSH } from '../lib/frames.mjs';
 
-let dpdk;
-try {
-  dpdk = await import('@fulcrum/dataplane-dpdk');
-} catch (e) {
-  console.error(`cannot load @fulcrum/dataplane-dpdk (${e.message}); run \`npm run build\` first`);
-  process.exit(1);
-}
-const reason = dpdk.nativeUnavailableReason();
-if (reason) {
-  console.error(reason);
-  process.exit(1);
-}
+const dpdk = await loadDpdk();
 
 const CONNECTIONS = 1024;
 const ROUNDS = 500;
 
-const ip4 = (t) => Buffer.from(t.split('.').map(Number));
-const mac = (t) => Buffer.from(t.split(':').map((h) => parseInt(h, 16)));
-function sum(buf, s = 0) {
-  for (let i = 0; i + 1 < buf.length; i += 2) s += buf.readUInt16BE(i);
-  if (buf.length & 1) s += buf[buf.length - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
-}
-function tcpFrame(srcMac, dstMac, src, dst, sport, dport, flags, payload = 0) {
-  const tcp = Buffer.alloc(20 + payload);
-  tcp.writeUInt16BE(sport, 0);
-  tcp.writeUInt16BE(dport, 2);
-  tcp.writeUInt32BE(1, 4);
-  tcp[12] = 0x50;
-  tcp[13] = flags;
-  tcp.writeUInt16BE(65535, 14);
-  const ph = Buffer.concat([ip4(src), ip4(dst), Buffer.from([0, 6, tcp.length >> 8, tcp.length & 255])]);
-  tcp.writeUInt16BE(~sum(tcp, sum(ph)) & 0xffff, 16);
-  const ip = Buffer.alloc(20);
-  ip[0] = 0x45;
-  ip.writeUInt16BE(20 + tcp.length, 2);
-  ip.writeUInt16BE(0x4000, 6);
-  ip[8] = 64;
-  ip[9] = 6;
-  ip4(src).copy(ip, 12);
-  ip4(dst).copy(ip, 16);
-  ip.writeUInt16BE(~sum(ip) & 0xffff, 10);
-  return Buffer.concat([mac(dstMac), mac(srcMac), Buffer.from([8, 0]), ip, tcp]);
-}
-const SYN = 0x02,
-  ACK = 0x10,
-  PSH = 0x08;
+const tcpFrame = (srcMac, dstMac, src, dst, sport, dport, flags, payload = 0) =>
+  buildTcpFrame({ srcMac, dstMac, src, dst, sport, dport, flags, payload });
 const WAN = '02:00:00:00:00:01',
   LAN = '02:00:00:00:00:02',
   CMAC = '02:00:00:00:01:02',
