@@ -2,7 +2,8 @@
 // from YAML (EAL initialises once per process, so every EAL test gets its own). Driven by
 // the test through stdin/stdout: argv[2] = the YAML; prints "ready <json>" once serving,
 // prints "health <json>" on every server:health event, and obeys one command per line:
-// exit, throw, stop, counters, workers.
+// exit, throw, stop, counters, workers, and `replace ["from","to"]` (edits the YAML and
+// applies it: prints "applied").
 import { createKernel, MetricsRegistry, parseConfigText } from '@fulcrum/kernel';
 import { dpdkDataplane, loadNative } from '@fulcrum/dataplane-dpdk';
 import passive from '@fulcrum/healthcheck-passive';
@@ -11,6 +12,7 @@ import rr from '@fulcrum/scheduler-rr';
 import { toaPassthrough } from '@fulcrum/toa';
 import { createInterface } from 'node:readline';
 
+let yaml = process.argv[2];
 const metrics = new MetricsRegistry();
 const kernel = createKernel({
   plugins: [dpdkDataplane, rr, passive, toaPassthrough, proxyProtocolPassthrough],
@@ -31,7 +33,7 @@ kernel.events.on('server:health', (e) => {
 });
 const t0 = Date.now();
 try {
-  await kernel.apply(parseConfigText(process.argv[2], 'fulcrum.yaml'));
+  await kernel.apply(parseConfigText(yaml, 'fulcrum.yaml'));
 } catch (e) {
   const cause = e.cause ?? e;
   process.stdout.write(`failed ${JSON.stringify({ code: cause.code ?? e.code, message: e.message })}\n`);
@@ -64,6 +66,13 @@ rl.on('line', async (cmd) => {
     process.stdout.write(
       `workers ${JSON.stringify({ counters: native.ealWorkerCounters(), info: native.ealInfo(), listing, connections, connectionEvents })}\n`,
     );
+  }
+  if (cmd.startsWith('replace ')) {
+    const [from, to] = JSON.parse(cmd.slice('replace '.length));
+    if (!yaml.includes(from)) throw new Error(`replace: "${from}" is not in the config`);
+    yaml = yaml.replace(from, to);
+    await kernel.apply(parseConfigText(yaml, 'fulcrum.yaml'));
+    process.stdout.write('applied\n');
   }
   if (cmd === 'counters') {
     await new Promise((r) => setTimeout(r, 1100)); // metrics are collected every second

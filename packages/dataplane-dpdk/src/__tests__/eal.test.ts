@@ -330,6 +330,71 @@ describe.skipIf(need.skip)(
       }
     });
 
+    it('removing a local address drains it: its established connection goes on, new ones use the others', async () => {
+      const dp = startDataplane(
+        t,
+        'laddr-drain',
+        t.wan,
+        'af_packet',
+        `
+  - name: drainweb
+    protocol: tcp
+    listen: 10.1.0.100:81
+    scheduler: rr
+    localAddresses: [10.2.0.210, 10.2.0.211]
+    realServers:
+      - { address: '10.2.0.11:8080', weight: 1 }
+`,
+      );
+      // One keep-alive HTTP connection from cli, one request per line on stdin; each answer
+      // printed with the client port, so the test sees the same connection carry on.
+      const client = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          t.cli,
+          process.execPath,
+          '-e',
+          `const http = require('http');
+           const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+           require('readline').createInterface({ input: process.stdin }).on('line', () =>
+             http.get({ host: '10.1.0.100', port: 81, agent }, (res) => {
+               let body = '';
+               const port = res.socket.localPort;
+               res.on('data', (d) => (body += d));
+               res.on('end', () => console.log(JSON.stringify({ ...JSON.parse(body), port })));
+             }).on('error', (e) => console.log(JSON.stringify({ error: e.message }))));`,
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      );
+      children.push(client);
+      const answers = createInterface({ input: client.stdout! });
+      const ask = () =>
+        new Promise<{ remote: string; port: number; error?: string }>((resolve) => {
+          answers.once('line', (l) => resolve(JSON.parse(l)));
+          client.stdin!.write('go\n');
+        });
+      try {
+        await dp.next('ready');
+        const first = await ask();
+        expect(first.remote).toBe('10.2.0.210'); // the pool's first address
+        // The change takes 10.2.0.210 out of the pool while that connection is open.
+        dp.child.stdin!.write(`replace ${JSON.stringify(['[10.2.0.210, 10.2.0.211]', '[10.2.0.211]'])}\n`);
+        await dp.next('applied');
+        const again = await ask();
+        expect(again).toEqual({ ...first }); // same client port, same local address: not dropped
+        const fresh = JSON.parse(t.exec('cli', 'curl', '-s', '-m', '5', 'http://10.1.0.100:81/')) as {
+          remote: string;
+        };
+        expect(fresh.remote).toBe('10.2.0.211');
+        expect((await timeToExit(dp, () => dp.child.stdin!.write('stop\n'))).code).toBe(0);
+      } finally {
+        client.kill('SIGKILL');
+        dp.child.kill('SIGKILL');
+      }
+    });
+
     it('takes a refusing server out through the kernel passive health check', async () => {
       // 10.2.0.12:9090 has no listener: the server RSTs the SYN, the dataplane signals
       // "refused", healthcheck-passive marks it DOWN and the kernel gives it weight 0.
