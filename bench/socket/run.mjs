@@ -26,16 +26,11 @@ import {
 import { createServer, connect } from 'node:net';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { argv, ensureTools, flag, log, opt } from '../lib/tools.mjs';
 import { chart } from './chart.mjs';
 
 const root = new URL('../..', import.meta.url).pathname;
 const here = new URL('.', import.meta.url).pathname;
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const opt = (name, fallback) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
 const quick = flag('--quick');
 const SECONDS = Number(opt('--seconds', quick ? 3 : 10));
 const ROUNDS = Number(opt('--rounds', quick ? 1 : 3));
@@ -59,38 +54,20 @@ const variants = argv.flatMap((a, i) => {
     },
   ];
 });
-const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
 // ---- tools -----------------------------------------------------------------------------------
 
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
-const onPath = (cmd) => spawnSync('sh', ['-c', `command -v "$0"`, cmd], { stdio: 'ignore' }).status === 0;
 
-function ensureTools() {
-  const need = [
-    ['haproxy', 'haproxy'],
-    ['nginx', 'nginx'],
-    ['wrk', 'wrk'],
-    ['iperf3', 'iperf3'],
-    ['rsvg-convert', 'librsvg2-bin'],
-  ]
-    .filter(([cmd]) => !onPath(cmd))
-    .map(([, pkg]) => pkg);
-  if (!existsSync(STREAM_MODULE)) need.push('libnginx-mod-stream');
-  if (need.length === 0) return;
-  if (flag('--no-install') || process.getuid?.() !== 0) {
-    log(`missing: ${need.join(' ')}; install them (apt-get install ${need.join(' ')}) or run as root`);
-    process.exit(1);
-  }
-  log(`installing ${need.join(' ')} (apt-get)`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const apt = (args) =>
-    spawnSync('flock', ['/tmp/fulcrum.lock', 'apt-get', ...args], { stdio: 'inherit', env }).status === 0;
-  if (!apt(['install', '-y', '-q', '--no-install-recommends', ...need])) {
-    apt(['update', '-q']);
-    if (!apt(['install', '-y', '-q', '--no-install-recommends', ...need])) process.exit(1);
-  }
-}
+// The commands the benchmark runs, with the Debian package of each; nginx's stream module is a
+// package of its own.
+const TOOLS = [
+  ['haproxy', 'haproxy'],
+  ['nginx', 'nginx'],
+  ['wrk', 'wrk'],
+  ['iperf3', 'iperf3'],
+  ['rsvg-convert', 'librsvg2-bin'],
+];
 
 function ensureBuilt() {
   log('building the packages the benchmark loads (tsc -b)');
@@ -211,7 +188,7 @@ function iperf(port, streams) {
 
 // ---- the run ---------------------------------------------------------------------------------
 
-ensureTools();
+ensureTools(TOOLS, existsSync(STREAM_MODULE) ? [] : ['libnginx-mod-stream']);
 ensureBuilt();
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
