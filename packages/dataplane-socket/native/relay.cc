@@ -262,7 +262,29 @@ class Worker {
     {
       std::lock_guard<std::mutex> lk(cmdMu_);
       cmds_.push_back(std::move(cmd));
+      wakeDue_ = false;
     }
+    Wake();
+  }
+
+  // Queues a command without waking the thread: Flush() wakes it once for all that were
+  // queued (a batch of connects, or of accepted clients, costs one eventfd write, not one each).
+  void Queue(Command&& cmd) {
+    std::lock_guard<std::mutex> lk(cmdMu_);
+    cmds_.push_back(std::move(cmd));
+    wakeDue_ = true;
+  }
+
+  void Flush() {
+    {
+      std::lock_guard<std::mutex> lk(cmdMu_);
+      if (!wakeDue_) return;
+      wakeDue_ = false;
+    }
+    Wake();
+  }
+
+  void Wake() {
     uint64_t one = 1;
     ssize_t r = write(efd_, &one, sizeof one);
     (void)r;
@@ -314,6 +336,7 @@ class Worker {
   void Execute(std::vector<Command>& cmds, bool& stop);
   void Add(Conn* c);
   void Accept(Listener* l);
+  void AcceptSome(Listener* l);
   void Adopt(Conn* c);
   void Connect(Conn* c, Command& cmd);
   void Connected(Conn* c);
@@ -408,6 +431,7 @@ class Worker {
   // in the middle of its batch (an accepted client for that thread) without deadlock.
   std::mutex cmdMu_;
   std::vector<Command> cmds_;
+  bool wakeDue_ = false;  // commands queued without a wake-up yet (under cmdMu_)
   std::vector<double> records_;
   std::vector<std::string> strings_;
   std::vector<Conn*> dirty_;
@@ -429,6 +453,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
                                         InstanceMethod("unlisten", &Relay::Unlisten),
                                         InstanceMethod("connect", &Relay::Connect),
                                         InstanceMethod("failServer", &Relay::FailServer),
+                                        InstanceMethod("flush", &Relay::Flush),
                                         InstanceMethod("stop", &Relay::Stop),
                                     });
     exports.Set("Relay", fn);
@@ -465,6 +490,24 @@ class Relay : public Napi::ObjectWrap<Relay> {
 
  private:
   Worker* WorkerOf(double id) { return workers_[static_cast<uint64_t>(id) % workers_.size()].get(); }
+
+  // From poll() to flush(), while TypeScript handles a batch of records, the commands it sends
+  // are queued and each thread is woken once, at flush(); otherwise at once.
+  void Send(double id, Command&& cmd) {
+    if (batching_) {
+      WorkerOf(id)->Queue(std::move(cmd));
+    } else {
+      WorkerOf(id)->Post(std::move(cmd));
+    }
+  }
+
+  // flush(): wakes the threads that commands were queued for since poll().
+  Napi::Value Flush(const Napi::CallbackInfo& info) {
+    batching_ = false;
+    if (!stopped_)
+      for (auto& w : workers_) w->Flush();
+    return info.Env().Undefined();
+  }
 
   void Live(Napi::Env env, int delta) {
     if (delta > 0 && live_++ == 0) tsfn_.Ref(env);
@@ -508,7 +551,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     cmd.op = Command::kClose;
     cmd.id = info[0].As<Napi::Number>().DoubleValue();
     cmd.mode = info[1].As<Napi::Number>().Int32Value();
-    WorkerOf(cmd.id)->Post(std::move(cmd));
+    Send(cmd.id, std::move(cmd));
     return info.Env().Undefined();
   }
 
@@ -532,7 +575,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
       auto b = info[5].As<Napi::Buffer<char>>();
       cmd.header.assign(b.Data(), b.Length());
     }
-    WorkerOf(cmd.id)->Post(std::move(cmd));
+    Send(cmd.id, std::move(cmd));
     return Napi::Number::New(env, 0);
   }
 
@@ -544,7 +587,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     cmd.id = info[0].As<Napi::Number>().DoubleValue();
     cmd.attempt = info[1].As<Napi::Number>().DoubleValue();
     cmd.mode = info[2].As<Napi::Number>().Int32Value();
-    WorkerOf(cmd.id)->Post(std::move(cmd));
+    Send(cmd.id, std::move(cmd));
     return info.Env().Undefined();
   }
 
@@ -596,6 +639,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   Napi::Value Poll(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     wakePending_.store(false);
+    batching_ = !stopped_;
     out_.clear();
     strings_.clear();
     {
@@ -652,6 +696,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   std::atomic<uint64_t> accepted_{0};
   int64_t live_ = 0;
   bool stopped_ = false;
+  bool batching_ = false;  // between poll() and flush()
 };
 
 void Worker::Run() {
@@ -794,6 +839,13 @@ void Worker::Add(Conn* c) {
 }
 
 void Worker::Accept(Listener* l) {
+  AcceptSome(l);
+  // The clients accepted for other threads were queued: one wake-up per thread.
+  for (int i = 0; i < count_; i++)
+    if (i != index_) owner_->At(i)->Flush();
+}
+
+void Worker::AcceptSome(Listener* l) {
   for (int k = 0; k < 64 && !l->closed; k++) {
     sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -853,7 +905,7 @@ void Worker::Accept(Listener* l) {
       Command cmd;
       cmd.op = Command::kAdopt;
       cmd.conn = c;
-      owner_->At(target)->Post(std::move(cmd));
+      owner_->At(target)->Queue(std::move(cmd));
     }
   }
 }
@@ -1121,7 +1173,11 @@ void Worker::Finish(Conn* c, int flags, int side, int err) {
   c->dead = true;
   for (Side& s : c->side) {
     if (s.fd < 0) continue;
-    epoll_ctl(ep_, EPOLL_CTL_DEL, s.fd, nullptr);
+    // close() takes a socket out of epoll when no other descriptor refers to it: true of
+    // every socket the relay accepted or opened itself, so they skip a syscall each. A
+    // handed-over socket may still have libuv's descriptor open for a moment: it goes out
+    // explicitly (an event on it would name a freed connection).
+    if (!c->accepted) epoll_ctl(ep_, EPOLL_CTL_DEL, s.fd, nullptr);
     if (flags & kWasReset && s.index + 1 != side) {
       linger l{1, 0};
       setsockopt(s.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);

@@ -71,8 +71,13 @@ export interface NativeRelay {
   /** Hands over both descriptors (the addon duplicates them); 0, or the errno of the failed dup. */
   add(id: number, clientFd: number, serverFd: number, answered: boolean): number;
   close(id: number, mode: number): void;
-  /** Every record queued since the last poll. */
+  /**
+   * Every record queued since the last poll. Until flush(), the commands sent (connect, close,
+   * failServer) are queued, and each thread is woken once for them at flush().
+   */
   poll(): Float64Array;
+  /** Wakes the threads for the commands sent since poll(). */
+  flush(): void;
   /** The strings the last poll's records name (addresses). */
   strings(): string[];
   /** Binds and listens; the threads accept on it. The listener's id, or -errno. */

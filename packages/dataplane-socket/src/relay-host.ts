@@ -98,6 +98,15 @@ export class RelayHost {
 
   sync(): void {
     const r = this.native.poll();
+    try {
+      this.#handle(r);
+    } finally {
+      // The connects and closes sent while handling the batch reach each thread in one wake-up.
+      this.native.flush();
+    }
+  }
+
+  #handle(r: Float64Array): void {
     let strings: string[] | undefined;
     const str = (i: number) => (i < 0 ? undefined : (strings ??= this.native.strings())[i]);
     // Accepts first, in the order the threads accepted them (maxConnections and rr turns
