@@ -1,0 +1,196 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { requires } from '@fulcrum/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { nativeRelayUnavailable } from '../index.js';
+import { harness, relayOptions, request, tick, waitFor, type Harness } from './helpers.js';
+
+// What only the native relay with native accept does: its listening sockets are the
+// relay's own (no libuv handle), so it must keep the process alive itself, and it answers
+// running out of descriptors with spare descriptors of its own.
+
+const root = fileURLToPath(new URL('../../../../', import.meta.url));
+const built = ['kernel', 'dataplane-socket', 'scheduler-rr'].map((p) => `${root}packages/${p}/dist/index.js`);
+
+const need = requires({
+  commands: ['prlimit'],
+  check: () =>
+    nativeRelayUnavailable() ??
+    (built.every((f) => existsSync(f))
+      ? undefined
+      : 'needs the built packages (npm run build): a child process runs dist/'),
+});
+
+let h: Harness | undefined;
+const children: ChildProcess[] = [];
+
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill();
+});
+
+/** A backend in a child process (its descriptors are not the balancer's): answers "ok" to anything. */
+async function childBackend(): Promise<number> {
+  const backend = spawn(process.execPath, [
+    '-e',
+    `require('net').createServer((s) => { s.on('error', () => {}); s.on('data', () => s.end('ok')); }).listen(0, '127.0.0.1', function () { console.log(this.address().port); });`,
+  ]);
+  children.push(backend);
+  return new Promise<number>((r) => backend.stdout!.once('data', (d: Buffer) => r(Number(d.toString()))));
+}
+
+/** This process's open descriptors (without the one reading the directory). */
+const openFds = () => readdirSync('/proc/self/fd').length - 1;
+
+describe.skipIf(need.skip)('native relay, native accept' + need.note, () => {
+  it('a listener keeps the process alive, and the process exits by itself once the kernel closes', async () => {
+    // Nothing but the dataplane's sockets holds the child's event loop (its clock's timers
+    // are unref'd, so the sweep timer does not): without the relay's reference for its
+    // listener, the child would exit right after apply().
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `
+        import { createKernel } from '@fulcrum/kernel';
+        import socket from '@fulcrum/dataplane-socket';
+        import rr from '@fulcrum/scheduler-rr';
+        import { createServer } from 'node:net';
+        const free = () => new Promise((r) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
+        const port = await free();
+        const unref = (t) => (t.unref(), t);
+        const clock = {
+          now: () => performance.now(),
+          setTimeout: (fn, ms) => { const t = unref(setTimeout(fn, ms)); return { cancel: () => clearTimeout(t) }; },
+          setInterval: (fn, ms) => { const t = unref(setInterval(fn, ms)); return { cancel: () => clearInterval(t) }; },
+        };
+        const kernel = createKernel({ plugins: [socket, rr], clock });
+        await kernel.apply({
+          dataplane: { name: 'socket', options: ${JSON.stringify(relayOptions('native'))} },
+          services: [{ name: 'web', listen: '127.0.0.1:' + port, scheduler: 'rr', realServers: [{ address: '127.0.0.1:' + process.env.BACKEND }] }],
+        });
+        if (kernel.dataplane.relayInfo().accepts !== true) throw new Error('not native accept');
+        process.on('SIGUSR2', () => kernel.close().then(() => console.log('closed')));
+        console.log(port);
+        `,
+      ],
+      { cwd: root, env: { ...process.env, BACKEND: String(await childBackend()) } },
+    );
+    children.push(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d));
+    child.stderr!.on('data', (d: Buffer) => (err += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await waitFor(() => /^\d+\n/.test(out) || child.exitCode !== null, 'the child to listen', 15_000);
+    expect(err).toBe('');
+    const port = Number(out.trim());
+    await tick(500);
+    expect(child.exitCode).toBeNull();
+    expect((await request(port)).data).toBe('ok');
+    expect(child.exitCode).toBeNull();
+    child.kill('SIGUSR2');
+    expect(await exited).toBe(0);
+    expect(out).toContain('closed');
+  }, 30_000);
+
+  it('out of descriptors: an accept failing with EMFILE is counted, and the spare descriptor still connects the client after the one it accepted took the last', async () => {
+    const backendPort = await childBackend();
+    h = await harness(
+      [{ name: 'web', scheduler: 'rr', realServers: [{ address: `127.0.0.1:${backendPort}` }] }],
+      {
+        options: { ...relayOptions('native'), timeouts: { timeWait: 0 } },
+      },
+    );
+    expect((await request(h.port)).data).toBe('ok');
+    await waitFor(() => h!.dp.size === 0, 'an empty table');
+    const pid = String(process.pid);
+    const [soft, hard] = execFileSync('prlimit', [
+      '--pid',
+      pid,
+      '--nofile',
+      '--output',
+      'SOFT,HARD',
+      '--noheadings',
+    ])
+      .toString()
+      .trim()
+      .split(/\s+/);
+    const open = openFds();
+    // The client runs in a child that sets this process's limit between its steps (here, at
+    // the limit, spawning prlimit would fail): first no descriptor left at all, so accept(2)
+    // fails; then exactly one, which the accepted client takes, leaving none for the socket
+    // toward the server but the relay's spare.
+    const steps = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
+      const net = require('net');
+      const { execFileSync } = require('child_process');
+      const limit = (n) => execFileSync('prlimit', ['--pid', process.env.TARGET, '--nofile=' + n]);
+      const one = () => new Promise((res) => {
+        const s = net.connect(Number(process.env.PORT), '127.0.0.1');
+        let data = '', err;
+        s.on('data', (d) => (data += d));
+        s.on('error', (e) => (err = e.code));
+        s.on('close', () => res(data === 'ok' ? 'ok' : err ?? 'closed'));
+        s.end('x');
+      });
+      (async () => {
+        const hard = process.env.HARD;
+        const open = Number(process.env.OPEN);
+        const results = [];
+        try {
+          limit(open + ':' + hard);
+          results.push(await one());
+          limit(open + 1 + ':' + hard);
+          results.push(await one());
+        } finally {
+          limit(process.env.RESTORE);
+        }
+        process.stdout.write(JSON.stringify(results), () => process.exit(0));
+      })();`,
+      ],
+      {
+        env: {
+          ...process.env,
+          PORT: String(h.port),
+          TARGET: pid,
+          OPEN: String(open),
+          HARD: hard!,
+          RESTORE: `${soft}:${hard}`,
+        },
+      },
+    );
+    children.push(steps);
+    const results = await new Promise<string[]>((r) => {
+      let text = '';
+      steps.stdout!.on('data', (d: Buffer) => (text += d));
+      steps.on('exit', () => r(JSON.parse(text) as string[]));
+    });
+    // No descriptor to accept with: the relay accepted that client with its reserved one and
+    // closed it, and said so.
+    expect(results[0]).not.toBe('ok');
+    h.dp.services();
+    const acceptErrors = (
+      await h.kernel.metrics.registry.getSingleMetric('fulcrum_accept_errors_total')!.get()
+    ).values;
+    expect(acceptErrors).toContainEqual(
+      expect.objectContaining({ labels: { service: 'web', code: 'EMFILE' }, value: expect.any(Number) }),
+    );
+    expect(acceptErrors.find((v) => v.labels.code === 'EMFILE')!.value).toBeGreaterThanOrEqual(1);
+    // One descriptor: the client took it, and the server socket came from the spare.
+    expect(results[1]).toBe('ok');
+    const localErrors = (await h.kernel.metrics.registry.getSingleMetric('fulcrum_local_errors_total')!.get())
+      .values;
+    expect(localErrors.filter((v) => v.value > 0)).toEqual([]);
+    // The spare comes back once descriptors are free again, and serving goes on.
+    expect((await request(h.port)).data).toBe('ok');
+    expect((await request(h.port)).data).toBe('ok');
+    await waitFor(() => h!.dp.size === 0, 'an empty table');
+  }, 30_000);
+});
