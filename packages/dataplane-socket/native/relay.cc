@@ -1086,7 +1086,14 @@ bool Worker::PumpDir(Conn* c, int di) {
     }
     if (d.srcEof || c->closing) {
       if (!d.shut) {
-        shutdown(dst, SHUT_WR);
+        // The other way already ended (read to its FIN, FIN sent, nothing pending): the
+        // connection is over, and closing dst (Pump's Finish, just after) sends this FIN
+        // without a shutdown(2) of its own. Only for sockets the relay alone holds: a
+        // handed-over one may still be open in libuv, and then close() sends nothing. dst was
+        // read to its FIN, so no unread byte turns the close into a reset.
+        Dir& o = c->dir[1 - di];
+        bool last = c->accepted && d.srcEof && !c->closing && o.srcEof && o.shut && o.pending() == 0;
+        if (!last) shutdown(dst, SHUT_WR);
         d.shut = true;
         moved = true;
       }
