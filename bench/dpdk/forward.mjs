@@ -5,11 +5,13 @@
 //   - packets/s: 64-byte UDP frames from a DPDK generator (testpmd txonly, pinned to the
 //     other core) in the client namespace, counted where they arrive (the server veth);
 //   - TCP throughput: iperf3, 1 and 4 streams;
-//   - new connections/s: wrk with `Connection: close` against nginx.
+//   - new connections/s: wrk with `Connection: close` against nginx;
+//   - first, the forwarder alone with no kernel in the way: memif from a txonly generator in,
+//     net_null out (`--no-memif` skips it).
 // Both forwarders poll on CPU 0; the generator runs on CPU 1. Rounds alternate the two
 // forwarders so other load on the machine hits them alike; figures are medians.
 //
-//   node bench/dpdk/forward.mjs [--pmd af_packet|af_xdp|both] [--seconds 5] [--rounds 3]
+//   node bench/dpdk/forward.mjs [--pmd af_packet|af_xdp|both|none] [--seconds 5] [--rounds 3]
 //                               [--quick] [--no-install]
 //
 // Needs root (namespaces, veth, AF_XDP) and the built packages (`npm run build`). Installs
@@ -29,7 +31,7 @@ const SECONDS = Number(opt('--seconds', quick ? 3 : 5));
 const ROUNDS = Number(opt('--rounds', quick ? 1 : 3));
 const PMDS = (() => {
   const p = opt('--pmd', quick ? 'af_packet' : 'both');
-  return p === 'both' ? ['af_packet', 'af_xdp'] : [p];
+  return p === 'both' ? ['af_packet', 'af_xdp'] : p === 'none' ? [] : [p];
 })();
 
 if (process.getuid?.() !== 0) {
@@ -200,7 +202,17 @@ async function startTestpmd(pmd) {
   return { ...p, udpTarget: SERVER, tcpTarget: SERVER, httpTarget: `${SERVER}:8080` };
 }
 
+// The memif variant: wan is a memif the generator connects to, lan a net_null that takes
+// every frame (no kernel on either side), so what is measured is the forwarder itself.
+const MEMIF = { sock: join(work, 'memif.sock'), wan: '02:fb:00:00:00:01', server: '02:fb:00:00:00:02' };
+const memifPorts = (role) => [
+  `net_memif0,role=${role},socket=${MEMIF.sock},id=0${role === 'server' ? `,mac=${MEMIF.wan}` : ''}`,
+  'net_null0,no-rx=1',
+];
+
 async function startFulcrum(pmd) {
+  const [wanVdev, lanVdev] =
+    pmd === 'memif' ? memifPorts('server') : [vdev(pmd, 0, DEV.wan), vdev(pmd, 1, DEV.lan)];
   const yaml = `
 dataplane:
   name: dpdk
@@ -209,11 +221,11 @@ dataplane:
       .map((a) => `'${a}'`)
       .join(', ')}]
     ports:
-      - { name: wan, vdev: '${vdev(pmd, 0, DEV.wan)}', addresses: [10.1.0.1/24] }
-      - { name: lan, vdev: '${vdev(pmd, 1, DEV.lan)}', addresses: [10.2.0.1/24] }
+      - { name: wan, vdev: '${wanVdev}', addresses: [10.1.0.1/24] }
+      - { name: lan, vdev: '${lanVdev}', addresses: [10.2.0.1/24] }
     neighbors:
-      - { port: wan, address: 10.1.0.2, mac: '${macs.cli}' }
-      - { port: lan, address: ${SERVER}, mac: '${macs.srv}' }
+      - { port: wan, address: 10.1.0.2, mac: '${pmd === 'memif' ? MEMIF.wan : macs.cli}' }
+      - { port: lan, address: ${SERVER}, mac: '${pmd === 'memif' ? MEMIF.server : macs.srv}' }
     maxConnections: 262144
 admin:
   listen: 127.0.0.1:${ADMIN_PORT}
@@ -242,7 +254,111 @@ services:
       if (Number(m[2]) > 0) found[m[1].replace(/"/g, '')] = Number(m[2]);
     return found;
   };
-  return { ...p, udpTarget: VIP, tcpTarget: VIP, httpTarget: VIP, drops };
+  const lanTx = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${ADMIN_PORT}/metrics`)).text();
+    return Number(
+      /^fulcrum_dpdk_port_packets_total\{port="lan",direction="tx"\} (\d+)/m.exec(text)?.[1] ?? NaN,
+    );
+  };
+  return { ...p, udpTarget: VIP, tcpTarget: VIP, httpTarget: VIP, drops, lanTx };
+}
+
+/** testpmd mac-forwarding memif → net_null, the baseline of the memif measurement. */
+async function startTestpmdMemif() {
+  const [wan, lan] = memifPorts('server');
+  const p = start(
+    'dpdk-testpmd',
+    [
+      '--lcores',
+      '0@0,1@0',
+      ...eal(`fb${id}-mfwd`),
+      '--vdev',
+      wan,
+      '--vdev',
+      lan,
+      '--',
+      '--total-num-mbufs=16384',
+      '--forward-mode=mac',
+      `--eth-peer=1,${MEMIF.server}`,
+      '--auto-start',
+      '--stats-period',
+      '1',
+    ],
+    /Port statistics|Start automatic packet forwarding/,
+    'testpmd mac-fwd (memif)',
+  );
+  await p.up;
+  return p;
+}
+
+/** Per port, the Tx-pps testpmd printed every second (its periodic statistics blocks). */
+function txPps(lines) {
+  const byPort = {};
+  let port;
+  for (const l of lines) {
+    const m = /NIC statistics for port (\d+)/.exec(l);
+    if (m) port = Number(m[1]);
+    const t = /Tx-pps:\s+(\d+)/.exec(l);
+    if (t && port !== undefined) (byPort[port] ??= []).push(Number(t[1]));
+  }
+  return byPort;
+}
+
+/**
+ * The forwarder alone, no kernel in the way: 64-byte UDP frames from a testpmd txonly
+ * generator (CPU 1) over memif into the forwarder (CPU 0), out to net_null. Forwarded/s
+ * from the forwarder's own counters; when it forwards less than it is sent, 1 s / rate is
+ * its cost per packet on one core.
+ */
+async function memifRound(name) {
+  const fwd = name === 'testpmd' ? await startTestpmdMemif() : await startFulcrum('memif');
+  try {
+    const [wan] = memifPorts('client');
+    const gen = start(
+      'taskset',
+      [
+        '-c',
+        '1',
+        'dpdk-testpmd',
+        '--lcores',
+        '0@1,1@1',
+        ...eal(`fb${id}-mgen`),
+        '--vdev',
+        wan,
+        '--',
+        '--total-num-mbufs=16384',
+        '--forward-mode=txonly',
+        '--txpkts=64',
+        `--tx-ip=10.1.0.2,${name === 'testpmd' ? SERVER : VIP}`,
+        '--tx-udp=4000,9000',
+        `--eth-peer=0,${MEMIF.wan}`,
+        '--auto-start',
+        '--stats-period',
+        '1',
+      ],
+      /Tx-pps:\s+[1-9]/,
+      'memif generator',
+    );
+    await gen.up;
+    const before = name === 'fulcrum' ? await fwd.lanTx() : 0;
+    const t0 = process.hrtime.bigint();
+    await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    const after = name === 'fulcrum' ? await fwd.lanTx() : 0;
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const fwdLines = [...fwd.lines]; // testpmd's statistics while the generator ran
+    await gen.stop('SIGINT');
+    const generated = median((txPps(gen.lines)[0] ?? []).slice(1, -1));
+    const forwarded =
+      name === 'fulcrum'
+        ? (after - before) / seconds
+        : median((txPps(fwdLines)[1] ?? []).slice(-Math.max(1, SECONDS - 1)));
+    log(
+      `  memif ${name}: ${(forwarded / 1e6).toFixed(2)} Mpps forwarded of ${(generated / 1e6).toFixed(2)} Mpps sent`,
+    );
+    return { forwarded, generated };
+  } finally {
+    await fwd.stop(name === 'fulcrum' ? 'SIGTERM' : 'SIGINT');
+  }
 }
 
 function startServers() {
@@ -402,9 +518,22 @@ async function measure(name, pmd, startForwarder) {
 
 // ---- run -----------------------------------------------------------------------------------
 
+const results = {};
+if (!flag('--no-memif')) {
+  const rounds = { testpmd: [], fulcrum: [] };
+  for (let r = 0; r < ROUNDS; r++)
+    for (const name of r % 2 ? ['fulcrum', 'testpmd'] : ['testpmd', 'fulcrum'])
+      rounds[name].push(await memifRound(name));
+  const med = (name) => median(rounds[name].map((x) => x.forwarded));
+  results.memif = {
+    rounds,
+    medians: { testpmd: { pps: med('testpmd') }, fulcrum: { pps: med('fulcrum') } },
+    ratios: { pps: med('fulcrum') / med('testpmd') },
+    nsPerPacket: { testpmd: 1e9 / med('testpmd'), fulcrum: 1e9 / med('fulcrum') },
+  };
+}
 setup();
 await startServers();
-const results = {};
 for (const pmd of PMDS) {
   const rounds = { testpmd: [], fulcrum: [] };
   for (let r = 0; r < ROUNDS; r++) {
@@ -429,7 +558,17 @@ const rows = [
   ['TCP, 4 streams', 'tcp4', (v) => `${v.toFixed(2)} Gbit/s`],
   ['new connections/s', 'cps', (v) => `${v.toFixed(0)}/s`],
 ];
+if (results.memif) {
+  const m = results.memif;
+  console.log(
+    `\nmemif → net_null (no kernel), 64 B UDP, medians of ${ROUNDS} round(s):` +
+      ` testpmd mac-fwd ${(m.medians.testpmd.pps / 1e6).toFixed(2)} Mpps (${m.nsPerPacket.testpmd.toFixed(0)} ns/packet)` +
+      ` | Fulcrum FULLNAT ${(m.medians.fulcrum.pps / 1e6).toFixed(2)} Mpps (${m.nsPerPacket.fulcrum.toFixed(0)} ns/packet)` +
+      ` | ratio ${m.ratios.pps.toFixed(2)}`,
+  );
+}
 for (const [pmd, r] of Object.entries(results)) {
+  if (pmd === 'memif') continue;
   console.log(
     `\n${pmd}: medians of ${ROUNDS} round(s) of ${SECONDS} s   testpmd mac-fwd | Fulcrum FULLNAT | ratio`,
   );
@@ -451,3 +590,5 @@ const stamp = out.when.replace(/[:.]/g, '-');
 writeFileSync(join(dir, `dpdk-forward-${stamp}.json`), `${JSON.stringify(out, null, 2)}\n`);
 writeFileSync(join(dir, 'dpdk-forward-latest.json'), `${JSON.stringify(out, null, 2)}\n`);
 log(`wrote bench/results/dpdk-forward-${stamp}.json`);
+// The servers (nginx, iperf3) would keep the event loop alive: exit, which cleans up.
+process.exit(0);
