@@ -16,6 +16,16 @@ class NeighTable {
   const Mac* find(uint16_t port, uint32_t ip) const;
   size_t size() const { return entries_.size(); }
 
+  // ARP request rate limit (as Linux's retrans_time and unres_qlen): whether a request for the
+  // unresolved `ip` may be sent at `now_ms` — at most one per neighbour per kRetransMs, and at
+  // most kMaxUnresolved neighbours awaiting resolution (entries older than kUnresolvedMs are
+  // forgotten). Learning the neighbour (set) clears its entry.
+  static constexpr uint64_t kRetransMs = 1000;
+  static constexpr uint64_t kUnresolvedMs = 3 * kRetransMs;
+  static constexpr size_t kMaxUnresolved = 256;
+  bool may_request(uint16_t port, uint32_t ip, uint64_t now_ms);
+  size_t unresolved() const { return unresolved_.size(); }
+
  private:
   struct Entry {
     Mac mac;
@@ -23,6 +33,7 @@ class NeighTable {
   };
   static uint64_t key(uint16_t port, uint32_t ip) { return (static_cast<uint64_t>(port) << 32) | ip; }
   std::unordered_map<uint64_t, Entry> entries_;
+  std::unordered_map<uint64_t, uint64_t> unresolved_;  // key → when the last request went out
 };
 
 }  // namespace fulcrum

@@ -323,11 +323,17 @@ Verdict Pipeline::output(uint8_t* frame, uint32_t dst, FrameSink& sink) {
   const Mac* mac = neigh_.find(r->port, nh);
   auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
   if (!mac) {
-    // Resolve and drop this packet (the sender retransmits); DPVS queues it instead.
-    uint8_t req[60];
-    arp_request(req, p->mac, port_address(r->port, nh), nh);
-    sink.emit(r->port, req, sizeof(req));
-    counters_[kCtr_arp_requests_sent]++;
+    // Resolve and drop this packet (the sender retransmits); DPVS queues it instead. Requests
+    // are rate limited (per worker: each has its own table) so that a flood toward unresolved
+    // neighbours (spoofed on-link sources of SYNPROXY cookies) is not echoed as ARP broadcasts.
+    if (neigh_.may_request(r->port, nh, last_now_)) {
+      uint8_t req[60];
+      arp_request(req, p->mac, port_address(r->port, nh), nh);
+      sink.emit(r->port, req, sizeof(req));
+      counters_[kCtr_arp_requests_sent]++;
+    } else {
+      counters_[kCtr_arp_requests_suppressed]++;
+    }
     drop(kCtr_drop_neigh_miss);
     return Verdict{Action::Drop, 0};
   }

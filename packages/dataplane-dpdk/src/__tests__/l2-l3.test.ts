@@ -93,6 +93,56 @@ describe.skipIf(need.skip)(`ARP, neighbours and ICMP echo${need.note}`, () => {
     expect(h.counters().arp_learned).toBe(1);
   });
 
+  it('sends at most one ARP request per unresolved neighbour per second, and counts the rest', () => {
+    const h = harness({ neighbors: [{ port: 'wan', address: CLIENT.ip, mac: CLIENT.mac }] });
+    h.apply(add(snapshot({ servers: [{ address: SERVERS[0]!.ip, port: 8080 }] })));
+    const syn = (sport: number) =>
+      tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport, dport: 80, flags: TCP.SYN });
+    const arps = (sent: { port: string; frame: Buffer }[]) =>
+      sent.filter((e) => parseFrame(e.frame).eth.type === 0x0806);
+    let requests = 0;
+    for (let i = 0; i < 50; i++) requests += arps(h.inject('wan', syn(40000 + i), 10 + i * 10)).length;
+    expect(requests).toBe(1); // 50 SYNs toward one unresolved server within 0.5 s
+    const c = h.counters();
+    expect(c.arp_requests_sent).toBe(1);
+    expect(c.arp_requests_suppressed).toBe(49);
+    expect(c.drop_neigh_miss).toBe(50);
+    const later = arps(h.inject('wan', syn(41000), 1010));
+    expect(later).toHaveLength(1); // the retransmit interval passed: asked again
+    expect(parseFrame(later[0]!.frame).arp).toMatchObject({ op: 1, tpa: SERVERS[0]!.ip });
+    h.inject('lan', arpFrame(2, SERVERS[0]!.mac, SERVERS[0]!.ip, LAN_MAC, '10.2.0.1'));
+    const [fwd] = h.inject('wan', syn(41001), 1020);
+    expect(parseFrame(fwd!.frame).eth.dst).toBe(SERVERS[0]!.mac);
+  });
+
+  it('bounds the neighbours awaiting resolution, forgetting those unanswered for 3 s', () => {
+    const h = harness({
+      ports: [
+        { name: 'wan', mac: WAN_MAC, addresses: ['10.1.0.1/16'] },
+        { name: 'lan', mac: LAN_MAC, addresses: ['10.2.0.1/24'] },
+      ],
+      neighbors: [],
+    });
+    h.apply(add(snapshot()));
+    const echo = (i: number) =>
+      icmpEchoFrame(
+        { src: '02:00:00:00:09:99', dst: WAN_MAC },
+        `10.1.${2 + (i >> 8)}.${i & 0xff}`,
+        VIP,
+        7,
+        i,
+        Buffer.from('x'),
+      );
+    let requests = 0;
+    for (let i = 0; i < 300; i++) requests += h.inject('wan', echo(i), 100).length;
+    expect(requests).toBe(256);
+    expect(h.counters()).toMatchObject({ arp_requests_sent: 256, arp_requests_suppressed: 44 });
+    expect(h.inject('wan', echo(299), 2000)).toEqual([]); // still full: entries are 1.9 s old
+    const [req] = h.inject('wan', echo(299), 3100); // the unanswered ones are forgotten
+    expect(parseFrame(req!.frame).arp).toMatchObject({ op: 1, tpa: '10.1.3.43' });
+    expect(h.counters().arp_requests_sent).toBe(257);
+  });
+
   it('does not learn neighbours from ARP outside the port networks', () => {
     const h = harness({ neighbors: [] });
     h.inject('wan', arpFrame(1, '02:99:00:00:00:01', '192.0.2.9', '00:00:00:00:00:00', '10.1.0.1'));
