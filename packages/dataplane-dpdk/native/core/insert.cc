@@ -166,6 +166,14 @@ void Pipeline::clamp_syn_mss(int dir, uint8_t* frame, const Verdict& v) {
   if (tcp::clamp_mss(th, static_cast<uint16_t>(mss), th + 16)) counters_[kCtr_mss_clamped]++;
 }
 
+// The server's SYN-ACK (its ISN, in the server's own sequence space, where the server-bound
+// ACKs' `ack` is compared): from a forwarded SYN-ACK, or from SYNPROXY, which consumes it and
+// sends the kept client ACKs first.
+void Pipeline::insert_server_synack(Conn& c, uint32_t server_isn) {
+  c.ins_server_next = server_isn + 1;
+  c.ins_flags |= kInsSynAck;
+}
+
 void Pipeline::insert_client_address(Conn& c, int dir, uint8_t* frame, Verdict& v, FrameSink& sink) {
   const InsertSettings& s = c.svc->insert;
   if (s.kind == InsertSettings::kNone) return;
@@ -179,8 +187,7 @@ void Pipeline::insert_client_address(Conn& c, int dir, uint8_t* frame, Verdict& 
 
   if (dir == 1) {
     if ((fl & kSyn) && (fl & kAck)) {
-      c.ins_server_next = seq + 1;
-      c.ins_flags |= kInsSynAck;
+      insert_server_synack(c, seq - c.s2c_delta);  // `seq` was moved to the client's space
       // DPVS tcp_out_adjust_mss: the client's full-sized segments leave room for the option.
       if (s.kind == InsertSettings::kToa) {
         tcp::Options o = tcp::parse_options(th);

@@ -207,6 +207,7 @@ class Pipeline {
   uint16_t port_mtu(uint16_t id) const;
   // TOA / PROXY-protocol insertion on a translated TCP segment about to leave on v.port
   // (core/insert.cc): may grow the frame in place (v.len) or emit the header on its own.
+  void insert_server_synack(Conn& c, uint32_t server_isn);
   void insert_client_address(Conn& c, int dir, uint8_t* frame, Verdict& v, FrameSink& sink);
   // MSS clamping of a SYN (dir 0) or SYN-ACK (dir 1) about to leave on v.port (core/insert.cc).
   void clamp_syn_mss(int dir, uint8_t* frame, const Verdict& v);

@@ -286,6 +286,7 @@ bool Pipeline::synproxy_opening(Conn& c, int dir, uint8_t* frame, uint8_t* ip, u
   set_state(c, kTcpEstablished, now_ms);
   c.sp_state = 2;
   c.packets[1]++;
+  insert_server_synack(c, rd32(th + 4));  // TOA/PROXY insertion: the ACKs below complete the handshake
   for (const auto& saved : c.sp_hs->saved) synproxy_send(c, 0, saved, sink);
   // A SYN-ACK's window is never scaled; the ACK's is, by the shift the cookie SYN-ACK offered
   // (which the servers' own must equal: synackOptions.wscale).
