@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import { add, CLIENT, fromClient, fromServer, harness, LADDR, SERVERS, snapshot, VIP } from './fixtures.js';
 import { parseFrame, TCP, tcpFrame } from './frames.js';
-import { toaSettings } from './insert-flow.js';
+import { ppSettings, toaSettings } from './insert-flow.js';
 
 const need = requires({ check: nativeUnavailableReason });
 
@@ -47,5 +47,53 @@ describe.skipIf(need.skip)(`SYNPROXY with TOA on one connection, packet by packe
     expect(ack.ip!.checksumOk).toBe(true);
     expect(findToa(ack.tcp!.options)).toEqual({ address: CLIENT.ip, port: 40000, family: 4 });
     expect(h.counters().toa_inserted).toBe(1);
+  });
+
+  it('with the PROXY protocol: the header rides the completing ACK and both deltas shift both ways', () => {
+    const h = harness();
+    h.apply(
+      add(
+        snapshot({
+          synproxy: true,
+          passthrough: ppSettings(1),
+          servers: [{ address: SERVERS[0]!.ip, port: 8080 }],
+        }),
+      ),
+    );
+    const c = { src: CLIENT.ip, dst: VIP, sport: 40000, dport: 80 };
+    const client = (f: Partial<Parameters<typeof tcpFrame>[1]>, now: number) =>
+      h.inject('wan', tcpFrame(fromClient, { ...c, flags: TCP.ACK, ...f }), now);
+    const [sa] = client({ flags: TCP.SYN, seq: 1000 }, 0);
+    const cookie = parseFrame(sa!.frame).tcp!.seq;
+    const [syn] = client({ seq: 1001, ack: cookie + 1 }, 10);
+    const lport = parseFrame(syn!.frame).tcp!.sport;
+    const server = (f: Partial<Parameters<typeof tcpFrame>[1]>, now: number) =>
+      h.inject(
+        'lan',
+        tcpFrame(fromServer(0), {
+          src: SERVERS[0]!.ip,
+          dst: LADDR,
+          sport: 8080,
+          dport: lport,
+          flags: TCP.ACK,
+          ...f,
+        }),
+        now,
+      );
+    const out = server({ flags: TCP.SYN | TCP.ACK, seq: 7000, ack: 1001 }, 20);
+    expect(out.map((o) => o.port)).toEqual(['lan', 'wan']);
+    const ack = parseFrame(out[0]!.frame);
+    const header = `PROXY TCP4 ${CLIENT.ip} ${VIP} 40000 80\r\n`;
+    expect(ack.tcp).toMatchObject({ seq: 1001, ack: 7001, checksumOk: true });
+    expect(ack.payload.toString()).toBe(header);
+    const n = header.length;
+    const [data] = client({ seq: 1001, ack: cookie + 1, data: Buffer.from('GET /') }, 30);
+    const d = parseFrame(data!.frame);
+    expect(d.tcp).toMatchObject({ seq: 1001 + n, ack: 7001, checksumOk: true });
+    expect(d.payload.toString()).toBe('GET /');
+    const [reply] = server({ seq: 7001, ack: 1001 + n + 5, data: Buffer.from('HTTP') }, 40);
+    const r = parseFrame(reply!.frame);
+    expect(r.tcp).toMatchObject({ seq: cookie + 1, ack: 1006, checksumOk: true });
+    expect(r.payload.toString()).toBe('HTTP');
   });
 });
