@@ -20,6 +20,8 @@
 // was written: back-pressure) or through a pipe with splice(2). Sockets are registered
 // edge-triggered once and never modified.
 #include <napi.h>
+#include <chrono>
+#include <algorithm>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -419,6 +421,12 @@ class Worker {
   int ep_;
   int efd_;
   int reserve_;  // a spare descriptor, to accept and close a client when out of descriptors
+  // Listeners this thread stopped watching when out of descriptors with no spare left (a
+  // level-triggered listener would wake it in a loop, each wake-up one more error record),
+  // and when to watch them again.
+  std::vector<Listener*> paused_;
+  std::chrono::steady_clock::time_point resumeAt_;
+  static constexpr std::chrono::milliseconds kAcceptPause{100};
   // Another one, given up to open a server socket when out of descriptors: the clients
   // accepted must not take every descriptor and leave none to connect them (taken back when
   // descriptors free up again).
@@ -704,10 +712,22 @@ void Worker::Run() {
   std::vector<Command> cmds;
   bool stop = false;
   while (!stop) {
-    int n = epoll_wait(ep_, evs, 256, -1);
+    int timeout = -1;
+    if (!paused_.empty())
+      timeout = static_cast<int>(std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(resumeAt_ - std::chrono::steady_clock::now())
+                 .count()));
+    int n = epoll_wait(ep_, evs, 256, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
+    }
+    if (!paused_.empty() && std::chrono::steady_clock::now() >= resumeAt_) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (reserve_ < 0) reserve_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      for (Listener* l : paused_)
+        if (!l->closed) AddListener(l);
+      paused_.clear();
     }
     bool notify;
     {
@@ -862,6 +882,13 @@ void Worker::AcceptSome(Listener* l) {
         reserve_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
       }
       Record(0, kAcceptError, l->id, err, 0, 0, 0);
+      if ((err == EMFILE || err == ENFILE) && reserve_ < 0) {
+        // No spare to shed the client with: stop watching this listener for a while (the
+        // client waits in the backlog) rather than spin on it, as nginx disables accept.
+        epoll_ctl(ep_, EPOLL_CTL_DEL, l->fd, nullptr);
+        paused_.push_back(l);
+        resumeAt_ = std::chrono::steady_clock::now() + kAcceptPause;
+      }
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) return;
       continue;
     }
