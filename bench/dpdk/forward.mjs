@@ -366,6 +366,7 @@ function startServers() {
   writeFileSync(
     conf,
     `worker_processes 1;
+master_process off; # one process: killing it leaves no orphaned worker behind
 pid ${work}/nginx.pid;
 error_log ${work}/nginx-error.log;
 daemon off;
