@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { loadDpdk, tcpFrame as buildTcpFrame, SYN, ACK, PSH } from '../lib/frames.mjs';
+import { loadDpdk, tcpService, upServers, tcpFrame as buildTcpFrame, SYN, ACK, PSH } from '../lib/frames.mjs';
 
 const dpdk = await loadDpdk();
 
@@ -48,31 +48,12 @@ const h = new dpdk.PacketHarness({
   timeouts: { established: 3_600_000, synRecv: 3_600_000 },
 });
 const rssTable = nativeBytes();
-const realServers = servers.map((s, index) => ({
-  index,
-  key: `${s.address}:${s.port}`,
-  ...s,
-  weight: 1,
-  configuredWeight: 1,
-  health: 'up',
-  draining: false,
-}));
+const realServers = upServers(
+  servers.map((s) => s.address),
+  8080,
+);
 h.apply({
-  added: [
-    {
-      name: 'web',
-      protocol: 'tcp',
-      listen: { address: '10.1.0.100', port: 80, family: 4 },
-      realServers,
-      version: 1,
-      plan: { kind: 'sequence', sequence: realServers.map((_, i) => i) },
-      onFailure: 'inhibit',
-      drain: { idleCloseMs: 1000, deadlineMs: 10_000 },
-      quorum: { up: true, liveWeight: 8, required: 1 },
-      localAddresses: laddrs,
-      retired: [],
-    },
-  ],
+  added: [tcpService({ realServers, localAddresses: laddrs })],
   updated: [],
   removed: [],
 });

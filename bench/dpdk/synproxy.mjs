@@ -14,7 +14,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { loadDpdk, tcpFrame as buildTcpFrame, SYN, ACK } from '../lib/frames.mjs';
+import { loadDpdk, tcpService, upServers, tcpFrame as buildTcpFrame, SYN, ACK } from '../lib/frames.mjs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ensureTools, flag, median, onPath } from '../lib/tools.mjs';
@@ -47,16 +47,10 @@ const tcpFrame = (src, dst, sport, dport, flags, seq, ack, options) =>
 
 function pipeline() {
   const N = quick ? 20_000 : 100_000;
-  const servers = Array.from({ length: 4 }, (_, index) => ({
-    index,
-    key: `10.2.0.${11 + index}:8080`,
-    address: `10.2.0.${11 + index}`,
-    port: 8080,
-    weight: 1,
-    configuredWeight: 1,
-    health: 'up',
-    draining: false,
-  }));
+  const servers = upServers(
+    [0, 1, 2, 3].map((i) => `10.2.0.${11 + i}`),
+    8080,
+  );
   const h = new dpdk.PacketHarness({
     ports: [
       { name: 'wan', mac: '02:00:00:00:00:01', addresses: ['10.1.0.1/24'] },
@@ -69,20 +63,14 @@ function pipeline() {
     ],
     maxConnections: 3 * N,
   });
-  const service = (name, port, synproxy) => ({
-    name,
-    protocol: 'tcp',
-    listen: { address: '10.1.0.100', port, family: 4 },
-    realServers: servers,
-    version: 1,
-    plan: { kind: 'sequence', sequence: [0, 1, 2, 3] },
-    onFailure: 'inhibit',
-    drain: { idleCloseMs: 1000, deadlineMs: 10_000 },
-    quorum: { up: true, liveWeight: 4, required: 1 },
-    localAddresses: ['10.2.1.1', '10.2.1.2', '10.2.1.3', '10.2.1.4'],
-    retired: [],
-    ...(synproxy ? { synproxy: true } : {}),
-  });
+  const service = (name, port, synproxy) =>
+    tcpService({
+      name,
+      port,
+      realServers: servers,
+      localAddresses: ['10.2.1.1', '10.2.1.2', '10.2.1.3', '10.2.1.4'],
+      ...(synproxy ? { synproxy: true } : {}),
+    });
   h.apply({ added: [service('plain', 80, false), service('guarded', 82, true)], updated: [], removed: [] });
   const client = (i) => ({ ip: `198.18.${(i >> 8) & 0xff}.${i & 0xff}`, port: 1024 + (i >> 16) });
   const frames = (port, make) =>

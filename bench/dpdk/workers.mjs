@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { loadDpdk, tcpFrame as buildTcpFrame, SYN, ACK, PSH } from '../lib/frames.mjs';
+import { loadDpdk, tcpService, upServers, tcpFrame as buildTcpFrame, SYN, ACK, PSH } from '../lib/frames.mjs';
 
 const dpdk = await loadDpdk();
 
@@ -23,15 +23,10 @@ const WAN = '02:00:00:00:00:01',
   CMAC = '02:00:00:00:01:02',
   SMAC = '02:00:00:00:02:11';
 const servers = Array.from({ length: 8 }, (_, i) => ({ address: `10.2.0.${11 + i}`, port: 8080 }));
-const realServers = servers.map((s, index) => ({
-  index,
-  key: `${s.address}:${s.port}`,
-  ...s,
-  weight: 1,
-  configuredWeight: 1,
-  health: 'up',
-  draining: false,
-}));
+const realServers = upServers(
+  servers.map((s) => s.address),
+  8080,
+);
 
 // Replies (64 B payload) to CONNECTIONS established connections, all owned by worker 1.
 function setup(workers) {
@@ -50,21 +45,7 @@ function setup(workers) {
     workers,
   });
   h.apply({
-    added: [
-      {
-        name: 'web',
-        protocol: 'tcp',
-        listen: { address: '10.1.0.100', port: 80, family: 4 },
-        realServers,
-        version: 1,
-        plan: { kind: 'sequence', sequence: realServers.map((_, i) => i) },
-        onFailure: 'inhibit',
-        drain: { idleCloseMs: 1000, deadlineMs: 10_000 },
-        quorum: { up: true, liveWeight: 8, required: 1 },
-        localAddresses: ['10.2.1.1'],
-        retired: [],
-      },
-    ],
+    added: [tcpService({ realServers, localAddresses: ['10.2.1.1'] })],
     updated: [],
     removed: [],
   });

@@ -70,3 +70,32 @@ export function tcpFrame({
   ip.writeUInt16BE(~sum(ip) & 0xffff, 10);
   return Buffer.concat([mac(dstMac), mac(srcMac), Buffer.from([8, 0]), ip, tcp]);
 }
+
+/** Real servers as the kernel hands them to a dataplane: all up, weight 1. */
+export const upServers = (addresses, port) =>
+  addresses.map((address, index) => ({
+    index,
+    key: `${address}:${port}`,
+    address,
+    port,
+    weight: 1,
+    configuredWeight: 1,
+    health: 'up',
+    draining: false,
+  }));
+
+/** A TCP service snapshot on 10.1.0.100:`port`, round robin over its servers. */
+export const tcpService = ({ name = 'web', port = 80, realServers, localAddresses, ...extra }) => ({
+  name,
+  protocol: 'tcp',
+  listen: { address: '10.1.0.100', port, family: 4 },
+  realServers,
+  version: 1,
+  plan: { kind: 'sequence', sequence: realServers.map((_, i) => i) },
+  onFailure: 'inhibit',
+  drain: { idleCloseMs: 1000, deadlineMs: 10_000 },
+  quorum: { up: true, liveWeight: realServers.length, required: 1 },
+  localAddresses,
+  retired: [],
+  ...extra,
+});
