@@ -22,4 +22,5 @@ export {
   randomInt,
   type LeastConnectionsOracle,
 } from './scheduler.js';
+export { exhaustDescriptors, type DescriptorSqueeze } from './descriptors.js';
 export { watchCheck, listening, closed, type CheckWatch } from './health.js';

@@ -1,9 +1,8 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { createKernel } from '@fulcrum/kernel';
 import rr from '@fulcrum/scheduler-rr';
-import { requires } from '@fulcrum/testkit';
+import { exhaustDescriptors, requires } from '@fulcrum/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { socketDataplane } from '../index.js';
 import {
@@ -187,27 +186,13 @@ describe.each(relayModes())('bad input and faults (%s)', (_, mode) => {
       [{ name: 'web', scheduler: 'rr', realServers: [{ address: `127.0.0.1:${backendPort}` }] }],
       { options: { timeouts: { timeWait: 0 } } },
     );
-    // The flood runs in a child that also restores this process's limit when it is done
-    // (here, at the limit, even spawning prlimit would fail with EMFILE).
-    const pid = String(process.pid);
-    const [soft, hard] = execFileSync('prlimit', [
-      '--pid',
-      pid,
-      '--nofile',
-      '--output',
-      'SOFT,HARD',
-      '--noheadings',
-    ])
-      .toString()
-      .trim()
-      .split(/\s+/);
+    // The flood runs in a child started first: a process with no descriptor left cannot spawn.
     const flood = spawn(
       process.execPath,
       [
         '-e',
         `
       const net = require('net');
-      const { execFileSync } = require('child_process');
       process.stdin.once('data', async () => {
         const one = () => new Promise((res) => {
           const s = net.connect(Number(process.env.PORT), '127.0.0.1');
@@ -218,11 +203,10 @@ describe.each(relayModes())('bad input and faults (%s)', (_, mode) => {
           s.end('x');
         });
         const all = await Promise.all(Array.from({ length: 60 }, one));
-        execFileSync('prlimit', ['--pid', process.env.TARGET, '--nofile=' + process.env.RESTORE]);
         process.stdout.write(JSON.stringify(all), () => process.exit(0));
       });`,
       ],
-      { env: { ...process.env, PORT: String(h.port), TARGET: pid, RESTORE: `${soft}:${hard}` } },
+      { env: { ...process.env, PORT: String(h.port) } },
     );
     children.push(flood);
     const out = new Promise<string[]>((r) => {
@@ -230,10 +214,16 @@ describe.each(relayModes())('bad input and faults (%s)', (_, mode) => {
       flood.stdout!.on('data', (d: Buffer) => (text += d));
       flood.on('exit', () => r(JSON.parse(text) as string[]));
     });
-    const open = readdirSync('/proc/self/fd').length;
-    execFileSync('prlimit', ['--pid', pid, `--nofile=${open + 6}:${hard}`]);
-    flood.stdin!.write('go\n');
-    const results = await out;
+    // A handful of descriptors left: some of the flood gets through, the rest cannot.
+    const squeeze = exhaustDescriptors();
+    let results: string[];
+    try {
+      squeeze.release(6);
+      flood.stdin!.write('go\n');
+      results = await out;
+    } finally {
+      squeeze.restore();
+    }
     expect(results).toContain('ok');
     // libuv answers EMFILE on accept with its "EMFILE trick" (accept and close with a reserved
     // descriptor), so those clients see a close and Node is never told; what Node does see
@@ -267,25 +257,12 @@ describe.each(relayModes())('bad input and faults (%s)', (_, mode) => {
         realServers: [{ address: `127.0.0.1:${backendPort}` }],
       },
     ]);
-    const pid = String(process.pid);
-    const [soft, hard] = execFileSync('prlimit', [
-      '--pid',
-      pid,
-      '--nofile',
-      '--output',
-      'SOFT,HARD',
-      '--noheadings',
-    ])
-      .toString()
-      .trim()
-      .split(/\s+/);
     const flood = spawn(
       process.execPath,
       [
         '-e',
         `
       const dgram = require('dgram');
-      const { execFileSync } = require('child_process');
       process.stdin.once('data', async () => {
         const one = () => new Promise((res) => {
           const s = dgram.createSocket('udp4');
@@ -294,11 +271,10 @@ describe.each(relayModes())('bad input and faults (%s)', (_, mode) => {
           s.send('q', Number(process.env.PORT), '127.0.0.1');
         });
         const all = await Promise.all(Array.from({ length: 20 }, one));
-        execFileSync('prlimit', ['--pid', process.env.TARGET, '--nofile=' + process.env.RESTORE]);
         process.stdout.write(JSON.stringify(all), () => process.exit(0));
       });`,
       ],
-      { env: { ...process.env, PORT: String(h.port), TARGET: pid, RESTORE: `${soft}:${hard}` } },
+      { env: { ...process.env, PORT: String(h.port) } },
     );
     children.push(flood);
     const out = new Promise<string[]>((r) => {
@@ -306,10 +282,16 @@ describe.each(relayModes())('bad input and faults (%s)', (_, mode) => {
       flood.stdout!.on('data', (d: Buffer) => (text += d));
       flood.on('exit', () => r(JSON.parse(text) as string[]));
     });
-    const open = readdirSync('/proc/self/fd').length;
-    execFileSync('prlimit', ['--pid', pid, `--nofile=${open + 3}:${hard}`]);
-    flood.stdin!.write('go\n');
-    const results = await out;
+    // A handful of descriptors left: some of the flood gets through, the rest cannot.
+    const squeeze = exhaustDescriptors();
+    let results: string[];
+    try {
+      squeeze.release(3);
+      flood.stdin!.write('go\n');
+      results = await out;
+    } finally {
+      squeeze.restore();
+    }
     expect(results).toContain('ok');
     expect(results).toContain('timeout');
     const local = await metricValues(h, 'fulcrum_local_errors_total');

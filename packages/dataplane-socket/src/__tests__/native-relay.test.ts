@@ -1,7 +1,7 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { requires } from '@fulcrum/testkit';
+import { exhaustDescriptors, requires } from '@fulcrum/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nativeRelayUnavailable } from '../index.js';
 import { harness, relayOptions, request, tick, waitFor, type Harness } from './helpers.js';
@@ -40,9 +40,6 @@ async function childBackend(): Promise<number> {
   children.push(backend);
   return new Promise<number>((r) => backend.stdout!.once('data', (d: Buffer) => r(Number(d.toString()))));
 }
-
-/** This process's open descriptors (without the one reading the directory). */
-const openFds = () => readdirSync('/proc/self/fd').length - 1;
 
 describe.skipIf(need.skip)('native relay, native accept' + need.note, () => {
   it('a listener keeps the process alive, and the process exits by itself once the kernel closes', async () => {
@@ -107,71 +104,52 @@ describe.skipIf(need.skip)('native relay, native accept' + need.note, () => {
     );
     expect((await request(h.port)).data).toBe('ok');
     await waitFor(() => h!.dp.size === 0, 'an empty table');
-    const pid = String(process.pid);
-    const [soft, hard] = execFileSync('prlimit', [
-      '--pid',
-      pid,
-      '--nofile',
-      '--output',
-      'SOFT,HARD',
-      '--noheadings',
-    ])
-      .toString()
-      .trim()
-      .split(/\s+/);
-    const open = openFds();
-    // The client runs in a child that sets this process's limit between its steps (here, at
-    // the limit, spawning prlimit would fail): first no descriptor left at all, so accept(2)
-    // fails; then exactly one, which the accepted client takes, leaving none for the socket
-    // toward the server but the relay's spare.
-    const steps = spawn(
+    // The client runs in a child started first (a process with no descriptor left cannot
+    // spawn one), which connects once per line it reads on stdin and prints how it went.
+    const client = spawn(
       process.execPath,
       [
         '-e',
         `
       const net = require('net');
-      const { execFileSync } = require('child_process');
-      const limit = (n) => execFileSync('prlimit', ['--pid', process.env.TARGET, '--nofile=' + n]);
-      const one = () => new Promise((res) => {
+      require('readline').createInterface({ input: process.stdin }).on('line', () => {
         const s = net.connect(Number(process.env.PORT), '127.0.0.1');
         let data = '', err;
         s.on('data', (d) => (data += d));
         s.on('error', (e) => (err = e.code));
-        s.on('close', () => res(data === 'ok' ? 'ok' : err ?? 'closed'));
+        s.on('close', () => console.log(data === 'ok' ? 'ok' : err ?? 'closed'));
         s.end('x');
-      });
-      (async () => {
-        const hard = process.env.HARD;
-        const open = Number(process.env.OPEN);
-        const results = [];
-        try {
-          limit(open + ':' + hard);
-          results.push(await one());
-          limit(open + 1 + ':' + hard);
-          results.push(await one());
-        } finally {
-          limit(process.env.RESTORE);
-        }
-        process.stdout.write(JSON.stringify(results), () => process.exit(0));
-      })();`,
+      });`,
       ],
-      {
-        env: {
-          ...process.env,
-          PORT: String(h.port),
-          TARGET: pid,
-          OPEN: String(open),
-          HARD: hard!,
-          RESTORE: `${soft}:${hard}`,
-        },
-      },
+      { env: { ...process.env, PORT: String(h.port) } },
     );
-    children.push(steps);
-    const results = await new Promise<string[]>((r) => {
-      let text = '';
-      steps.stdout!.on('data', (d: Buffer) => (text += d));
-      steps.on('exit', () => r(JSON.parse(text) as string[]));
+    children.push(client);
+    const lines: string[] = [];
+    let buffered = '';
+    client.stdout!.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const parts = buffered.split('\n');
+      buffered = parts.pop()!;
+      lines.push(...parts);
     });
+    const connect = async (): Promise<string> => {
+      const before = lines.length;
+      client.stdin!.write('go\n');
+      await waitFor(() => lines.length > before, 'the client to finish');
+      return lines[before]!;
+    };
+    expect(await connect()).toBe('ok'); // the child is up, with descriptors of its own
+    const results: string[] = [];
+    // First no descriptor left at all, so accept(2) fails; then exactly one, which the
+    // accepted client takes, leaving none for the socket toward the server but the relay's spare.
+    const squeeze = exhaustDescriptors();
+    try {
+      results.push(await connect());
+      squeeze.release(1);
+      results.push(await connect());
+    } finally {
+      squeeze.restore();
+    }
     // No descriptor to accept with: the relay accepted that client with its reserved one and
     // closed it, and said so.
     expect(results[0]).not.toBe('ok');
