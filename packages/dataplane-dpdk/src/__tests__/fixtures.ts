@@ -1,5 +1,6 @@
 import type { PassthroughSettings, RealServerView, SchedulePlan, ServiceSnapshot } from '@fulcrum/kernel';
 import { PacketHarness, type HarnessOptions } from '../harness.js';
+import { tcpFrame, type TcpFields } from './frames.js';
 
 // Two-arm topology as in the issue: clients on wan 10.1.0.0/24, servers on lan 10.2.0.0/24.
 export const WAN_MAC = '02:00:00:00:00:01';
@@ -15,6 +16,12 @@ export const VIP = '10.1.0.100';
 export const LADDR = '10.2.0.200';
 export const fromClient = { src: CLIENT.mac, dst: WAN_MAC };
 export const fromServer = (i: number) => ({ src: SERVERS[i]!.mac, dst: LAN_MAC });
+/** A TCP segment from the client to the VIP's port 80. */
+export const clientSeg = (sport: number, f: Partial<TcpFields> & { flags: number }) =>
+  tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport, dport: 80, ...f });
+/** A TCP segment from server `i` (port 8080) to the local address's port `lport`. */
+export const serverSeg = (i: number, lport: number, f: Partial<TcpFields> & { flags: number }) =>
+  tcpFrame(fromServer(i), { src: SERVERS[i]!.ip, dst: LADDR, sport: 8080, dport: lport, ...f });
 
 export function harness(extra: Partial<HarnessOptions> = {}): PacketHarness {
   return new PacketHarness({

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import {
   add,
+  clientSeg,
   CLIENT,
-  fromClient,
   fromServer,
   harness,
   LADDR,
@@ -18,9 +18,6 @@ import {
 import { parseFrame, TCP, tcpFrame, type TcpFields } from './frames.js';
 
 const need = requires({ check: nativeUnavailableReason });
-
-const clientSeg = (sport: number, f: Partial<TcpFields> & { flags: number }) =>
-  tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport, dport: 80, ...f });
 
 describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
   it('rewrites a whole connection both ways: handshake, data, FIN', () => {

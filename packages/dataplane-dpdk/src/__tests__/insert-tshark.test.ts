@@ -1,13 +1,10 @@
 import { requires } from '@fulcrum/testkit';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import { add, CLIENT, harness, LADDR, snapshot, VIP } from './fixtures.js';
-import { pcap, TCP } from './frames.js';
+import { TCP } from './frames.js';
 import { expectedHeader, Flow, ppSettings, synOptions, toaSettings, tsOptions } from './insert-flow.js';
+import { capture } from './tshark.js';
 
 const need = requires({ commands: ['tshark'], check: nativeUnavailableReason });
 
@@ -51,9 +48,6 @@ function connection(f: Flow, withOptions: boolean, header?: () => number): void 
 }
 
 describe.skipIf(need.skip)(`tshark decodes TOA and PROXY-protocol insertion${need.note}`, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-insert-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
   it('every frame: checksums good, no sequence-analysis warning, option 254 and PROXY headers decoded', () => {
     // One harness, three services: local ports differ, so no two server-side streams share a 4-tuple.
     const services = [
@@ -72,60 +66,22 @@ describe.skipIf(need.skip)(`tshark decodes TOA and PROXY-protocol insertion${nee
       if (i) headers.push({ cport: f.cport, vport: x.port, length: expectedHeader(x.passthrough, f).length });
     });
 
-    const file = join(dir, 'insert.pcap');
-    writeFileSync(file, pcap(trace));
-    const rows = execFileSync(
-      'tshark',
-      [
-        '-n',
-        '-r',
-        file,
-        '-o',
-        'ip.check_checksum:TRUE',
-        '-o',
-        'tcp.check_checksum:TRUE',
-        '-o',
-        'tcp.analyze_sequence_numbers:TRUE',
-        '-o',
-        'tcp.try_heuristic_first:TRUE',
-        '-T',
-        'fields',
-        '-E',
-        'separator=|',
-        '-e',
-        'ip.checksum.status',
-        '-e',
-        'tcp.checksum.status',
-        '-e',
-        'tcp.analysis.flags',
-        '-e',
-        '_ws.expert.message',
-        '-e',
-        'ip.src',
-        '-e',
-        'tcp.srcport',
-        '-e',
-        'tcp.option_kind',
-        '-e',
-        'tcp.options.experimental.exid',
-        '-e',
-        'tcp.options.experimental.data',
-        '-e',
-        'proxy.src.ipv4',
-        '-e',
-        'proxy.srcport',
-        '-e',
-        'proxy.dst.ipv4',
-        '-e',
-        'proxy.dstport',
-        '-e',
-        'tcp.len',
-      ],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-    )
-      .trim()
-      .split('\n')
-      .map((l) => l.split('|'));
+    const rows = capture(trace, ['-o', 'tcp.try_heuristic_first:TRUE']).fields([
+      'ip.checksum.status',
+      'tcp.checksum.status',
+      'tcp.analysis.flags',
+      '_ws.expert.message',
+      'ip.src',
+      'tcp.srcport',
+      'tcp.option_kind',
+      'tcp.options.experimental.exid',
+      'tcp.options.experimental.data',
+      'proxy.src.ipv4',
+      'proxy.srcport',
+      'proxy.dst.ipv4',
+      'proxy.dstport',
+      'tcp.len',
+    ]);
     expect(rows).toHaveLength(trace.length);
     for (const [ip, tcp, analysis, expert] of rows) {
       expect(ip).toBe('1');

@@ -1,12 +1,9 @@
 import { requires } from '@fulcrum/testkit';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import { add, CLIENT, fromClient, fromServer, harness, LADDR, SERVERS, snapshot, VIP } from './fixtures.js';
-import { opt, parseFrame, pcap, TCP, tcpFrame, type TcpFields } from './frames.js';
+import { opt, parseFrame, TCP, tcpFrame, type TcpFields } from './frames.js';
+import { capture } from './tshark.js';
 
 const need = requires({ commands: ['tshark'], check: nativeUnavailableReason });
 
@@ -105,71 +102,33 @@ function views(timestamps: boolean): { wan: Buffer[]; lan: Buffer[] } {
 }
 
 describe.skipIf(need.skip)(`tshark decodes SYNPROXY connections on both sides${need.note}`, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-synproxy-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
   it.each([false, true])('with timestamps %s: every checksum good, no sequence-analysis problem', (ts) => {
     const { wan, lan } = views(ts);
     for (const [side, frames] of [
       ['wan', wan],
       ['lan', lan],
     ] as const) {
-      const file = join(dir, `${side}-${ts}.pcap`);
-      writeFileSync(file, pcap(frames));
-      const tshark = (...args: string[]) =>
-        execFileSync(
-          'tshark',
-          [
-            '-n',
-            '-r',
-            file,
-            '-o',
-            'ip.check_checksum:TRUE',
-            '-o',
-            'tcp.check_checksum:TRUE',
-            '-o',
-            'tcp.analyze_sequence_numbers:TRUE',
-            ...args,
-          ],
-          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-        );
-      const rows = tshark(
-        '-T',
-        'fields',
-        '-E',
-        'separator=|',
-        '-e',
+      const tshark = capture(frames);
+      const rows = tshark.fields([
         'ip.checksum.status',
-        '-e',
         'tcp.checksum.status',
-        '-e',
         'tcp.analysis.flags',
-        '-e',
         '_ws.expert.message',
-      )
-        .trim()
-        .split('\n')
-        .map((l) => l.split('|'));
+      ]);
       expect(rows).toHaveLength(frames.length);
       expect(rows.filter(([ip, tcp]) => ip !== '1' || tcp !== '1')).toEqual([]);
       // The cookie SYN-ACK's zero window (DPVS's way of holding the client's data) and the
       // window update are the only analysis notes allowed: nothing lost, retransmitted,
       // out of order, ACKing unseen data, or with a bad timestamp.
-      const problems = tshark(
+      const problems = tshark.fields(
+        ['frame.number', '_ws.expert.message'],
         '-Y',
         'tcp.analysis.flags && !tcp.analysis.zero_window && !tcp.analysis.window_update',
-        '-T',
-        'fields',
-        '-e',
-        'frame.number',
-        '-e',
-        '_ws.expert.message',
-      ).trim();
-      expect(problems, side).toBe('');
-      const zero = tshark(
-        '-Y',
-        'tcp.flags.syn == 1 && tcp.flags.ack == 1 && tcp.window_size_value == 0',
-      ).trim();
+      );
+      expect(problems, side).toEqual([]);
+      const zero = tshark
+        .run('-Y', 'tcp.flags.syn == 1 && tcp.flags.ack == 1 && tcp.window_size_value == 0')
+        .trim();
       expect(zero ? zero.split('\n').length : 0).toBe(side === 'wan' ? 4 : 0); // one cookie SYN-ACK per connection
     }
   });

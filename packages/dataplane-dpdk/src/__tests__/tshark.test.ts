@@ -1,12 +1,9 @@
 import { requires } from '@fulcrum/testkit';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import { add, CLIENT, fromClient, fromServer, harness, LADDR, SERVERS, snapshot, VIP } from './fixtures.js';
-import { arpFrame, icmpEchoFrame, parseFrame, pcap, TCP, tcpFrame, udpFrame } from './frames.js';
+import { arpFrame, icmpEchoFrame, parseFrame, TCP, tcpFrame, udpFrame } from './frames.js';
+import { capture } from './tshark.js';
 
 const need = requires({ commands: ['tshark'], check: nativeUnavailableReason });
 
@@ -94,56 +91,19 @@ function emittedFrames(): Buffer[] {
 describe.skipIf(need.skip)(
   `tshark, an oracle no one here wrote, checks every emitted frame${need.note}`,
   () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fulcrum-dpdk-'));
-    afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
     it('finds every IP, TCP, UDP and ICMP checksum good and decodes the flows', () => {
       const frames = emittedFrames();
       expect(frames.length).toBeGreaterThan(50);
-      const file = join(dir, 'fullnat.pcap');
-      writeFileSync(file, pcap(frames));
-      const tshark = (...args: string[]) =>
-        execFileSync(
-          'tshark',
-          [
-            '-n',
-            '-r',
-            file,
-            '--disable-protocol',
-            'dns',
-            '-o',
-            'ip.check_checksum:TRUE',
-            '-o',
-            'tcp.check_checksum:TRUE',
-            '-o',
-            'udp.check_checksum:TRUE',
-            ...args,
-          ],
-          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-        );
-      const rows = tshark(
-        '-T',
-        'fields',
-        '-E',
-        'separator=|',
-        '-e',
+      const tshark = capture(frames, ['--disable-protocol', 'dns']);
+      const rows = tshark.fields([
         'frame.number',
-        '-e',
         'ip.checksum.status',
-        '-e',
         'tcp.checksum.status',
-        '-e',
         'udp.checksum.status',
-        '-e',
         'icmp.checksum_bad',
-        '-e',
         '_ws.expert.message',
-        '-e',
         '_ws.malformed',
-      )
-        .trim()
-        .split('\n')
-        .map((l) => l.split('|'));
+      ]);
       expect(rows).toHaveLength(frames.length);
       const bad = rows.filter(
         ([, ip, tcp, udp, icmp, expert, malformed]) =>
@@ -162,10 +122,10 @@ describe.skipIf(need.skip)(
       expect(rows.filter(([, , , udp]) => udp === '1').length).toBe(7);
 
       // The flows as tshark decodes them: the client only ever talks to the VIP, servers only to the local address.
-      const convs = tshark('-q', '-z', 'conv,tcp');
+      const convs = tshark.run('-q', '-z', 'conv,tcp');
       for (const line of convs.split('\n').filter((l) => l.includes('<->')))
         expect(line).toMatch(new RegExp(`${VIP}:80|${LADDR}:\\d+`));
-      const anomalies = tshark('-q', '-z', 'expert,warn');
+      const anomalies = tshark.run('-q', '-z', 'expert,warn');
       expect(anomalies).not.toMatch(/[Cc]hecksum/);
     });
   },

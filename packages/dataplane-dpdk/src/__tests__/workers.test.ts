@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import {
   add,
+  clientSeg,
   CLIENT,
   fromClient,
   fromServer,
@@ -10,18 +11,14 @@ import {
   LADDR,
   LAN_MAC,
   SERVERS,
+  serverSeg,
   snapshot,
   update,
   VIP,
 } from './fixtures.js';
-import { arpFrame, parseFrame, TCP, tcpFrame, udpFrame, type TcpFields } from './frames.js';
+import { arpFrame, parseFrame, TCP, udpFrame } from './frames.js';
 
 const need = requires({ check: nativeUnavailableReason });
-
-const clientSeg = (sport: number, f: Partial<TcpFields> & { flags: number }) =>
-  tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport, dport: 80, ...f });
-const serverSeg = (i: number, lport: number, f: Partial<TcpFields> & { flags: number }) =>
-  tcpFrame(fromServer(i), { src: SERVERS[i]!.ip, dst: LADDR, sport: 8080, dport: lport, ...f });
 
 // The SYN a worker forwards to the server: its source port is the connection's local port.
 function openOn(h: ReturnType<typeof harness>, worker: number, sport: number) {
