@@ -1,6 +1,16 @@
 import type { MetricsRegistry } from '@fulcrum/kernel';
 import type { NativeCounters, NativePortStats } from './native.js';
 
+/** The native counters `fulcrum_dpdk_l2l3_total` reports, each under its own name. */
+const L2L3_EVENTS = [
+  'arp_replies',
+  'arp_requests_sent',
+  'arp_requests_suppressed',
+  'arp_learned',
+  'garp_sent',
+  'icmp_echo_replies',
+] as const;
+
 /**
  * Turns the native counters (monotonic, read on demand) into prom-client metrics:
  * packets and bytes by direction, drops by reason, connections created and expired.
@@ -22,6 +32,8 @@ export class CounterMetrics {
   readonly #workerConns;
   #lastWorkers: NativeCounters[] = [];
   readonly #synproxy;
+  readonly #l2l3;
+  readonly #eventsDropped;
 
   constructor(metrics: MetricsRegistry) {
     this.#packets = metrics.counter({
@@ -83,6 +95,15 @@ export class CounterMetrics {
       help: 'SYNPROXY events: cookies sent, ACKs validated or refused, kept, server retries (the synproxy_* counters)',
       labelNames: ['event'] as const,
     });
+    this.#l2l3 = metrics.counter({
+      name: 'fulcrum_dpdk_l2l3_total',
+      help: 'What the dataplane did for itself below L4: ARP replies sent, requests sent and suppressed by the per-neighbour rate limit, neighbours learned, gratuitous ARPs, ICMP echo replies',
+      labelNames: ['event'] as const,
+    });
+    this.#eventsDropped = metrics.counter({
+      name: 'fulcrum_dpdk_connection_events_dropped_total',
+      help: 'connection:* events the workers could not hand to TypeScript (their event ring was full); counts and health signals are not affected',
+    });
     this.#open = metrics.gauge({
       name: 'fulcrum_dpdk_connections',
       help: 'Connections in the dpdk dataplane table',
@@ -110,6 +131,11 @@ export class CounterMetrics {
         const d = delta(k);
         if (d > 0) this.#rewrites.inc({ event: k }, d);
       }
+    for (const k of L2L3_EVENTS) {
+      const d = delta(k);
+      if (d > 0) this.#l2l3.inc({ event: k }, d);
+    }
+    this.#eventsDropped.inc(delta('conn_events_dropped'));
     this.#redirected.inc(delta('redirected'));
     if (c.connections !== undefined) this.#open.set(c.connections);
     this.#last = { ...c };

@@ -6,7 +6,7 @@ import { nativeUnavailableReason } from '../native.js';
 import { synproxyConfig, type DpdkDataplaneOptions } from '../options.js';
 import { dpdkDataplane } from '../plugin.js';
 import { add, CLIENT, fromClient, harness, snapshot, VIP } from './fixtures.js';
-import { TCP, tcpFrame } from './frames.js';
+import { arpFrame, icmpEchoFrame, TCP, tcpFrame } from './frames.js';
 import { Flow, toaSettings } from './insert-flow.js';
 
 describe('the dpdk plugin declaration', () => {
@@ -121,6 +121,21 @@ describe.skipIf(need.skip)(`native counters as prom-client metrics${need.note}`,
     f.client({ flags: TCP.ACK, seq: 2, ack: 10 });
     m.update(h.counters());
     expect(await registry.text()).toMatch(/fulcrum_dpdk_tcp_rewrites_total\{event="toa_inserted"\} 1/);
+  });
+
+  it('exports ARP and ICMP work by event', async () => {
+    const h = harness();
+    h.apply(add(snapshot()));
+    const registry = new MetricsRegistry();
+    const m = new CounterMetrics(registry);
+    h.inject('wan', arpFrame(1, CLIENT.mac, CLIENT.ip, '00:00:00:00:00:00', VIP));
+    h.inject('wan', icmpEchoFrame(fromClient, CLIENT.ip, VIP, 7, 1, Buffer.from('ping')));
+    m.update(h.counters());
+    const text = await registry.text();
+    expect(text).toMatch(/fulcrum_dpdk_l2l3_total\{event="arp_replies"\} 1/);
+    expect(text).toMatch(/fulcrum_dpdk_l2l3_total\{event="icmp_echo_replies"\} 1/);
+    expect(text).toMatch(/fulcrum_dpdk_l2l3_total\{event="arp_learned"\} 1/);
+    expect(text).toMatch(/fulcrum_dpdk_connection_events_dropped_total 0/);
   });
 
   it('exports SYNPROXY events by name', async () => {
