@@ -152,11 +152,15 @@ ${services}`;
   return { child, next };
 }
 
-const service = (name: string, port: number, server: string, passthrough: string) => `
+// Each service twice: at port p plainly, and at p + 10 behind SYNPROXY (the balancer
+// completes the client's handshake itself and opens the server's afterwards, so what it
+// inserts rides packets it generated, in a sequence space shifted both ways).
+const service = (name: string, port: number, server: string, passthrough: string, synproxy = false) => `
   - name: ${name}
     protocol: tcp
     listen: 10.1.0.100:${port}
     scheduler: rr
+    synproxy: ${synproxy}
     localAddresses: [10.2.0.200]
     passthrough: ${passthrough}
     realServers:
@@ -173,15 +177,21 @@ describe.skipIf(need.skip)(
       t.setup();
       await t.startServer();
       await nginx.start(t);
+      const services = [
+        ['pp1', 81, '10.2.0.11:8081', '{ name: proxy-protocol, options: { version: 1 } }'],
+        ['pp2', 82, '10.2.0.12:8082', '{ name: proxy-protocol, options: { version: 2 } }'],
+        ['toa', 83, '10.2.0.11:8080', '{ name: toa }'],
+        ['first', 84, '10.2.0.11:8084', '{ name: proxy-protocol, options: { version: 2 } }'],
+      ] as const;
       dp = startDataplane(
         t,
         prefix,
-        [
-          service('pp1', 81, '10.2.0.11:8081', '{ name: proxy-protocol, options: { version: 1 } }'),
-          service('pp2', 82, '10.2.0.12:8082', '{ name: proxy-protocol, options: { version: 2 } }'),
-          service('toa', 83, '10.2.0.11:8080', '{ name: toa }'),
-          service('first', 84, '10.2.0.11:8084', '{ name: proxy-protocol, options: { version: 2 } }'),
-        ].join(''),
+        services
+          .flatMap(([name, port, server, pt]) => [
+            service(name, port, server, pt),
+            service(`${name}-synproxy`, port + 10, server, pt, true),
+          ])
+          .join(''),
       );
       await dp.next('ready');
     }, 60_000);
@@ -195,6 +205,8 @@ describe.skipIf(need.skip)(
     it.each([
       ['v1', 81, 45081],
       ['v2', 82, 45082],
+      ['v1 behind SYNPROXY', 91, 45091],
+      ['v2 behind SYNPROXY', 92, 45092],
     ])(
       'PROXY %s: nginx logs the client namespace address and port as $proxy_protocol_addr',
       (_, port, cport) => {
@@ -210,107 +222,138 @@ describe.skipIf(need.skip)(
         );
         expect(body.trim()).toBe(`10.1.0.2 ${cport}`);
         // nginx's own log: the PROXY addresses, and the TCP peer it really saw (the local address).
-        expect(nginx.log()).toContain(`10.1.0.2 ${cport} 10.2.0.200 ${port === 81 ? 8081 : 8082}`);
+        expect(nginx.log()).toContain(`10.1.0.2 ${cport} 10.2.0.200 ${port % 10 === 1 ? 8081 : 8082}`);
       },
     );
 
-    it('PROXY v2 to a server that speaks first: the header does not wait for client data', () => {
-      const client = `const s = require('net').connect({ host: '10.1.0.100', port: 84, localPort: 45084 });
+    it.each([
+      ['', 84],
+      [' behind SYNPROXY', 94],
+    ])('PROXY v2 to a server that speaks first%s: the header does not wait for client data', (_, port) => {
+      const client = `const s = require('net').connect({ host: '10.1.0.100', port: ${port}, localPort: 45${port} });
         let got = '';
         setTimeout(() => process.exit(2), 3000).unref();
         s.on('data', (d) => (got += d));
         s.on('end', () => { console.log(got.trim()); process.exit(0); });`;
-      expect(t.exec('cli', process.execPath, '-e', client).trim()).toBe('10.1.0.2 45084');
+      expect(t.exec('cli', process.execPath, '-e', client).trim()).toBe(`10.1.0.2 45${port}`);
     });
 
-    it('TOA: option 254 with the client address and port on the handshake ACK and the first data, checksums valid (tshark in srv)', async () => {
-      const pcapFile = join(nginx.dir, 'toa.pcap');
-      const cap = spawn(
-        'ip',
-        ['netns', 'exec', t.srv, 'tshark', '-n', '-i', t.lanPeer, '-w', pcapFile, '-f', 'tcp port 8080'],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      try {
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error('tshark did not start capturing')), 10_000);
-          createInterface({ input: cap.stderr! }).on('line', (l) => {
-            if (/Capturing on/.test(l)) {
-              clearTimeout(timer);
-              setTimeout(resolve, 300); // the message comes just before the capture really starts
-            }
+    it.each([
+      ['', 83],
+      [' behind SYNPROXY', 93],
+    ])(
+      'TOA%s: option 254 with the client address and port on the handshake ACK and the first data, checksums valid (tshark in srv)',
+      async (_, port) => {
+        const cport = 45000 + port;
+        const pcapFile = join(nginx.dir, `toa-${port}.pcap`);
+        const cap = spawn(
+          'ip',
+          ['netns', 'exec', t.srv, 'tshark', '-n', '-i', t.lanPeer, '-w', pcapFile, '-f', 'tcp port 8080'],
+          { stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        try {
+          await new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error('tshark did not start capturing')), 10_000);
+            createInterface({ input: cap.stderr! }).on('line', (l) => {
+              if (/Capturing on/.test(l)) {
+                clearTimeout(timer);
+                setTimeout(resolve, 300); // the message comes just before the capture really starts
+              }
+            });
           });
-        });
-        const body = JSON.parse(
-          t.exec('cli', 'curl', '-s', '-m', '5', '--local-port', '45083', 'http://10.1.0.100:83/'),
-        ) as { remote: string };
-        // No TOA module in this kernel: the server still sees the local address.
-        expect(body.remote).toBe('10.2.0.200');
-        // Until the capture holds the whole exchange (dumpcap writes as it goes).
-        const count = () => {
-          try {
-            return execFileSync('tshark', ['-n', '-r', pcapFile], {
-              encoding: 'utf8',
-              stdio: ['ignore', 'pipe', 'ignore'],
-            })
-              .trim()
-              .split('\n').length;
-          } catch {
-            return 0;
-          }
-        };
-        for (let i = 0; i < 50 && count() < 10; i++) await new Promise((r) => setTimeout(r, 100));
-      } finally {
-        if (cap.pid) process.kill(cap.pid, 'SIGINT');
-        await new Promise((r) => cap.once('exit', r));
-      }
-      const rows = execFileSync(
-        'tshark',
-        [
-          '-n',
-          '-r',
-          pcapFile,
-          '-o',
-          'ip.check_checksum:TRUE',
-          '-o',
-          'tcp.check_checksum:TRUE',
-          '-Y',
-          'ip.src == 10.2.0.200',
-          '-T',
-          'fields',
-          '-E',
-          'separator=|',
-          '-e',
-          'tcp.flags',
-          '-e',
-          'tcp.len',
-          '-e',
-          'ip.checksum.status',
-          '-e',
-          'tcp.checksum.status',
-          '-e',
-          'tcp.option_kind',
-          '-e',
-          'tcp.options.experimental.exid',
-          '-e',
-          'tcp.options.experimental.data',
-        ],
-        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-      )
-        .trim()
-        .split('\n')
-        .map((l) => l.split('|'));
-      expect(rows.length).toBeGreaterThanOrEqual(4);
-      for (const r of rows) expect([r[2], r[3]]).toEqual(['1', '1']);
-      const [syn, ack, data] = rows;
-      expect(Number(syn![0]) & 0x02).toBe(0x02);
-      expect(syn![4]!.split(',')).not.toContain('254');
-      expect(Number(ack![0])).toBe(0x10); // the handshake-completing ACK
-      expect(Number(data![1])).toBeGreaterThan(0); // the first data segment (the GET)
-      for (const r of [ack!, data!]) {
-        expect(r[4]!.split(',')[0]).toBe('254');
-        expect(Number(r[5])).toBe(45083);
-        expect(r[6]!.replace(/:/g, '')).toBe('0a010002'); // 10.1.0.2
-      }
+          const body = JSON.parse(
+            t.exec(
+              'cli',
+              'curl',
+              '-s',
+              '-m',
+              '5',
+              '--local-port',
+              String(cport),
+              `http://10.1.0.100:${port}/`,
+            ),
+          ) as { remote: string };
+          // No TOA module in this kernel: the server still sees the local address.
+          expect(body.remote).toBe('10.2.0.200');
+          // Until the capture holds the whole exchange (dumpcap writes as it goes).
+          const count = () => {
+            try {
+              return execFileSync('tshark', ['-n', '-r', pcapFile], {
+                encoding: 'utf8',
+                stdio: ['ignore', 'pipe', 'ignore'],
+              })
+                .trim()
+                .split('\n').length;
+            } catch {
+              return 0;
+            }
+          };
+          for (let i = 0; i < 50 && count() < 10; i++) await new Promise((r) => setTimeout(r, 100));
+        } finally {
+          if (cap.pid) process.kill(cap.pid, 'SIGINT');
+          await new Promise((r) => cap.once('exit', r));
+        }
+        const rows = execFileSync(
+          'tshark',
+          [
+            '-n',
+            '-r',
+            pcapFile,
+            '-o',
+            'ip.check_checksum:TRUE',
+            '-o',
+            'tcp.check_checksum:TRUE',
+            '-Y',
+            'ip.src == 10.2.0.200',
+            '-T',
+            'fields',
+            '-E',
+            'separator=|',
+            '-e',
+            'tcp.flags',
+            '-e',
+            'tcp.len',
+            '-e',
+            'ip.checksum.status',
+            '-e',
+            'tcp.checksum.status',
+            '-e',
+            'tcp.option_kind',
+            '-e',
+            'tcp.options.experimental.exid',
+            '-e',
+            'tcp.options.experimental.data',
+          ],
+          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+        )
+          .trim()
+          .split('\n')
+          .map((l) => l.split('|'));
+        expect(rows.length).toBeGreaterThanOrEqual(4);
+        for (const r of rows) expect([r[2], r[3]]).toEqual(['1', '1']);
+        const [syn, ack, data] = rows;
+        expect(Number(syn![0]) & 0x02).toBe(0x02);
+        expect(syn![4]!.split(',')).not.toContain('254');
+        expect(Number(ack![0])).toBe(0x10); // the handshake-completing ACK
+        expect(Number(data![1])).toBeGreaterThan(0); // the first data segment (the GET)
+        for (const r of [ack!, data!]) {
+          expect(r[4]!.split(',')[0]).toBe('254');
+          expect(Number(r[5])).toBe(cport);
+          expect(r[6]!.replace(/:/g, '')).toBe('0a010002'); // 10.1.0.2
+        }
+      },
+    );
+
+    it("the services behind SYNPROXY answered the clients' handshakes themselves: one cookie and one valid ACK per connection", async () => {
+      dp!.child.stdin!.write('counters\n');
+      const { metrics } = JSON.parse(await dp!.next('counters')) as { metrics: string };
+      const count = (event: string) =>
+        Number(
+          new RegExp(`fulcrum_dpdk_synproxy_total\\{event="${event}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0,
+        );
+      // PROXY v1 and v2, the server speaking first, TOA: four connections behind SYNPROXY.
+      expect(count('syn_answered')).toBe(4);
+      expect(count('ack_valid')).toBe(4);
     });
   },
 );
