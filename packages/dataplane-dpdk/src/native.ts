@@ -48,6 +48,7 @@ export interface NativeSynproxyConfig {
   reuseStates: number;
   secretRotateMs: number;
   retryOtherServer: boolean;
+  deferRsSyn: boolean;
 }
 
 /** kind 0 sequence, 1 hash, 2 least-connections (fields and formula as indices). */

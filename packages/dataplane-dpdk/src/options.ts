@@ -89,6 +89,8 @@ export interface DpdkSynproxyOptions {
   /** Milliseconds between cookie secrets (and time-counter steps). */
   cookieSecretRotate: number;
   retryOtherServer: boolean;
+  /** DPVS defer_rs_syn: open the server only when the client's first data arrives. */
+  deferRsSyn: boolean;
 }
 
 const ms = (def: string, description: string) => durationSchema({ default: def, min: '1ms', description });
@@ -316,6 +318,12 @@ export const optionsSchema: JsonSchema = {
           description:
             'a server that refuses or never answers the SYN is replaced within the handshake instead of resetting the client',
         },
+        deferRsSyn: {
+          type: 'boolean',
+          default: false,
+          description:
+            'DPVS defer_rs_syn: open the server only once the client sends data (handshake-only clients never reach a server, and cost no state); breaks protocols where the server speaks first',
+        },
       },
     },
   },
@@ -351,6 +359,7 @@ export function synproxyConfig(o: DpdkSynproxyOptions): NativeSynproxyConfig {
     reuseStates,
     secretRotateMs: o.cookieSecretRotate,
     retryOtherServer: o.retryOtherServer,
+    deferRsSyn: o.deferRsSyn,
   };
 }
 
@@ -363,6 +372,7 @@ export const DEFAULT_SYNPROXY: DpdkSynproxyOptions = {
   connReuseState: { close: true, timeWait: true, finWait: false, closeWait: false, lastAck: false },
   cookieSecretRotate: 60_000,
   retryOtherServer: true,
+  deferRsSyn: false,
 };
 
 /** The native order of TCP state timeouts (IPVS states), then UDP ONEWAY, NORMAL. */

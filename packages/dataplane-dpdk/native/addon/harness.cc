@@ -152,6 +152,7 @@ void read_synproxy_config(const Napi::Value& v, SynproxyConfig& sp) {
   sp.secret_rotate_ms = u32(o, "secretRotateMs", static_cast<uint32_t>(sp.secret_rotate_ms));
   sp.retry_other_server = o.Has("retryOtherServer") ? o.Get("retryOtherServer").ToBoolean().Value()
                                                     : sp.retry_other_server;
+  sp.defer_rs_syn = o.Has("deferRsSyn") ? o.Get("deferRsSyn").ToBoolean().Value() : sp.defer_rs_syn;
 }
 
 Napi::Object counters_object(Napi::Env env, const uint64_t* counters) {

@@ -45,7 +45,7 @@ namespace fulcrum {
   X(synproxy_ack_saved) X(synproxy_ack_saved_overflow) X(synproxy_ack_storm)      \
   X(synproxy_out_of_window) X(synproxy_syn_dropped) X(synproxy_conn_reused)       \
   X(synproxy_rs_syn_retransmits) X(synproxy_rs_refused) X(synproxy_rs_timeout)    \
-  X(synproxy_rs_retried) X(synproxy_client_reset)                                \
+  X(synproxy_rs_retried) X(synproxy_client_reset) X(synproxy_ack_deferred)       \
   /* ARP request rate limit (core/neigh.cc) */                                    \
   X(arp_requests_suppressed)
 

@@ -108,6 +108,10 @@ bool Pipeline::synproxy_input(uint16_t in_port, uint8_t* frame, uint8_t* ip, uin
       return true;
     }
     if (!ack || syn || rst || fin) return false;  // FULLNAT drops it: no connection
+    if (cfg_.synproxy.defer_rs_syn && ((ip[2] << 8) | ip[3]) == ihl + tcp::header_len(th)) {
+      drop(kCtr_synproxy_ack_deferred);  // no data yet: nothing opens, nothing is kept
+      return true;
+    }
     c = synproxy_open(services_[it->second], frame, ip, ihl, now_ms);
     if (!c) return true;
     dir = 0;
@@ -177,7 +181,9 @@ Verdict Pipeline::synproxy_cookie(uint8_t* frame, uint8_t* ip, uint32_t ihl, uin
   wr32(th + 4, cookie);
   wr32(th + 8, isn + 1);
   th[13] = RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG;
-  wr16(th + 14, 0);  // a zero window: the client waits for the server's own (DPVS's way)
+  // A zero window: the client waits for the server's own (DPVS close_client_window), unless
+  // the server is opened by the client's data (defer_rs_syn): then the client's own window.
+  if (!cfg.defer_rs_syn) wr16(th + 14, 0);
   ip[1] = 0;         // TOS
   wr16(ip + 4, 0);   // IP id
   wr16(ip + 6, RTE_IPV4_HDR_DF_FLAG);

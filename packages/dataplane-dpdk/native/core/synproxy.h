@@ -23,6 +23,10 @@ struct SynproxyConfig {
   uint32_t reuse_states = (1u << 6) | (1u << 5);  // conn_reuse_state: bits by TcpState (CLOSE, TIME_WAIT)
   uint64_t secret_rotate_ms = 60000;              // the cookie secret and time counter step
   bool retry_other_server = true;                 // beyond DPVS: a refusing server is replaced, not reset
+  // defer_rs_syn: a valid cookie ACK without data opens nothing (dropped, no state); the
+  // client's first data segment, whose ACK still carries the cookie, opens the server.
+  // The cookie SYN-ACK then offers the client's own window instead of a zero one.
+  bool defer_rs_syn = false;
 };
 
 // A handshake toward the server in progress: what the balancer holds until the server's SYN-ACK.
