@@ -1,41 +1,18 @@
 import type { ServiceStatus } from '@fulcrum/kernel';
 import { requires } from '@fulcrum/testkit';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
+import { distReason, startChild, type Dataplane } from './e2e.js';
 import { Topology } from './netns.js';
-
-const pkg = fileURLToPath(new URL('../../', import.meta.url));
-const childScript = fileURLToPath(new URL('./eal-child.mjs', import.meta.url));
-
-// The EAL child runs the built package (one process per EAL): dist must match src.
-function distReason(): string | undefined {
-  const dist = `${pkg}dist/index.js`;
-  if (!existsSync(dist) || !existsSync(`${pkg}../kernel/dist/index.js`))
-    return 'needs the built packages (npm run build)';
-  const stale = readdirSync(`${pkg}src`).filter((f) => {
-    const js = `${pkg}dist/${f.replace(/\.ts$/, '.js')}`;
-    return (
-      f.endsWith('.ts') && (!existsSync(js) || statSync(`${pkg}src/${f}`).mtimeMs > statSync(js).mtimeMs)
-    );
-  });
-  return stale.length ? `dist is older than src/${stale[0]} (npm run build)` : undefined;
-}
 
 const need = requires({
   root: true,
   commands: ['ip', 'ethtool', 'curl', 'ping'],
   check: () => nativeUnavailableReason() ?? distReason(),
 });
-
-interface Dataplane {
-  child: ChildProcess;
-  next(prefix: string): Promise<string>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
 
 // EAL leaves /var/run/dpdk/<file-prefix>/ behind; each test removes the ones it made.
 const prefixes: string[] = [];
@@ -56,6 +33,7 @@ function startDataplane(
   moreServices = '',
   workers = 1,
   queues = workers,
+  options = '',
 ): Dataplane {
   const prefix = `fulcrum-${t.id}-${name}`;
   prefixes.push(prefix);
@@ -72,7 +50,7 @@ dataplane:
       - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
       - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
       - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
-    maxConnections: 4096${workers > 1 ? '\n    idle: { mode: adaptive }\n    connectionEvents: true' : ''}
+    maxConnections: 4096${workers > 1 ? '\n    idle: { mode: adaptive }\n    connectionEvents: true' : ''}${options}
 services:
   - name: web
     protocol: tcp
@@ -91,38 +69,9 @@ services:
       - { address: '10.2.0.11:5353', weight: 1 }
       - { address: '10.2.0.12:5353', weight: 1 }
 ${moreServices}`;
-  const child = spawn(process.execPath, [childScript, yaml], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  children.push(child);
-  const lines: string[] = [];
-  const waiters: (() => void)[] = [];
-  createInterface({ input: child.stdout! }).on('line', (l) => {
-    lines.push(l);
-    waiters.splice(0).forEach((w) => w());
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const next = async (prefix: string) => {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const i = lines.findIndex((l) => l.startsWith(prefix) || l.startsWith('failed'));
-      if (i >= 0) {
-        const l = lines.splice(i, 1)[0]!;
-        if (l.startsWith('failed')) throw new Error(l);
-        return l.slice(prefix.length).trim();
-      }
-      if (child.exitCode !== null || child.signalCode !== null)
-        throw new Error(`dataplane exited: ${lines.join('\n')}`);
-      if (Date.now() > deadline) throw new Error(`no "${prefix}" from the dataplane`);
-      await new Promise<void>((r) => {
-        waiters.push(r);
-        setTimeout(r, 200);
-      });
-    }
-  };
-  return { child, next, exited };
+  const dp = startChild(yaml);
+  children.push(dp.child);
+  return dp;
 }
 
 async function timeToExit(
@@ -569,6 +518,49 @@ describe.skipIf(need.skip)(
         }
       },
     );
+
+    it('SYNPROXY with deferRsSyn: curl gets through, a client that completes the handshake and sends nothing reaches no server', async () => {
+      const dp = startDataplane(
+        t,
+        'defer',
+        t.wan,
+        'af_packet',
+        synproxyService,
+        1,
+        1,
+        '\n    synproxy: { deferRsSyn: true }',
+      );
+      try {
+        await dp.next('ready');
+        for (let i = 0; i < 2; i++) {
+          const answer = JSON.parse(t.exec('cli', 'curl', '-s', '-m', '5', 'http://10.1.0.100:82/')) as {
+            remote: string;
+          };
+          expect(answer.remote).toBe('10.2.0.203');
+        }
+        // Connected from the client's point of view (the cookie SYN-ACK), silent for a second.
+        const silent = `const s = require('net').connect({ host: '10.1.0.100', port: 82 });
+          s.on('connect', () => setTimeout(() => { console.log('connected'); s.destroy(); }, 1000));
+          s.on('error', (e) => { console.log(e.code); process.exit(1); });`;
+        expect(t.exec('cli', process.execPath, '-e', silent).trim()).toBe('connected');
+        dp.send('counters');
+        const { metrics, services } = JSON.parse(await dp.next('counters')) as {
+          metrics: string;
+          services: ServiceStatus[];
+        };
+        const counter = (event: string) =>
+          Number(
+            new RegExp(`fulcrum_dpdk_synproxy_total\\{event="${event}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0,
+          );
+        expect(counter('syn_answered')).toBe(3);
+        expect(counter('ack_deferred')).toBeGreaterThanOrEqual(3); // each client's handshake ACK
+        expect(counter('ack_valid')).toBe(2); // only the two requests opened a server
+        const guarded = services.find((s) => s.name === 'guarded')!;
+        expect(guarded.servers.reduce((n, s) => n + s.conns, 0)).toBe(2);
+      } finally {
+        dp.child.kill('SIGKILL');
+      }
+    });
 
     it('reports a port that cannot open its interface as FULCRUM_DATAPLANE_EAL, and exits', async () => {
       const dp = startDataplane(t, 'badport', `${t.wan}x`);

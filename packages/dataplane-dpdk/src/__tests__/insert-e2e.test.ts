@@ -1,30 +1,13 @@
 import { requires } from '@fulcrum/testkit';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
+import { distReason, startChild, type Dataplane } from './e2e.js';
 import { Topology } from './netns.js';
-
-const pkg = fileURLToPath(new URL('../../', import.meta.url));
-const childScript = fileURLToPath(new URL('./eal-child.mjs', import.meta.url));
-
-// The EAL child runs the built packages: dist must match src.
-function distReason(): string | undefined {
-  for (const p of ['dataplane-dpdk', 'kernel', 'toa', 'proxy-protocol'])
-    if (!existsSync(`${pkg}../${p}/dist/index.js`)) return `needs the built packages (npm run build): ${p}`;
-  const stale = ['insert.ts', 'snapshot.ts', 'plugin.ts'].find(
-    (f) =>
-      statSync(`${pkg}src/${f}`).mtimeMs >
-      (existsSync(`${pkg}dist/${f.replace('.ts', '.js')}`)
-        ? statSync(`${pkg}dist/${f.replace('.ts', '.js')}`).mtimeMs
-        : 0),
-  );
-  return stale ? `dist is older than src/${stale} (npm run build)` : undefined;
-}
 
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const need = requires({
@@ -32,7 +15,7 @@ const need = requires({
   commands: ['ip', 'ethtool', 'curl', 'nginx', 'tshark'],
   check: () =>
     nativeUnavailableReason() ??
-    distReason() ??
+    distReason(['kernel', 'toa', 'proxy-protocol']) ??
     (existsSync(STREAM_MODULE)
       ? undefined
       : `needs nginx's stream module (${STREAM_MODULE}, libnginx-mod-stream)`),
@@ -111,11 +94,6 @@ stream {
   }
 }
 
-interface Dataplane {
-  child: ChildProcess;
-  next(prefix: string): Promise<string>;
-}
-
 function startDataplane(t: Topology, prefix: string, services: string): Dataplane {
   const yaml = `
 dataplane:
@@ -132,24 +110,7 @@ dataplane:
     maxConnections: 4096
 services:
 ${services}`;
-  const child = spawn(process.execPath, [childScript, yaml], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines: string[] = [];
-  createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
-  const next = async (what: string) => {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const i = lines.findIndex((l) => l.startsWith(what) || l.startsWith('failed'));
-      if (i >= 0) {
-        const l = lines.splice(i, 1)[0]!;
-        if (l.startsWith('failed')) throw new Error(l);
-        return l.slice(what.length).trim();
-      }
-      if (child.exitCode !== null) throw new Error(`dataplane exited: ${lines.join('\n')}`);
-      if (Date.now() > deadline) throw new Error(`no "${what}" from the dataplane`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  return { child, next };
+  return startChild(yaml);
 }
 
 // Each service twice: at port p plainly, and at p + 10 behind SYNPROXY (the balancer
