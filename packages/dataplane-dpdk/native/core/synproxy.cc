@@ -108,7 +108,7 @@ bool Pipeline::synproxy_input(uint16_t in_port, uint8_t* frame, uint8_t* ip, uin
       return true;
     }
     if (!ack || syn || rst || fin) return false;  // FULLNAT drops it: no connection
-    if (cfg_.synproxy.defer_rs_syn && ((ip[2] << 8) | ip[3]) == ihl + tcp::header_len(th)) {
+    if (cfg_.synproxy.defer_rs_syn && static_cast<uint32_t>((ip[2] << 8) | ip[3]) == ihl + tcp::header_len(th)) {
       drop(kCtr_synproxy_ack_deferred);  // no data yet: nothing opens, nothing is kept
       return true;
     }
