@@ -134,6 +134,9 @@ describe.skipIf(need.skip)(
     const nginx = new Nginx();
     const prefix = `fulcrum-${t.id}-insert`;
     let dp: Dataplane | undefined;
+    /** curl in the client namespace, from a chosen source port, to the VIP's `port`. */
+    const curlFrom = (cport: number, port: number) =>
+      t.exec('cli', 'curl', '-s', '-m', '5', '--local-port', String(cport), `http://10.1.0.100:${port}/`);
     beforeAll(async () => {
       t.setup();
       await t.startServer();
@@ -171,16 +174,7 @@ describe.skipIf(need.skip)(
     ])(
       'PROXY %s: nginx logs the client namespace address and port as $proxy_protocol_addr',
       (_, port, cport) => {
-        const body = t.exec(
-          'cli',
-          'curl',
-          '-s',
-          '-m',
-          '5',
-          '--local-port',
-          String(cport),
-          `http://10.1.0.100:${port}/`,
-        );
+        const body = curlFrom(cport, port);
         expect(body.trim()).toBe(`10.1.0.2 ${cport}`);
         // nginx's own log: the PROXY addresses, and the TCP peer it really saw (the local address).
         expect(nginx.log()).toContain(`10.1.0.2 ${cport} 10.2.0.200 ${port % 10 === 1 ? 8081 : 8082}`);
@@ -222,18 +216,7 @@ describe.skipIf(need.skip)(
               }
             });
           });
-          const body = JSON.parse(
-            t.exec(
-              'cli',
-              'curl',
-              '-s',
-              '-m',
-              '5',
-              '--local-port',
-              String(cport),
-              `http://10.1.0.100:${port}/`,
-            ),
-          ) as { remote: string };
+          const body = JSON.parse(curlFrom(cport, port)) as { remote: string };
           // No TOA module in this kernel: the server still sees the local address.
           expect(body.remote).toBe('10.2.0.200');
           // Until the capture holds the whole exchange (dumpcap writes as it goes).

@@ -3,8 +3,8 @@ import { requires } from '@fulcrum/testkit';
 import { describe, expect, it } from 'vitest';
 import type { PassthroughSettings } from '@fulcrum/kernel';
 import { nativeUnavailableReason } from '../native.js';
-import { add, CLIENT, fromClient, fromServer, harness, LADDR, SERVERS, snapshot, VIP } from './fixtures.js';
-import { parseFrame, TCP, tcpFrame, type TcpFields } from './frames.js';
+import { add, CLIENT, clientSeg, harness, LADDR, serverSeg, SERVERS, snapshot, VIP } from './fixtures.js';
+import { parseFrame, TCP, type TcpFields } from './frames.js';
 import { ppSettings, toaSettings } from './insert-flow.js';
 
 // DPVS's defer_rs_syn: behind SYNPROXY, the server is opened by the client's first data,
@@ -27,22 +27,10 @@ function setup(passthrough?: PassthroughSettings, defer = true) {
       }),
     ),
   );
-  const c = { src: CLIENT.ip, dst: VIP, sport: 40000, dport: 80 };
   const client = (f: Partial<TcpFields>, now: number) =>
-    h.inject('wan', tcpFrame(fromClient, { ...c, flags: TCP.ACK, ...f }), now);
+    h.inject('wan', clientSeg(40000, { flags: TCP.ACK, ...f }), now);
   const server = (lport: number, f: Partial<TcpFields>, now: number) =>
-    h.inject(
-      'lan',
-      tcpFrame(fromServer(0), {
-        src: SERVERS[0]!.ip,
-        dst: LADDR,
-        sport: 8080,
-        dport: lport,
-        flags: TCP.ACK,
-        ...f,
-      }),
-      now,
-    );
+    h.inject('lan', serverSeg(0, lport, { flags: TCP.ACK, ...f }), now);
   return { h, client, server };
 }
 
