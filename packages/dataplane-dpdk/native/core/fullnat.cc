@@ -171,7 +171,7 @@ Conn* Pipeline::new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint6
   HashTuple t{src, 4, sport, dst, 4, svc.vport};
   int32_t idx = plan_pick(svc.plan, st.cursor, t, [&svc](size_t i) {
     const Dest* d = i < svc.dests.size() ? svc.dests[i].get() : nullptr;
-    return d ? ServerLoad{d->active, d->inactive} : ServerLoad{0, 0};
+    return d ? d->load() : ServerLoad{0, 0};
   });
   if (idx < 0 || static_cast<size_t>(idx) >= svc.dests.size() || svc.dests[idx]->draining) {
     drop(kCtr_drop_no_server);
@@ -203,7 +203,7 @@ Conn* Pipeline::new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint6
   c->expires_ms = now_ms + (svc.proto == IPPROTO_TCP ? cfg_.timeouts.tcp_ms[kTcpNone] : cfg_.timeouts.udp_ms[0]);
   c->svc = st.svc;
   c->dest = svc.dests[idx];
-  c->dest->inactive++;  // IPVS counts a connection inactive until it is ESTABLISHED
+  c->dest->add_inactive(1);  // IPVS counts a connection inactive until it is ESTABLISHED
   c->dest->conns++;
   conns_.insert(c);
   schedule(*c);
@@ -216,11 +216,11 @@ Conn* Pipeline::new_conn(ServiceState& st, uint32_t saddr, uint16_t sport, uint6
 void Pipeline::set_state(Conn& c, uint8_t state, uint64_t now_ms) {
   if (c.state != state) {
     if (c.state == kTcpEstablished) {
-      c.dest->active--;
-      c.dest->inactive++;
+      c.dest->add_active(-1);
+      c.dest->add_inactive(1);
     } else if (state == kTcpEstablished) {
-      c.dest->inactive--;
-      c.dest->active++;
+      c.dest->add_inactive(-1);
+      c.dest->add_active(1);
     }
     c.state = state;
   }
@@ -267,9 +267,9 @@ void Pipeline::end_conn(Conn& c, bool expired) {
       signals_.push_back(HealthSignal{c.svc->name, c.dest->key, false, "oneway-expired"});
   }
   if (c.proto == IPPROTO_TCP && c.state == kTcpEstablished)
-    c.dest->active--;
+    c.dest->add_active(-1);
   else
-    c.dest->inactive--;
+    c.dest->add_inactive(-1);
   lports_.release(c.laddr, c.lport);
   auto it = services_.find(c.svc->id);
   if (it != services_.end() && it->second.conns > 0) it->second.conns--;

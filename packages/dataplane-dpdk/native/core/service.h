@@ -2,6 +2,7 @@
 // addresses) swapped as a whole. Dest objects carry live counts and outlive snapshots:
 // a new snapshot reuses the Dest of a server it keeps, so counts and connections carry over.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -14,16 +15,43 @@
 
 namespace fulcrum {
 
+// A server's ActiveConn/InActConn over every worker (set up only when there are several):
+// least-connections plans read these, so lc, wlc, sed and nq weigh the whole balancer's
+// connections, as IPVS does, rather than one lcore's (DPVS keeps them per lcore).
+struct SharedLoad {
+  std::atomic<uint32_t> active{0};
+  std::atomic<uint32_t> inactive{0};
+};
+
 struct Dest {
   uint32_t addr = 0;  // host order
   uint16_t port = 0;
   std::string key;  // "address:port", as the kernel names servers
+  // This worker's own counts (its statistics), and the shared ones when there are several.
   uint32_t active = 0;
   uint32_t inactive = 0;
+  std::shared_ptr<SharedLoad> shared;
   bool draining = false;
   // ipvsadm --stats: connections since start, packets and IP bytes each way.
   uint64_t conns = 0;
   uint64_t in_pkts = 0, out_pkts = 0, in_bytes = 0, out_bytes = 0;
+
+  // What a least-connections plan weighs.
+  ServerLoad load() const {
+    if (shared)
+      return ServerLoad{shared->active.load(std::memory_order_relaxed),
+                        shared->inactive.load(std::memory_order_relaxed)};
+    return ServerLoad{active, inactive};
+  }
+  // IPVS counts a connection inactive until it is ESTABLISHED, and again once it leaves it.
+  void add_inactive(int32_t n) {
+    inactive += static_cast<uint32_t>(n);
+    if (shared) shared->inactive.fetch_add(static_cast<uint32_t>(n), std::memory_order_relaxed);
+  }
+  void add_active(int32_t n) {
+    active += static_cast<uint32_t>(n);
+    if (shared) shared->active.fetch_add(static_cast<uint32_t>(n), std::memory_order_relaxed);
+  }
 };
 
 struct Service {

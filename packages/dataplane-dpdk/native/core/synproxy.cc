@@ -341,7 +341,7 @@ bool Pipeline::synproxy_retry(Conn& c, uint64_t now_ms, FrameSink& sink) {
   for (size_t k = 0; k < svc.dests.size() && pick < 0; k++) {
     int32_t i = plan_pick(svc.plan, st.cursor, t, [&svc](size_t j) {
       const Dest* d = j < svc.dests.size() ? svc.dests[j].get() : nullptr;
-      return d ? ServerLoad{d->active, d->inactive} : ServerLoad{0, 0};
+      return d ? d->load() : ServerLoad{0, 0};
     });
     if (usable(i)) pick = i;
   }
@@ -350,8 +350,8 @@ bool Pipeline::synproxy_retry(Conn& c, uint64_t now_ms, FrameSink& sink) {
     if (usable(static_cast<int64_t>(i)) && in_plan(svc.plan, i)) pick = static_cast<int64_t>(i);
   if (pick < 0) return false;
   const auto& d = svc.dests[pick];
-  c.dest->inactive--;
-  d->inactive++;
+  c.dest->add_inactive(-1);
+  d->add_inactive(1);
   d->conns++;
   conns_.rekey_server(&c, d->addr, d->port);
   c.dest = d;

@@ -195,6 +195,16 @@ bool WorkerSet::post_all(const std::function<Command(uint16_t)>& make) {
 }
 
 bool WorkerSet::set_service(const Service& svc) {
+  // Several workers: one SharedLoad per server of the service, kept while it stays in it.
+  std::unordered_map<std::string, std::shared_ptr<SharedLoad>> loads;
+  if (workers_.size() > 1) {
+    auto& known = loads_[svc.id];
+    for (const auto& d : svc.dests) {
+      auto it = known.find(d->key);
+      loads[d->key] = it != known.end() ? it->second : std::make_shared<SharedLoad>();
+    }
+    known = loads;
+  }
   return post_all([&](uint16_t i) -> Command {
     // Own Dest objects per worker: live counts and statistics are the worker's alone.
     auto copy = std::make_shared<Service>(svc);
@@ -204,6 +214,7 @@ bool WorkerSet::set_service(const Service& svc) {
       fresh->port = d->port;
       fresh->key = d->key;
       fresh->draining = d->draining;
+      if (auto it = loads.find(d->key); it != loads.end()) fresh->shared = it->second;
       d = fresh;
     }
     auto prev = services_[i].find(svc.id);
@@ -218,6 +229,7 @@ bool WorkerSet::set_service(const Service& svc) {
 }
 
 bool WorkerSet::remove_service(uint32_t id) {
+  loads_.erase(id);
   return post_all([&](uint16_t i) -> Command {
     services_[i].erase(id);
     return [id](Worker& w) { w.pipeline().remove_service(id); };

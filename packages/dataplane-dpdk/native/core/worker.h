@@ -174,6 +174,8 @@ class WorkerSet {
   bool post(Worker& w, Command cmd);
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unordered_map<uint32_t, std::shared_ptr<const Service>>> services_;
+  // Per service id, per server key: the counts least-connections plans share (several workers).
+  std::unordered_map<uint32_t, std::unordered_map<std::string, std::shared_ptr<SharedLoad>>> loads_;
 };
 
 }  // namespace fulcrum

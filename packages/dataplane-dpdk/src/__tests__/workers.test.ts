@@ -21,8 +21,8 @@ import { arpFrame, parseFrame, TCP, udpFrame } from './frames.js';
 const need = requires({ check: nativeUnavailableReason });
 
 // The SYN a worker forwards to the server: its source port is the connection's local port.
-function openOn(h: ReturnType<typeof harness>, worker: number, sport: number) {
-  const out = h.inject('wan', clientSeg(sport, { flags: TCP.SYN, seq: 1000 }), 0, worker);
+function openOn(h: ReturnType<typeof harness>, worker: number, sport: number, now = 0) {
+  const out = h.inject('wan', clientSeg(sport, { flags: TCP.SYN, seq: 1000 }), now, worker);
   expect(out).toHaveLength(1);
   expect(out[0]!.worker).toBe(worker);
   const p = parseFrame(out[0]!.frame);
@@ -196,7 +196,7 @@ describe.skipIf(need.skip)(
       ]);
     });
 
-    it('least-connections counts are per worker: each lcore balances its own connections', () => {
+    it("least-connections counts are shared: each worker picks from every worker's connections, as IPVS", () => {
       const h = harness({ workers: 2 });
       h.apply(
         add(
@@ -206,11 +206,19 @@ describe.skipIf(need.skip)(
           }),
         ),
       );
-      // Worker 0 opens one to server 0; worker 1 has no connection yet, so it picks server 0
-      // as well (a shared count would have picked server 1): the documented consequence.
-      expect(openOn(h, 0, 40000).server).toBe(0);
-      expect(openOn(h, 1, 40001).server).toBe(0);
-      expect(openOn(h, 1, 40002).server).toBe(1);
+      // Worker 1 opens one to server 0 (a tie: the first). Worker 0, with none of its own,
+      // sees it and picks server 1 (per-lcore counts, as DPVS keeps them, would pick server 0).
+      expect(openOn(h, 1, 40000, 0).server).toBe(0);
+      expect(openOn(h, 0, 40001, 20_000).server).toBe(1);
+      expect(openOn(h, 0, 40002, 20_000).server).toBe(0);
+      // Worker 1's connection expires (SYN_RECV, 30 s): the shared count of server 0 drops
+      // with it, so it is a tie again (1, 1) and worker 1 takes server 0; had the count
+      // stayed (2, 1), it would take server 1.
+      expect(h.expire(35_000)).toBe(1);
+      expect(openOn(h, 1, 40003, 35_000).server).toBe(0);
+      // Each worker's own statistics still add up to what ipvsadm would show.
+      const [svc] = h.services();
+      expect(svc!.servers.map((s) => s.inactiveConns + s.activeConns)).toEqual([2, 1]);
     });
 
     it('teaches every worker a neighbour that one of them learned from ARP', () => {
