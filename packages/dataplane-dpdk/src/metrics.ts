@@ -34,6 +34,7 @@ export class CounterMetrics {
   readonly #synproxy;
   readonly #l2l3;
   readonly #eventsDropped;
+  readonly #missPassed;
 
   constructor(metrics: MetricsRegistry) {
     this.#packets = metrics.counter({
@@ -104,6 +105,11 @@ export class CounterMetrics {
       name: 'fulcrum_dpdk_connection_events_dropped_total',
       help: 'connection:* events the workers could not hand to TypeScript (their event ring was full); counts and health signals are not affected',
     });
+    this.#missPassed = metrics.counter({
+      name: 'fulcrum_dpdk_miss_passed_total',
+      help: 'Client TCP segments a worker had no connection for, passed to the next worker to find theirs (a flow moved by af_packet fanout rollover or an RSS change); limited: not passed, over the per-worker budget',
+      labelNames: ['outcome'] as const,
+    });
     this.#open = metrics.gauge({
       name: 'fulcrum_dpdk_connections',
       help: 'Connections in the dpdk dataplane table',
@@ -136,6 +142,8 @@ export class CounterMetrics {
       if (d > 0) this.#l2l3.inc({ event: k }, d);
     }
     this.#eventsDropped.inc(delta('conn_events_dropped'));
+    this.#missPassed.inc({ outcome: 'passed' }, delta('miss_passed'));
+    this.#missPassed.inc({ outcome: 'limited' }, delta('miss_pass_limited'));
     this.#redirected.inc(delta('redirected'));
     if (c.connections !== undefined) this.#open.set(c.connections);
     this.#last = { ...c };

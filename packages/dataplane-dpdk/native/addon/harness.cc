@@ -370,29 +370,45 @@ void Harness::receive(Worker& w, uint16_t port, std::vector<uint8_t>&& frame, ui
   process(w, port, frame, now, sink);
 }
 
-void Harness::process(Worker& w, uint16_t port, std::vector<uint8_t>& frame, uint64_t now, CollectSink& sink) {
+void Harness::process(Worker& w, uint16_t port, std::vector<uint8_t>& frame, uint64_t now, CollectSink& sink,
+                      int origin) {
   sink.worker = w.index();
   // As in an mbuf: the frame at the start of a 2 KiB data room, the rest of it free to grow into.
   uint32_t len = static_cast<uint32_t>(frame.size());
   if (frame.size() < kDataRoom) frame.resize(kDataRoom);
   Verdict v = w.pipeline().process(port, frame.data(), len, static_cast<uint32_t>(frame.size()), now, sink);
   frame.resize(v.len ? v.len : len);
+  if (v.action == Action::Miss) {
+    // As the EAL loop does: round the workers once, through their redirect rings.
+    uint16_t from = origin < 0 ? w.index() : static_cast<uint16_t>(origin);
+    int next = w.pass_miss(from, v.port, now, len);
+    if (next >= 0) {
+      void* item = new RedirectedFrame{port, std::move(frame), from};
+      if (w.redirect_burst(set_->at(static_cast<size_t>(next)), &item, 1) == 0) delete static_cast<RedirectedFrame*>(item);
+    }
+    return;
+  }
   if (v.action == Action::Transmit) sink.frames.push_back(CollectSink::Sent{v.port, w.index(), std::move(frame)});
   set_->share_learned(w);
 }
 
-// Each worker's next loop iteration: commands, then what others redirected to it.
+// Each worker's next loop iteration: commands, then what others redirected to it; again
+// while any worker passed a missed segment on.
 void Harness::drain(uint64_t now, CollectSink& sink) {
-  for (size_t i = 0; i < set_->size(); i++) {
-    Worker& w = set_->at(i);
-    w.run_commands();
-    void* items[32];
-    unsigned n;
-    while ((n = w.take_redirected(items, 32)) > 0)
-      for (unsigned k = 0; k < n; k++) {
-        std::unique_ptr<RedirectedFrame> f(static_cast<RedirectedFrame*>(items[k]));
-        process(w, f->port, f->data, now, sink);
-      }
+  for (bool busy = true; busy;) {
+    busy = false;
+    for (size_t i = 0; i < set_->size(); i++) {
+      Worker& w = set_->at(i);
+      w.run_commands();
+      void* items[32];
+      unsigned n;
+      while ((n = w.take_redirected(items, 32)) > 0)
+        for (unsigned k = 0; k < n; k++) {
+          std::unique_ptr<RedirectedFrame> f(static_cast<RedirectedFrame*>(items[k]));
+          process(w, f->port, f->data, now, sink, f->origin);
+          busy = true;
+        }
+    }
   }
   settle();  // neighbours learned while draining
 }

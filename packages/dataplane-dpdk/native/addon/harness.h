@@ -20,6 +20,7 @@ class CollectSink;
 struct RedirectedFrame {
   uint16_t port;
   std::vector<uint8_t> data;
+  int origin = -1;  // a missed segment going round the workers: the worker that received it first
 };
 
 class Harness : public Napi::ObjectWrap<Harness> {
@@ -51,7 +52,8 @@ class Harness : public Napi::ObjectWrap<Harness> {
   void settle();
   void receive(Worker& w, uint16_t port, std::vector<uint8_t>&& frame, uint64_t now, CollectSink& sink,
                RedirectBatch& batch);
-  void process(Worker& w, uint16_t port, std::vector<uint8_t>& frame, uint64_t now, CollectSink& sink);
+  void process(Worker& w, uint16_t port, std::vector<uint8_t>& frame, uint64_t now, CollectSink& sink,
+               int origin = -1);
   void drain(uint64_t now, CollectSink& sink);
   std::vector<uint64_t> worker_counters(size_t i);
 

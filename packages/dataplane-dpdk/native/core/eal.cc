@@ -16,6 +16,12 @@ namespace fulcrum {
 
 namespace {
 constexpr uint16_t kBurst = 32;
+
+// Redirect-ring items are mbuf pointers; the low bit is set on a missed segment going round
+// the workers (Worker::pass_miss), whose hash.usr then holds the worker that received it first.
+void* tag_miss(rte_mbuf* m) { return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(m) | 1u); }
+bool is_miss(void* item) { return (reinterpret_cast<uintptr_t>(item) & 1u) != 0; }
+rte_mbuf* untag(void* item) { return reinterpret_cast<rte_mbuf*>(reinterpret_cast<uintptr_t>(item) & ~uintptr_t{1}); }
 constexpr uint16_t kRing = 1024;
 
 uint64_t now_ms() {
@@ -261,7 +267,7 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
     void* items[kBurst];
     unsigned n;
     while ((n = workers_->at(w).take_redirected(items, kBurst)) > 0)
-      for (unsigned k = 0; k < n; k++) rte_pktmbuf_free(static_cast<rte_mbuf*>(items[k]));
+      for (unsigned k = 0; k < n; k++) rte_pktmbuf_free(untag(items[k]));
   }
   for (uint16_t p : ports) {
     rte_eth_dev_stop(p);
@@ -288,10 +294,18 @@ void EalRunner::loop(uint16_t index) {
   uint64_t last_sweep = now_ms();
   unsigned empty_polls = 0;
   RedirectBatch batch(workers_->size());
-  auto handle = [&](rte_mbuf* m, uint16_t p, uint64_t now) {
+  auto handle = [&](rte_mbuf* m, uint16_t p, uint64_t now, uint16_t origin) {
     uint16_t len = rte_pktmbuf_data_len(m);
     Verdict v = pipeline.process(p, rte_pktmbuf_mtod(m, uint8_t*), len, len + rte_pktmbuf_tailroom(m), now, sink);
-    if (v.action == Action::Transmit && v.port < tx.size()) {
+    if (v.action == Action::Miss) {
+      int next = w.pass_miss(origin, v.port, now, len);
+      if (next < 0) {
+        rte_pktmbuf_free(m);
+      } else {
+        m->hash.usr = origin;
+        batch.add(static_cast<uint16_t>(next), tag_miss(m));
+      }
+    } else if (v.action == Action::Transmit && v.port < tx.size()) {
       // The pipeline wrote a grown frame into the tailroom or shortened it: fix the lengths.
       if (v.len > len)
         rte_pktmbuf_append(m, static_cast<uint16_t>(v.len - len));
@@ -308,8 +322,8 @@ void EalRunner::loop(uint16_t index) {
     // What other workers received for this one's connections, then this worker's queues.
     unsigned got = w.take_redirected(redirected, kBurst);
     for (unsigned i = 0; i < got; i++) {
-      auto* m = static_cast<rte_mbuf*>(redirected[i]);
-      handle(m, io_->index[m->port], now);
+      rte_mbuf* m = untag(redirected[i]);
+      handle(m, io_->index[m->port], now, is_miss(redirected[i]) ? static_cast<uint16_t>(m->hash.usr) : index);
     }
     for (uint16_t p = 0; p < ports.size(); p++) {
       uint16_t n = rte_eth_rx_burst(ports[p], index, rx, kBurst);
@@ -321,10 +335,10 @@ void EalRunner::loop(uint16_t index) {
           batch.add(owner, m);
           continue;
         }
-        handle(m, p, now);
+        handle(m, p, now, index);
       }
     }
-    batch.flush(w, *workers_, [](void* m) { rte_pktmbuf_free(static_cast<rte_mbuf*>(m)); });
+    batch.flush(w, *workers_, [](void* m) { rte_pktmbuf_free(untag(m)); });
     for (uint16_t p = 0; p < ports.size(); p++) {
       auto& q = tx[p];
       if (q.empty()) continue;

@@ -71,7 +71,9 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
       return dropped;
     }
     if (proto == IPPROTO_TCP && !(syn && !ack && !rst)) {
-      drop(kCtr_drop_no_conn);  // only a SYN opens a connection
+      // Only a SYN opens a connection; another worker may hold this one.
+      if (cfg_.workers > 1) return Verdict{Action::Miss, kCtr_drop_no_conn};
+      drop(kCtr_drop_no_conn);
       return dropped;
     }
     c = new_conn(services_[it->second], key.saddr, key.sport, now_ms);

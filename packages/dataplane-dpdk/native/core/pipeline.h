@@ -47,7 +47,9 @@ namespace fulcrum {
   X(synproxy_rs_syn_retransmits) X(synproxy_rs_refused) X(synproxy_rs_timeout)    \
   X(synproxy_rs_retried) X(synproxy_client_reset) X(synproxy_ack_deferred)       \
   /* ARP request rate limit (core/neigh.cc) */                                    \
-  X(arp_requests_suppressed)
+  X(arp_requests_suppressed)                                                      \
+  /* Client segments passed between workers to find their connection (worker.cc) */ \
+  X(miss_passed) X(miss_pass_limited)
 
 enum CounterId {
 #define FULCRUM_COUNTER_ENUM(n) kCtr_##n,
@@ -126,7 +128,10 @@ class FrameSink {
   virtual void emit(uint16_t port, const uint8_t* data, uint32_t len) = 0;
 };
 
-enum class Action : uint8_t { Drop, Transmit };
+// Miss: a TCP segment that only a connection could take, and this worker has none for it;
+// with several workers another may (Worker::pass_miss). `port` then names the counter to
+// count when no worker does.
+enum class Action : uint8_t { Drop, Transmit, Miss };
 struct Verdict {
   Action action;
   uint16_t port;
@@ -169,6 +174,11 @@ class Pipeline {
   const uint64_t* counters() const { return counters_; }
   // For the I/O loop around the pipeline (packets a full TX queue refused).
   void count(CounterId id, uint64_t n) { counters_[id] += n; }
+  // A frame handed to another worker after process() counted it: it counts where it ends.
+  void uncount_rx(uint32_t len) {
+    counters_[kCtr_rx_packets]--;
+    counters_[kCtr_rx_bytes] -= len;
+  }
   ConnTable& conns() { return conns_; }
   const LocalPortPool& local_ports() const { return lports_; }
 
@@ -221,7 +231,7 @@ class Pipeline {
   // On a connection's expiry: true when SYNPROXY keeps it (a SYN retransmitted, another server tried).
   bool synproxy_expire(Conn& c, uint64_t now_ms, FrameSink& sink);
   Verdict synproxy_cookie(uint8_t* frame, uint8_t* ip, uint32_t ihl, uint64_t now_ms, FrameSink& sink);
-  Conn* synproxy_open(ServiceState& st, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint64_t now_ms);
+  Conn* synproxy_open(ServiceState& st, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint64_t now_ms, bool& miss);
   bool synproxy_opening(Conn& c, int dir, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint64_t now_ms,
                         FrameSink& sink, Verdict& v);
   bool synproxy_retry(Conn& c, uint64_t now_ms, FrameSink& sink);

@@ -112,8 +112,12 @@ bool Pipeline::synproxy_input(uint16_t in_port, uint8_t* frame, uint8_t* ip, uin
       drop(kCtr_synproxy_ack_deferred);  // no data yet: nothing opens, nothing is kept
       return true;
     }
-    c = synproxy_open(services_[it->second], frame, ip, ihl, now_ms);
-    if (!c) return true;
+    bool miss = false;
+    c = synproxy_open(services_[it->second], frame, ip, ihl, now_ms, miss);
+    if (!c) {
+      if (miss) v = Verdict{Action::Miss, kCtr_synproxy_bad_cookie};  // its connection, or its cookie, may be another worker's
+      return true;
+    }
     dir = 0;
     set_state(*c, kTcpSynSent, now_ms);
     c->packets[0]++;
@@ -196,7 +200,8 @@ Verdict Pipeline::synproxy_cookie(uint8_t* frame, uint8_t* ip, uint32_t ihl, uin
 }
 
 // Step 2: a valid cookie opens the connection; the ACK is kept and the frame becomes the SYN.
-Conn* Pipeline::synproxy_open(ServiceState& st, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint64_t now_ms) {
+Conn* Pipeline::synproxy_open(ServiceState& st, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint64_t now_ms,
+                              bool& miss) {
   uint8_t* th = ip + ihl;
   tcp::Options o = tcp::parse_options(th);
   uint32_t saddr = rd32(ip + 12), daddr = rd32(ip + 16);
@@ -205,6 +210,10 @@ Conn* Pipeline::synproxy_open(ServiceState& st, uint8_t* frame, uint8_t* ip, uin
   int64_t data = o.valid ? cookies_.check(acked - 1, saddr, daddr, sport, dport, seq - 1, now_ms, data_valid) : -1;
   const bool ts = data >= 0 && (data & kDataTs);
   if (data < 0 || (ts && !o.timestamp)) {
+    if (cfg_.workers > 1) {
+      miss = true;  // each worker has its own secret, and connections live on one worker
+      return nullptr;
+    }
     drop(kCtr_synproxy_bad_cookie);
     return nullptr;
   }

@@ -80,6 +80,20 @@ uint16_t Worker::owner(const uint8_t* frame, uint32_t len) const {
   return LocalPortPool::owner(rte_be_to_cpu_16(dport), n);
 }
 
+int Worker::pass_miss(uint16_t origin, uint16_t reason, uint64_t now_ms, uint32_t len) {
+  const uint16_t next = static_cast<uint16_t>((index() + 1) % count());
+  if (next != origin && now_ms != miss_ms_) miss_ms_ = now_ms, miss_budget_ = kMissPerMs;
+  if (next != origin && miss_budget_ > 0) {
+    miss_budget_--;
+    pipeline_.count(kCtr_miss_passed, 1);
+    pipeline_.uncount_rx(len);
+    return next;
+  }
+  if (next != origin) pipeline_.count(kCtr_miss_pass_limited, 1);
+  pipeline_.count(static_cast<CounterId>(reason), 1);
+  return -1;
+}
+
 unsigned Worker::redirect_burst(Worker& to, void* const* items, unsigned n) {
   unsigned sent = to.redirect_ring_.enqueue_burst(items, n);
   pipeline_.count(kCtr_redirected, sent);

@@ -78,6 +78,17 @@ class Worker {
   // the caller frees.
   unsigned redirect_burst(Worker& to, void* const* items, unsigned n);
   unsigned take_redirected(void** items, unsigned n) { return redirect_ring_.dequeue(items, n); }
+
+  // A segment the pipeline missed (Action::Miss). Its connection may live on another worker
+  // when the queue choice moved a client flow: af_packet's fanout rolls a flow over to
+  // another socket when its ring is full, and a NIC's RSS table can be reprogrammed. The
+  // segment goes round the workers once, from `origin` (the one that received it first):
+  // returns the next worker to try, or -1 when every worker has seen it, or when this
+  // worker already passed kMissPerMs this millisecond (an ACK flood must not multiply its
+  // cost by the number of workers); then `reason` is counted here and the caller frees it.
+  // A segment passed on counts as received (`len` bytes) by the worker that handles it last.
+  int pass_miss(uint16_t origin, uint16_t reason, uint64_t now_ms, uint32_t len);
+  static constexpr uint32_t kMissPerMs = 256;
   unsigned redirect_backlog() const { return redirect_ring_.size(); }
 
   // Any thread: queues a command for this worker; false when its ring is full.
@@ -108,6 +119,8 @@ class Worker {
   Ring redirect_ring_;
   Ring command_ring_;
   std::unordered_set<uint32_t> laddrs_;
+  uint64_t miss_ms_ = ~uint64_t{0};  // the millisecond miss_budget_ belongs to
+  uint32_t miss_budget_ = 0;
   std::atomic<bool> listing_requested_{false};
   uint32_t list_cursor_ = 0;
   std::mutex list_mu_;
@@ -145,8 +158,8 @@ class RedirectBatch {
 };
 
 // The control side of a set of workers, on one thread (JavaScript's): every worker gets
-// its own copy of each snapshot with its own Dest objects, so live counts are per worker
-// (as DPVS keeps them per lcore) and no counter is shared between cores.
+// its own copy of each snapshot with its own Dest objects (its statistics); the
+// least-connections counts they weigh are shared between them (SharedLoad, service.h).
 class WorkerSet {
  public:
   WorkerSet(const PipelineConfig& cfg, uint16_t workers, unsigned redirect_ring, unsigned command_ring);

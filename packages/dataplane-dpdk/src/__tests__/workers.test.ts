@@ -259,6 +259,62 @@ describe.skipIf(need.skip)(
       expect(w1).toMatchObject({ fullnat_out: 41, drop_no_conn: 0 });
     });
 
+    it('passes a client segment that lands on a worker without its connection round to the one that has it', () => {
+      // af_packet's fanout rolls a flow over to another socket when its ring is full (and an
+      // RSS table can be reprogrammed): the client's next segment reaches the other worker.
+      const h = harness({ workers: 2 });
+      h.apply(add(snapshot()));
+      const { lport, server } = openOn(h, 0, 40000);
+      h.inject('lan', serverSeg(server, lport, { flags: TCP.SYN | TCP.ACK, seq: 5000, ack: 1001 }), 1, 0);
+      const out = h.inject('wan', clientSeg(40000, { flags: TCP.ACK, seq: 1001, ack: 5001 }), 2, 1);
+      expect(out.map((f) => [f.port, f.worker])).toEqual([['lan', 0]]);
+      expect(parseFrame(out[0]!.frame).tcp).toMatchObject({ sport: lport, dport: 8080, checksumOk: true });
+      expect(h.connections()).toEqual([expect.objectContaining({ worker: 0, state: 'ESTABLISHED' })]);
+      const [w0, w1] = h.workerCounters();
+      expect(w1).toMatchObject({ miss_passed: 1, drop_no_conn: 0, rx_packets: 0 }); // received where handled
+      expect(w0).toMatchObject({ miss_passed: 0, fullnat_in: 2 });
+    });
+
+    it('a segment no worker has a connection for goes round once and is counted once', () => {
+      const h = harness({ workers: 3 });
+      h.apply(add(snapshot()));
+      expect(h.inject('wan', clientSeg(41000, { flags: TCP.ACK, seq: 1, ack: 1 }), 0, 1)).toEqual([]);
+      const counters = h.workerCounters();
+      expect(counters.map((c) => c.miss_passed)).toEqual([0, 1, 1]); // 1 passes to 2, 2 to 0; 0's next is 1
+      expect(counters.map((c) => c.drop_no_conn)).toEqual([1, 0, 0]);
+      expect(h.counters()).toMatchObject({ drop_no_conn: 1, rx_packets: 1 });
+    });
+
+    it('passes at most kMissPerMs missed segments per worker per millisecond (an ACK flood is not multiplied)', () => {
+      const h = harness({ workers: 2 });
+      h.apply(add(snapshot()));
+      const flood = Array.from({ length: 300 }, (_, i) => ({
+        port: 'wan',
+        frame: clientSeg(20000 + i, { flags: TCP.ACK, seq: 1, ack: 1 }),
+      }));
+      h.burst(0, flood, 5);
+      const [w0, w1] = h.workerCounters();
+      expect(w0).toMatchObject({ miss_passed: 256, miss_pass_limited: 44, drop_no_conn: 44 });
+      expect(w1).toMatchObject({ miss_passed: 0, drop_no_conn: 256 });
+      // A millisecond later the budget is back.
+      h.inject('wan', clientSeg(19000, { flags: TCP.ACK, seq: 1, ack: 1 }), 6, 0);
+      expect(h.workerCounters()[0]!.miss_passed).toBe(257);
+    });
+
+    it('SYNPROXY: a cookie ACK that lands on another worker than its SYN finds the worker whose secret made it', () => {
+      const h = harness({ workers: 2 });
+      h.apply(add(snapshot({ synproxy: true })));
+      const [sa] = h.inject('wan', clientSeg(40000, { flags: TCP.SYN, seq: 1000 }), 0, 0);
+      expect(sa!.worker).toBe(0);
+      const cookie = parseFrame(sa!.frame).tcp!.seq;
+      const out = h.inject('wan', clientSeg(40000, { flags: TCP.ACK, seq: 1001, ack: cookie + 1 }), 1, 1);
+      expect(out.map((f) => [f.port, f.worker])).toEqual([['lan', 0]]);
+      expect(parseFrame(out[0]!.frame).tcp!.flags).toBe(TCP.SYN);
+      const [w0, w1] = h.workerCounters();
+      expect(w1).toMatchObject({ miss_passed: 1, synproxy_bad_cookie: 0 });
+      expect(w0).toMatchObject({ synproxy_ack_valid: 1, synproxy_bad_cookie: 0 });
+    });
+
     it('refuses a worker that does not exist', () => {
       const h = harness({ workers: 2 });
       expect(() => h.inject('wan', clientSeg(40000, { flags: TCP.SYN }), 0, 2)).toThrow(RangeError);
