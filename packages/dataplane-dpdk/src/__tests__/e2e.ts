@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { Topology } from './netns.js';
 
 // What the end-to-end tests share: the kernel and the dpdk dataplane run from the built
 // packages in a child process (EAL initialises once per process), configured from YAML and
@@ -32,9 +33,13 @@ export interface Dataplane {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts the kernel with `yaml` in a child process; the caller kills it (by PID) when done. */
-export function startChild(yaml: string): Dataplane {
-  const child = spawn(process.execPath, [childScript, yaml], { stdio: ['pipe', 'pipe', 'inherit'] });
+/**
+ * Starts the kernel with `yaml` in a child process, in the balancer's namespace of `t`;
+ * the caller kills it (by PID) when done.
+ */
+export function startChild(t: Topology, yaml: string): Dataplane {
+  const [cmd, args] = t.inLb([process.execPath, childScript, yaml]);
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines: string[] = [];
   const waiters: (() => void)[] = [];
   createInterface({ input: child.stdout! }).on('line', (l) => {

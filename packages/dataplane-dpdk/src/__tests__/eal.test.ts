@@ -69,7 +69,7 @@ services:
       - { address: '10.2.0.11:5353', weight: 1 }
       - { address: '10.2.0.12:5353', weight: 1 }
 ${moreServices}`;
-  const dp = startChild(yaml);
+  const dp = startChild(t, yaml);
   children.push(dp.child);
   return dp;
 }
@@ -158,8 +158,7 @@ describe.skipIf(need.skip)(
           expect(r.code).toBe(0); // stop() alone lets the process end: nothing left running
           expect(r.ms).toBeLessThan(1500);
           // No XDP program left on the ports (af_xdp detaches it when the port closes).
-          for (const dev of [t.wan, t.lan])
-            expect(execFileSync('ip', ['link', 'show', 'dev', dev], { encoding: 'utf8' })).not.toMatch(/xdp/);
+          for (const dev of [t.wan, t.lan]) expect(t.link(dev)).not.toMatch(/xdp/);
         } finally {
           dp.child.kill('SIGKILL');
         }
@@ -617,8 +616,7 @@ describe.skipIf(need.skip)(
           const r = await timeToExit(dp, () => act(dp));
           expect({ code: r.code, signal: r.signal }, JSON.stringify(r)).toEqual(expected);
           expect(r.ms).toBeLessThan(1500);
-          for (const dev of [t.wan, t.lan])
-            expect(execFileSync('ip', ['link', 'show', 'dev', dev], { encoding: 'utf8' })).not.toMatch(/xdp/);
+          for (const dev of [t.wan, t.lan]) expect(t.link(dev)).not.toMatch(/xdp/);
         } finally {
           dp.child.kill('SIGKILL');
         }

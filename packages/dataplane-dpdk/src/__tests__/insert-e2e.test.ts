@@ -110,7 +110,7 @@ dataplane:
     maxConnections: 4096
 services:
 ${services}`;
-  return startChild(yaml);
+  return startChild(t, yaml);
 }
 
 // Each service twice: at port p plainly, and at p + 10 behind SYNPROXY (the balancer

@@ -1,8 +1,11 @@
-// Two network namespaces joined to the root namespace by veth pairs whose root ends the
-// DPDK process owns (net_af_packet): cli 10.1.0.2/24 on wan, srv 10.2.0.11+12/24 on lan.
-// Every name carries a unique id and is removed by cleanup(), even after a failure.
+// Three network namespaces: lb, where the DPDK process runs and owns the wan and lan ends
+// of two veth pairs, and cli 10.1.0.2/24 and srv 10.2.0.11+12/24 at their other ends.
+// The balancer has a namespace of its own because af_packet's fanout group ids (DPDK
+// derives them from the PID and the interface index) are per namespace: two dataplanes
+// in one namespace, from tests running side by side, could draw the same id and fail to
+// open their ports. Every name carries a unique id and is removed by cleanup(), even
+// after a failure.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 
 let seq = 0;
 const run = (cmd: string, ...args: string[]) =>
@@ -10,6 +13,7 @@ const run = (cmd: string, ...args: string[]) =>
 
 export class Topology {
   readonly id = `${process.pid % 100000}${seq++}`;
+  readonly lb = `fdb${this.id}`;
   readonly cli = `fdc${this.id}`;
   readonly srv = `fds${this.id}`;
   readonly wan = `fdw${this.id}`;
@@ -21,20 +25,21 @@ export class Topology {
   readonly #children: ChildProcess[] = [];
 
   setup(): this {
-    run('ip', 'netns', 'add', this.cli);
-    run('ip', 'netns', 'add', this.srv);
+    for (const ns of [this.lb, this.cli, this.srv]) run('ip', 'netns', 'add', ns);
+    run('ip', '-n', this.lb, 'link', 'set', 'lo', 'up');
     for (const [own, peer, ns] of [
       [this.wan, this.wanPeer, this.cli],
       [this.lan, this.lanPeer, this.srv],
     ] as const) {
-      run('ip', 'link', 'add', own, 'type', 'veth', 'peer', 'name', peer);
-      run('ip', 'link', 'set', peer, 'netns', ns);
+      run('ip', '-n', this.lb, 'link', 'add', own, 'type', 'veth', 'peer', 'name', peer);
+      run('ip', '-n', this.lb, 'link', 'set', peer, 'netns', ns);
       try {
-        writeFileSync(`/proc/sys/net/ipv6/conf/${own}/disable_ipv6`, '1'); // less noise on the DPDK port
+        // Less noise on the DPDK port.
+        run('ip', 'netns', 'exec', this.lb, 'sysctl', '-qw', `net.ipv6.conf.${own}.disable_ipv6=1`);
       } catch {
         /* no IPv6 here: nothing to quieten */
       }
-      run('ip', 'link', 'set', own, 'up');
+      run('ip', '-n', this.lb, 'link', 'set', own, 'up');
       run('ip', '-n', ns, 'link', 'set', 'lo', 'up');
       run('ip', '-n', ns, 'link', 'set', peer, 'up');
       // DPDK-NOTES: with TX checksum offload on, TCP segments leave with partial checksums.
@@ -79,19 +84,27 @@ export class Topology {
     return run('ip', 'netns', 'exec', ns === 'cli' ? this.cli : this.srv, ...args);
   }
 
+  /** `ip link show` of one of the balancer's ports (wan or lan), in its namespace. */
+  link(dev: string): string {
+    return run('ip', '-n', this.lb, 'link', 'show', 'dev', dev);
+  }
+
+  /**
+   * A command line that runs `argv` in the balancer's namespace. nsenter switches only the
+   * network namespace (`ip netns exec` would also remount /sys, hiding the bpf filesystem
+   * af_xdp's program loader looks at); it execs, so the child's PID is the program's.
+   */
+  inLb(argv: readonly string[]): [string, string[]] {
+    return ['nsenter', [`--net=/var/run/netns/${this.lb}`, ...argv]];
+  }
+
   cleanup(): void {
     for (const c of this.#children) if (c.exitCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
-    for (const ns of [this.cli, this.srv])
+    for (const ns of [this.lb, this.cli, this.srv])
       try {
-        run('ip', 'netns', 'del', ns); // takes the peers, and so both veth pairs, with it
+        run('ip', 'netns', 'del', ns); // takes its veth ends, and so both pairs, with it
       } catch {
         /* already gone */
-      }
-    for (const dev of [this.wan, this.lan])
-      try {
-        run('ip', 'link', 'del', dev);
-      } catch {
-        /* removed with its peer */
       }
   }
 }
