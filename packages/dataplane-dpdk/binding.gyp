@@ -17,6 +17,7 @@
         "native/core/steering.cc",
         "native/core/syncookie.cc",
         "native/core/synproxy.cc",
+        "native/core/drain.cc",
         "native/core/eal.cc",
         "native/addon/addon.cc",
         "native/addon/harness.cc",

@@ -1,5 +1,7 @@
 import type {
+  ConnectionCloseReason,
   ConnectionEntry,
+  ConnectionFailureReason,
   DataplaneChange,
   DataplaneInstance,
   PluginContext,
@@ -22,6 +24,11 @@ import { toConnectionEntry } from './connections.js';
  */
 /** How long a connection listing waits for the workers before it answers with what it has. */
 const LISTING_TIMEOUT_MS = 1000;
+
+/** The native core's failure reasons are the kernel's; anything else would be a bug, said as `other`. */
+function failureReason(r: string | undefined): ConnectionFailureReason {
+  return r === 'refused' || r === 'timeout' || r === 'oneway-expired' ? r : 'other';
+}
 
 export class DpdkDataplane implements DataplaneInstance {
   readonly #ctx: PluginContext;
@@ -151,6 +158,8 @@ export class DpdkDataplane implements DataplaneInstance {
       setService: (s) => check(`set ${s.name}`, native.ealSetService(s)),
       removeService: (id) => check(`remove ${id}`, native.ealRemoveService(id)),
       expireServer: (id, server) => check(`expire ${server}`, native.ealExpireServer(id, server)),
+      drainServer: (id, server, idle, deadline) =>
+        check(`drain ${server}`, native.ealDrainServer(id, server, idle, deadline)),
     };
     this.#services.apply(change, sink);
   }
@@ -199,7 +208,15 @@ export class DpdkDataplane implements DataplaneInstance {
   // Batched by the workers (every 100 ms), emitted one by one on the kernel's bus.
   #connectionEvents(list: NativeConnEvent[]): void {
     for (const e of list)
-      if (e.opened)
+      if (e.failed)
+        this.#ctx.events.emit('connection:failed', {
+          service: e.service,
+          server: e.server,
+          client: e.client,
+          reason: failureReason(e.reason),
+          retried: e.retried === true,
+        });
+      else if (e.opened)
         this.#ctx.events.emit('connection:opened', {
           service: e.service,
           server: e.server,
@@ -211,6 +228,7 @@ export class DpdkDataplane implements DataplaneInstance {
           server: e.server,
           client: e.client,
           durationMs: e.durationMs,
+          ...(e.reason ? { reason: e.reason as ConnectionCloseReason } : {}),
         });
   }
 

@@ -35,6 +35,7 @@ export class CounterMetrics {
   readonly #l2l3;
   readonly #eventsDropped;
   readonly #missPassed;
+  readonly #resets;
 
   constructor(metrics: MetricsRegistry) {
     this.#packets = metrics.counter({
@@ -54,7 +55,7 @@ export class CounterMetrics {
     });
     this.#conns = metrics.counter({
       name: 'fulcrum_dpdk_connections_total',
-      help: 'Connections created, expired and retired by the dpdk dataplane',
+      help: 'Connections created, expired and retired by the dpdk dataplane; drain_idle, drain_deadline: ended by a drain; reset: ended with RSTs (drain or expire)',
       labelNames: ['event'] as const,
     });
     this.#portPackets = metrics.counter({
@@ -110,6 +111,10 @@ export class CounterMetrics {
       help: 'Client TCP segments a worker had no connection for, passed to the next worker to find theirs (a flow moved by af_packet fanout rollover or an RSS change); limited: not passed, over the per-worker budget',
       labelNames: ['outcome'] as const,
     });
+    this.#resets = metrics.counter({
+      name: 'fulcrum_dpdk_resets_sent_total',
+      help: 'RST segments sent to end connections of servers drained or expired (one or two per side)',
+    });
     this.#open = metrics.gauge({
       name: 'fulcrum_dpdk_connections',
       help: 'Connections in the dpdk dataplane table',
@@ -130,7 +135,7 @@ export class CounterMetrics {
         const d = delta(k);
         if (d > 0) this.#synproxy.inc({ event: k.slice(9) }, d);
       }
-    for (const event of ['created', 'expired', 'retired'] as const)
+    for (const event of ['created', 'expired', 'retired', 'drain_idle', 'drain_deadline', 'reset'] as const)
       this.#conns.inc({ event }, delta(`conns_${event}`));
     for (const k of Object.keys(c))
       if (k.startsWith('toa_') || k.startsWith('proxy_protocol_') || k === 'mss_clamped') {
@@ -145,6 +150,7 @@ export class CounterMetrics {
     this.#missPassed.inc({ outcome: 'passed' }, delta('miss_passed'));
     this.#missPassed.inc({ outcome: 'limited' }, delta('miss_pass_limited'));
     this.#redirected.inc(delta('redirected'));
+    this.#resets.inc(delta('rst_sent'));
     if (c.connections !== undefined) this.#open.set(c.connections);
     this.#last = { ...c };
   }

@@ -15,7 +15,8 @@ export interface NativeService {
   vport: number;
   /** 0 = unlimited */
   maxConns: number;
-  dests: { addr: number; port: number; key: string; draining: boolean }[];
+  /** `serving`: weight > 0 in the snapshot (a server back in service ends its drain). */
+  dests: { addr: number; port: number; key: string; draining: boolean; serving: boolean }[];
   plan: NativePlan;
   laddrs: number[];
   /** The client's address toward the servers (passthrough toa / proxy-protocol); absent: none. */
@@ -82,13 +83,21 @@ export interface NativeHarnessConfig {
   synproxy?: NativeSynproxyConfig;
 }
 
-/** A connection opened or closed (the kernel's connection:opened / connection:closed). */
+/**
+ * A connection opened or closed (the kernel's connection:opened / connection:closed), or
+ * (`failed`) one a server refused or never answered (connection:failed).
+ */
 export interface NativeConnEvent {
   opened: boolean;
   service: string;
   server: string;
   client: string;
   durationMs: number;
+  /** Closed by the balancer: 'drain-idle', 'drain-deadline', 'expire'; failed: 'refused', 'timeout', 'oneway-expired'. */
+  reason?: string;
+  failed?: boolean;
+  /** failed: the handshake moved on to another server (SYNPROXY). */
+  retried?: boolean;
 }
 
 /** The EAL's own options, besides the pipelines'. */
@@ -156,6 +165,7 @@ export interface NativeHarness {
   setService(svc: NativeService): number;
   removeService(id: number): number;
   expireServer(id: number, server: string): number;
+  drainServer(id: number, server: string, idleCloseMs: number, deadlineMs: number): number;
   /** Frames sent, each as [port, frame, worker that sent it]. */
   inject(port: number, frame: Buffer, nowMs: number, worker?: number): [number, Buffer, number][];
   burst(worker: number, frames: [number, Buffer][], nowMs: number): [number, Buffer, number][];
@@ -188,6 +198,7 @@ export interface NativeBinding {
   ealSetService(svc: NativeService): number;
   ealRemoveService(id: number): number;
   ealExpireServer(id: number, server: string): number;
+  ealDrainServer(id: number, server: string, idleCloseMs: number, deadlineMs: number): number;
   ealAddRoute(net: number, prefix: number, via: number, port: number): number;
   ealAddNeighbor(port: number, ip: number, mac: Buffer): number;
   ealCounters(): NativeCounters | null;

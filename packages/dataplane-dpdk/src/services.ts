@@ -7,13 +7,14 @@ import {
   type ServiceStatus,
 } from '@fulcrum/kernel';
 import type { NativeService, NativeServiceStats } from './native.js';
-import { expiredServers, toNativeService } from './snapshot.js';
+import { drainedServers, expiredServers, toNativeService } from './snapshot.js';
 
 /** Where a change lands: the injection harness or the EAL workers. */
 export interface ServiceSink {
   setService(svc: NativeService): number;
   removeService(id: number): number;
   expireServer(id: number, server: string): number;
+  drainServer(id: number, server: string, idleCloseMs: number, deadlineMs: number): number;
 }
 
 /**
@@ -45,7 +46,12 @@ export class ServiceTable {
     const converted = [...change.added, ...change.updated].map((s) => {
       let id = ids.get(s.name);
       if (id === undefined) ids.set(s.name, (id = next++));
-      return { native: toNativeService(s, id), expire: expiredServers(s) };
+      return {
+        native: toNativeService(s, id),
+        expire: expiredServers(s),
+        drain: drainedServers(s),
+        policy: s.drain,
+      };
     });
     const listens = new Map(this.#listens);
     for (const name of change.removed) listens.delete(name);
@@ -64,9 +70,10 @@ export class ServiceTable {
       byListen.set(key, name);
     }
     for (const name of change.removed) sink.removeService(this.#ids.get(name)!);
-    for (const { native, expire } of converted) {
+    for (const { native, expire, drain, policy } of converted) {
       sink.setService(native);
       for (const server of expire) sink.expireServer(native.id, server);
+      for (const server of drain) sink.drainServer(native.id, server, policy.idleCloseMs, policy.deadlineMs);
     }
     for (const name of change.removed) this.#snapshots.delete(name);
     for (const s of [...change.added, ...change.updated]) this.#snapshots.set(s.name, s);

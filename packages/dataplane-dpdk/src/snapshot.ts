@@ -65,6 +65,7 @@ export function toNativeService(s: ServiceSnapshot, id: number): NativeService {
       port: r.port,
       key: r.key,
       draining: r.draining || draining.has(r.key),
+      serving: r.weight > 0 && !r.draining && !draining.has(r.key),
     })),
     plan: toNativePlan(s.plan),
     laddrs: s.localAddresses.map(ipv4ToNumber),
@@ -91,4 +92,9 @@ export function toNativePlan(plan: SchedulePlan): NativePlan {
 /** Servers whose connections end now (`retired` with action expire). */
 export function expiredServers(s: ServiceSnapshot): string[] {
   return s.retired.filter((r) => r.action === 'expire').map((r) => r.server);
+}
+
+/** Servers whose connections drain from now on (`retired` with action drain). */
+export function drainedServers(s: ServiceSnapshot): string[] {
+  return s.retired.filter((r) => r.action === 'drain').map((r) => r.server);
 }

@@ -12,6 +12,13 @@ export type ConnectionFailureReason =
   'refused' | 'reset' | 'timeout' | 'unreachable' | 'oneway-expired' | 'local' | 'other';
 
 /**
+ * Why the dataplane itself ended a connection (absent: the endpoints closed it, or it
+ * expired idle): a draining server's connection idle for `drain.idleClose`, or still open
+ * at `drain.deadline`; or its server retired with `expire` (a RST in packet dataplanes).
+ */
+export type ConnectionCloseReason = 'drain-idle' | 'drain-deadline' | 'expire';
+
+/**
  * Every event on the kernel's bus, name → payload. Dataplanes emit `connection:*` and
  * `health:signal`; the kernel emits the rest.
  */
@@ -29,7 +36,7 @@ export interface FulcrumEventMap {
   'server:weight': ServerRef & { weight: number; previous: number; reason: string };
   'plan:compiled': { service: string; kind: string; servers: number };
   'connection:opened': ServerRef & { client: string };
-  'connection:closed': ServerRef & { client: string; durationMs: number };
+  'connection:closed': ServerRef & { client: string; durationMs: number; reason?: ConnectionCloseReason };
   'connection:failed': ServerRef & { client: string; reason: ConnectionFailureReason; retried: boolean };
   /**
    * Passive-health signal from a dataplane (DPVS dest-check's inputs): `ok: false` when a

@@ -97,6 +97,7 @@ export {
   type FulcrumEventMap,
   type FulcrumEventName,
   type ServerRef,
+  type ConnectionCloseReason,
   type ConnectionFailureReason,
 } from './events.js';
 export { MetricsRegistry } from './metrics.js';

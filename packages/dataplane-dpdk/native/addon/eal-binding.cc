@@ -3,6 +3,7 @@
 // events reach JavaScript through a ThreadSafeFunction, and a cleanup hook stops it.
 #include "addon/eal-binding.h"
 
+#include <algorithm>
 #include <memory>
 #include <unordered_map>
 
@@ -163,6 +164,15 @@ Napi::Value EalExpireServer(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ws->expire_server(id, info[1].ToString().Utf8Value()) ? 0 : 2);
 }
 
+// ealDrainServer(id, server, idleCloseMs, deadlineMs): every worker drains its own connections.
+Napi::Value EalDrainServer(const Napi::CallbackInfo& info) {
+  WorkerSet* ws = workers();
+  if (!ws) return Napi::Number::New(info.Env(), 3);
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  auto ms = [&info](size_t i) { return static_cast<uint64_t>(std::max<int64_t>(0, info[i].As<Napi::Number>().Int64Value())); };
+  return Napi::Number::New(info.Env(), ws->drain_server(id, info[1].ToString().Utf8Value(), ms(2), ms(3)) ? 0 : 2);
+}
+
 Napi::Value EalAddRoute(const Napi::CallbackInfo& info) {
   WorkerSet* ws = workers();
   if (!ws) return Napi::Number::New(info.Env(), 3);
@@ -279,6 +289,7 @@ void InitEal(Napi::Env env, Napi::Object exports) {
   exports.Set("ealSetService", Napi::Function::New(env, EalSetService, "ealSetService"));
   exports.Set("ealRemoveService", Napi::Function::New(env, EalRemoveService, "ealRemoveService"));
   exports.Set("ealExpireServer", Napi::Function::New(env, EalExpireServer, "ealExpireServer"));
+  exports.Set("ealDrainServer", Napi::Function::New(env, EalDrainServer, "ealDrainServer"));
   exports.Set("ealAddRoute", Napi::Function::New(env, EalAddRoute, "ealAddRoute"));
   exports.Set("ealAddNeighbor", Napi::Function::New(env, EalAddNeighbor, "ealAddNeighbor"));
   exports.Set("ealPorts", Napi::Function::New(env, EalPorts, "ealPorts"));

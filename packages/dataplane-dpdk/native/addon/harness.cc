@@ -104,6 +104,7 @@ bool read_service(const Napi::Object& o, Service& svc) {
     dest->port = static_cast<uint16_t>(u32(d, "port"));
     dest->key = d.Get("key").ToString().Utf8Value();
     dest->draining = d.Get("draining").ToBoolean();
+    dest->serving = d.Get("serving").ToBoolean();
     svc.dests.push_back(dest);
   }
   Napi::Value pv = o.Get("plan");
@@ -184,6 +185,11 @@ Napi::Array conn_events_array(Napi::Env env, const std::vector<ConnEvent>& event
     o.Set("server", e.server);
     o.Set("client", ip_text(e.caddr) + ":" + std::to_string(e.cport));
     o.Set("durationMs", Napi::Number::New(env, double(e.duration_ms)));
+    if (e.reason) o.Set("reason", e.reason);
+    if (e.failed) {
+      o.Set("failed", Napi::Boolean::New(env, true));
+      o.Set("retried", Napi::Boolean::New(env, e.retried));
+    }
     a.Set(static_cast<uint32_t>(i), o);
   }
   return a;
@@ -243,6 +249,7 @@ Napi::Function Harness::Init(Napi::Env env) {
                          InstanceMethod<&Harness::SetService>("setService"),
                          InstanceMethod<&Harness::RemoveService>("removeService"),
                          InstanceMethod<&Harness::ExpireServer>("expireServer"),
+                         InstanceMethod<&Harness::DrainServer>("drainServer"),
                          InstanceMethod<&Harness::Inject>("inject"),
                          InstanceMethod<&Harness::Burst>("burst"),
                          InstanceMethod<&Harness::Expire>("expire"),
@@ -356,6 +363,15 @@ Napi::Value Harness::ExpireServer(const Napi::CallbackInfo& info) {
   settle();
   for (size_t i = 0; i < set_->size(); i++) after += set_->at(i).pipeline().counters()[kCtr_conns_retired];
   return Napi::Number::New(info.Env(), double(after - before));
+}
+
+// drainServer(id, server, idleCloseMs, deadlineMs): times from the last clock the workers saw.
+Napi::Value Harness::DrainServer(const Napi::CallbackInfo& info) {
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  auto ms = [&info](size_t i) { return static_cast<uint64_t>(std::max<int64_t>(0, info[i].As<Napi::Number>().Int64Value())); };
+  set_->drain_server(id, info[1].ToString().Utf8Value(), ms(2), ms(3));
+  settle();
+  return Napi::Number::New(info.Env(), 0);
 }
 
 // A frame received by worker `w`: redirected to its owner (the same rule and rings as the

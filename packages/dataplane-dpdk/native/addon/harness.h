@@ -36,6 +36,7 @@ class Harness : public Napi::ObjectWrap<Harness> {
   Napi::Value SetService(const Napi::CallbackInfo& info);
   Napi::Value RemoveService(const Napi::CallbackInfo& info);
   Napi::Value ExpireServer(const Napi::CallbackInfo& info);
+  Napi::Value DrainServer(const Napi::CallbackInfo& info);
   Napi::Value Inject(const Napi::CallbackInfo& info);
   Napi::Value Burst(const Napi::CallbackInfo& info);
   Napi::Value Expire(const Napi::CallbackInfo& info);

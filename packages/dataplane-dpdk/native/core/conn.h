@@ -78,6 +78,13 @@ struct Conn {
   uint32_t sp_isn = 0, sp_client_isn = 0, ts_delta = 0;
   uint32_t sp_last_seq = 0, sp_last_ack = 0, sp_dup_acks = 0;  // the ACK-storm filter
   std::unique_ptr<SynproxyHandshake> sp_hs;
+
+  // Sequence tracking for ending the connection with RSTs (core/drain.h track_segment), per
+  // side in its own space: 0 = the client, 1 = the server. trk_seen says which are set.
+  uint32_t trk_next[2] = {0, 0};  // the end of the furthest segment the side sent
+  uint32_t trk_ack[2] = {0, 0};   // the furthest acknowledgement it sent
+  uint8_t trk_seen = 0;           // TrackBits
+
   std::shared_ptr<const Service> svc;
   std::shared_ptr<Dest> dest;
   FlowKey key(int dir) const {

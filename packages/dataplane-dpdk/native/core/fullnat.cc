@@ -88,7 +88,7 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
     }
     if (dir == 1 && rst && !c->answered && (c->state == kTcpSynRecv || c->state == kTcpSynSent)) {
       c->answered = true;  // one signal per connection
-      signals_.push_back(HealthSignal{c->svc->name, c->dest->key, false, "refused"});
+      server_failed(*c, c->dest->key, "refused", false);
     }
     set_state(*c, tcp_next_state(c->state, dir, syn, fin, ack, rst), now_ms);
   } else {
@@ -118,6 +118,7 @@ Verdict Pipeline::forward(Conn& c, int dir, uint8_t* frame, FrameSink& sink) {
   uint8_t* check = l4 + (proto == IPPROTO_TCP ? offsetof(rte_tcp_hdr, cksum) : offsetof(rte_udp_hdr, dgram_cksum));
   if (proto == IPPROTO_UDP && load16(check) == 0) check = nullptr;
   uint16_t osp = load16(l4), odp = load16(l4 + 2);
+  if (proto == IPPROTO_TCP) track_segment(c, dir, l4, be16(iph->total_length) - (iph->version_ihl & 0x0f) * 4u);  // core/drain.h
   uint32_t nsaddr, ndaddr;
   uint16_t nsport, ndport;
   if (dir == 0) {
@@ -253,6 +254,8 @@ uint32_t Pipeline::expire_tick(int64_t tick, uint64_t now_ms, FrameSink& sink) {
     } else if (c.expires_ms <= now_ms) {
       end_conn(c, true);
       n++;
+    } else if (c.dest->drain_timed) {
+      drain_expire(c, now_ms, sink);  // core/drain.cc: reset it, or file it at its next drain time
     } else {
       c.wheel_tick = -1;
       schedule(c);
@@ -261,12 +264,12 @@ uint32_t Pipeline::expire_tick(int64_t tick, uint64_t now_ms, FrameSink& sink) {
   return n;
 }
 
-void Pipeline::end_conn(Conn& c, bool expired) {
+void Pipeline::end_conn(Conn& c, bool expired, const char* reason) {
   if (expired && !c.answered) {
     if (c.proto == IPPROTO_TCP && (c.state == kTcpSynRecv || c.state == kTcpSynSent))
-      signals_.push_back(HealthSignal{c.svc->name, c.dest->key, false, "timeout"});
+      server_failed(c, c.dest->key, "timeout", false);
     else if (c.proto == IPPROTO_UDP && c.state == kUdpOneway)
-      signals_.push_back(HealthSignal{c.svc->name, c.dest->key, false, "oneway-expired"});
+      server_failed(c, c.dest->key, "oneway-expired", false);
   }
   if (c.proto == IPPROTO_TCP && c.state == kTcpEstablished)
     c.dest->add_active(-1);
@@ -275,7 +278,7 @@ void Pipeline::end_conn(Conn& c, bool expired) {
   lports_.release(c.laddr, c.lport);
   auto it = services_.find(c.svc->id);
   if (it != services_.end() && it->second.conns > 0) it->second.conns--;
-  if (cfg_.conn_events) note_conn_event(c, false, last_now_);
+  if (cfg_.conn_events) note_conn_event(c, false, last_now_, reason);
   conns_.remove(&c);
 }
 
@@ -287,6 +290,7 @@ uint32_t Pipeline::expire(uint64_t now_ms, FrameSink& sink) {
   if (last_tick_ < 0) last_tick_ = 0;
   int64_t from = std::max(last_tick_, target - static_cast<int64_t>(kWheelSlots) + 1);
   uint32_t n = 0;
+  if (!drain_requests_.empty()) drain_scan(sink);  // core/drain.cc
   for (int64_t t = from; t <= target; t++) n += expire_tick(t, now_ms, sink);
   if (target > last_tick_) last_tick_ = target;
   counters_[kCtr_conns_expired] += n;

@@ -129,6 +129,7 @@ void Pipeline::set_service(std::shared_ptr<const Service> svc) {
     services_.emplace(svc->id, std::move(st));
   }
   by_vip_[svc_key(svc->proto, svc->vip, svc->vport)] = svc->id;
+  drain_forget_serving(*svc);  // core/drain.cc
   rebuild_owned();
   std::vector<uint32_t> fresh{svc->vip};  // in the service's order, so announcements are too
   fresh.insert(fresh.end(), svc->laddrs.begin(), svc->laddrs.end());
@@ -156,25 +157,13 @@ bool Pipeline::remove_service(uint32_t id) {
   return true;
 }
 
-uint32_t Pipeline::expire_server(uint32_t id, const std::string& server) {
-  uint32_t n = 0;
-  conns_.for_each([&](Conn& c) {
-    if (c.svc->id == id && c.dest->key == server) {
-      end_conn(c, false);
-      counters_[kCtr_conns_retired]++;
-      n++;
-    }
-  });
-  return n;
-}
-
-void Pipeline::note_conn_event(const Conn& c, bool opened, uint64_t now_ms) {
+void Pipeline::note_conn_event(const Conn& c, bool opened, uint64_t now_ms, const char* reason) {
   if (conn_events_.size() >= cfg_.conn_events_max) {
     counters_[kCtr_conn_events_dropped]++;
     return;
   }
   conn_events_.push_back(ConnEvent{opened, c.caddr, c.cport, opened ? 0 : now_ms - std::min(now_ms, c.created_ms),
-                                   c.svc->name, c.dest->key});
+                                   c.svc->name, c.dest->key, reason});
 }
 
 Verdict Pipeline::process(uint16_t in_port, uint8_t* frame, uint32_t len, uint32_t cap, uint64_t now_ms,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/conn.h"
+#include "core/drain.h"
 #include "core/laddr.h"
 #include "core/neigh.h"
 #include "core/route.h"
@@ -49,7 +50,9 @@ namespace fulcrum {
   /* ARP request rate limit (core/neigh.cc) */                                    \
   X(arp_requests_suppressed)                                                      \
   /* Client segments passed between workers to find their connection (worker.cc) */ \
-  X(miss_passed) X(miss_pass_limited)
+  X(miss_passed) X(miss_pass_limited)                                             \
+  /* Servers taken out: drain and expire (core/drain.cc) */                       \
+  X(conns_drain_idle) X(conns_drain_deadline) X(conns_reset) X(rst_sent)
 
 enum CounterId {
 #define FULCRUM_COUNTER_ENUM(n) kCtr_##n,
@@ -84,7 +87,8 @@ struct PipelineConfig {
   SynproxyConfig synproxy;
 };
 
-// A connection opened or closed, for the kernel's connection:* events.
+// A connection opened or closed, for the kernel's connection:* events; or (failed) one the
+// server refused or never answered before it was established: connection:failed.
 struct ConnEvent {
   bool opened;
   uint32_t caddr;
@@ -92,6 +96,11 @@ struct ConnEvent {
   uint64_t duration_ms;
   std::string service;
   std::string server;
+  // Why a connection closed when the balancer ended it ("drain-idle", "drain-deadline",
+  // "expire"), or why it failed ("refused", "timeout", "oneway-expired"); nullptr otherwise.
+  const char* reason = nullptr;
+  bool failed = false;
+  bool retried = false;  // failed: the handshake moved to another server (SYNPROXY)
 };
 
 // A neighbour learned from ARP by one worker, for the others (each keeps its own table).
@@ -157,8 +166,12 @@ class Pipeline {
   // Adds or replaces a service by id; connections keep the snapshot they started with.
   void set_service(std::shared_ptr<const Service> svc);
   bool remove_service(uint32_t id);
-  // Connections to `server` of service `id` end now (`retired` with action expire).
+  // Connections to `server` of service `id` end now (`retired` with action expire): TCP
+  // ones with a RST to each side (queued like gratuitous ARP: flush() sends them).
   uint32_t expire_server(uint32_t id, const std::string& server);
+  // `retired` with action drain (core/drain.cc): no new connections (Dest::draining, from
+  // the snapshot), a connection idle for `idle_ms` is reset, the rest `deadline_ms` from now.
+  void drain_server(uint32_t id, const std::string& server, uint64_t idle_ms, uint64_t deadline_ms);
 
   // `cap` is the buffer's size from `frame`: what a change that grows the frame (a TCP
   // option or a header inserted) may use. The verdict's `len` says when the length changed.
@@ -211,8 +224,29 @@ class Pipeline {
   // The FULLNAT rewrite of one segment of `c` from side `dir`, then routing: every packet
   // of a connection leaves through here (SYNPROXY's generated and replayed ones included).
   Verdict forward(Conn& c, int dir, uint8_t* frame, FrameSink& sink);
-  void end_conn(Conn& c, bool expired);
-  void note_conn_event(const Conn& c, bool opened, uint64_t now_ms);
+  void end_conn(Conn& c, bool expired, const char* reason = nullptr);
+  void note_conn_event(const Conn& c, bool opened, uint64_t now_ms, const char* reason = nullptr);
+
+  // Servers taken out (core/drain.cc). A server failed a connection before it was
+  // established: the passive-health signal and connection:failed (`server` is the one that
+  // failed: a retry may already have moved `c` on).
+  void server_failed(const Conn& c, const std::string& server, const char* reason, bool retried);
+  // Ends `c` now: a RST to each side that can still hold it (TCP), then frees it.
+  void reset_conn(Conn& c, const char* reason, FrameSink& sink);
+  uint32_t send_resets(const Conn& c, FrameSink& sink);
+  void send_reset(const Conn& c, int toward, uint32_t seq, bool has_ack, uint32_t ack, FrameSink& sink);
+  // When a draining connection's timer comes: true when it was ended (idle, or the deadline).
+  bool drain_expire(Conn& c, uint64_t now_ms, FrameSink& sink);
+  uint64_t drain_due(const Conn& c) const;
+  void drain_scan(FrameSink& sink);
+  // A snapshot that serves a server again cancels the drain requests still scanning for it.
+  void drain_forget_serving(const Service& svc);
+  // Files `c` at the tick of `at_ms` when that is earlier than where it is filed (never in
+  // a tick already passed: the current one is visited again on every expire()).
+  void file_at(Conn& c, uint64_t at_ms);
+  std::vector<DrainRequest> drain_requests_;
+  uint32_t drain_cursor_ = 0;
+  static constexpr uint32_t kDrainScanChunk = 65536;  // table slots a sweep looks at
   Verdict output(uint8_t* frame, uint32_t dst, FrameSink& sink);
   uint16_t port_mtu(uint16_t id) const;
   // TOA / PROXY-protocol insertion on a translated TCP segment about to leave on v.port

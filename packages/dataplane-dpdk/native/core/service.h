@@ -52,6 +52,14 @@ struct Dest {
     active += static_cast<uint32_t>(n);
     if (shared) shared->active.fetch_add(static_cast<uint32_t>(n), std::memory_order_relaxed);
   }
+
+  // Drain timing (core/drain.cc), on each worker's own Dest: a connection idle for
+  // drain_idle_ms is reset, and every one left at drain_deadline_at_ms (the worker's clock).
+  // `serving` (weight > 0 in the snapshot) ends a drain: the server is back.
+  bool serving = false;
+  bool drain_timed = false;
+  uint64_t drain_idle_ms = 0;
+  uint64_t drain_deadline_at_ms = 0;
 };
 
 struct Service {
@@ -83,15 +91,21 @@ namespace fulcrum {
 
 // Gives `next` the Dest objects of `prev` for the servers it keeps (same key), so live
 // counts and the connections pointing at them carry over a snapshot swap. Kept Dests are
-// shared with the workers: their new `draining` flags are returned, for the worker to set.
-using DrainUpdates = std::vector<std::pair<std::shared_ptr<Dest>, bool>>;
+// shared with the workers: their new `draining` and `serving` flags are returned, for the
+// worker to set.
+struct DrainUpdate {
+  std::shared_ptr<Dest> dest;
+  bool draining;
+  bool serving;
+};
+using DrainUpdates = std::vector<DrainUpdate>;
 inline DrainUpdates reuse_dests(Service& next, const Service* prev) {
   DrainUpdates updates;
   if (!prev) return updates;
   for (auto& d : next.dests)
     for (const auto& o : prev->dests)
       if (o->key == d->key) {
-        updates.emplace_back(o, d->draining);
+        updates.push_back(DrainUpdate{o, d->draining, d->serving});
         d = o;
         break;
       }
@@ -99,7 +113,11 @@ inline DrainUpdates reuse_dests(Service& next, const Service* prev) {
 }
 
 inline void apply_drain(const DrainUpdates& updates) {
-  for (const auto& [dest, draining] : updates) dest->draining = draining;
+  for (const auto& u : updates) {
+    u.dest->draining = u.draining;
+    u.dest->serving = u.serving;
+    if (u.serving) u.dest->drain_timed = false;  // back in service: its connections stay
+  }
 }
 
 }  // namespace fulcrum

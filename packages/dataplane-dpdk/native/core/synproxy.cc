@@ -233,6 +233,7 @@ Conn* Pipeline::synproxy_open(ServiceState& st, uint8_t* frame, uint8_t* ip, uin
   c->sp_client_isn = seq - 1;
   c->sp_ts = ts;
   c->sp_hs = std::make_unique<SynproxyHandshake>();
+  track_segment(*c, 0, th, total - ihl);  // core/drain.h: the client acknowledged the cookie
   c->sp_hs->saved.emplace_back(frame, frame + kEth + total);
   counters_[kCtr_synproxy_ack_saved]++;
   // The server's SYN: the client's ISN and options; the TSval is the client's own clock.
@@ -272,9 +273,11 @@ bool Pipeline::synproxy_opening(Conn& c, int dir, uint8_t* frame, uint8_t* ip, u
   }
   if (rst) {
     counters_[kCtr_synproxy_rs_refused]++;
-    signals_.push_back(HealthSignal{c.svc->name, c.dest->key, false, "refused"});
     c.answered = true;
-    if (synproxy_retry(c, now_ms, sink)) return true;
+    std::string refused = c.dest->key;
+    bool retried = synproxy_retry(c, now_ms, sink);
+    server_failed(c, refused, "refused", retried);
+    if (retried) return true;
     // Nowhere else to go: the client gets the RST, in its sequence space.
     c.s2c_delta = c.sp_isn + 1 - rd32(th + 4);
     c.sp_state = 2;
@@ -383,9 +386,11 @@ bool Pipeline::synproxy_expire(Conn& c, uint64_t now_ms, FrameSink& sink) {
     return true;
   }
   counters_[kCtr_synproxy_rs_timeout]++;
-  signals_.push_back(HealthSignal{c.svc->name, c.dest->key, false, "timeout"});
   c.answered = true;  // signalled here: end_conn must not signal again
-  return synproxy_retry(c, now_ms, sink);
+  std::string silent = c.dest->key;
+  bool retried = synproxy_retry(c, now_ms, sink);
+  server_failed(c, silent, "timeout", retried);
+  return retried;
 }
 
 // Sends a copy of a kept frame (client space) through FULLNAT, ahead of the burst, in a

@@ -229,6 +229,7 @@ bool WorkerSet::set_service(const Service& svc) {
       fresh->key = d->key;
       fresh->draining = d->draining;
       if (auto it = loads.find(d->key); it != loads.end()) fresh->shared = it->second;
+      fresh->serving = d->serving;
       d = fresh;
     }
     auto prev = services_[i].find(svc.id);
@@ -253,6 +254,12 @@ bool WorkerSet::remove_service(uint32_t id) {
 bool WorkerSet::expire_server(uint32_t id, const std::string& server) {
   return post_all([&](uint16_t) -> Command {
     return [id, server](Worker& w) { w.pipeline().expire_server(id, server); };
+  });
+}
+
+bool WorkerSet::drain_server(uint32_t id, const std::string& server, uint64_t idle_ms, uint64_t deadline_ms) {
+  return post_all([&](uint16_t) -> Command {
+    return [id, server, idle_ms, deadline_ms](Worker& w) { w.pipeline().drain_server(id, server, idle_ms, deadline_ms); };
   });
 }
 

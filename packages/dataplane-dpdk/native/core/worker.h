@@ -170,6 +170,8 @@ class WorkerSet {
   bool set_service(const Service& svc);
   bool remove_service(uint32_t id);
   bool expire_server(uint32_t id, const std::string& server);
+  // Each worker drains its own connections to `server` (core/drain.cc); times from now on its clock.
+  bool drain_server(uint32_t id, const std::string& server, uint64_t idle_ms, uint64_t deadline_ms);
   bool add_route(const Route& r);
   bool add_neighbor(uint16_t port, uint32_t ip, const Mac& mac);
   // On worker `w` after a burst: neighbours it learned go to the others.

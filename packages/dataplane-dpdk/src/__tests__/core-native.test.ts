@@ -41,6 +41,7 @@ describe.skipIf(need.skip)(`the C++ core on its own${need.note}`, () => {
       'worker',
       'syncookie',
       'synproxy',
+      'drain',
     ].map((f) => join(pkg, 'native/core', `${f}.cc`));
     execFileSync(
       'g++',

@@ -332,7 +332,19 @@ describe.skipIf(need.skip)(`connection events${need.note}`, () => {
     ]);
     // The server refuses (its RST lands on worker 0 and is redirected); CLOSE then expires.
     h.inject('lan', serverSeg(server, lport, { flags: TCP.RST | TCP.ACK, seq: 0, ack: 1001 }), 1000, 0);
-    expect(h.connectionEvents()).toEqual([]);
+    // The refusal is a failure (connection:failed), recorded by the owner.
+    expect(h.connectionEvents()).toEqual([
+      {
+        opened: false,
+        failed: true,
+        reason: 'refused',
+        retried: false,
+        service: 'web',
+        server: '10.2.0.11:8080',
+        client: '10.1.0.2:40000',
+        durationMs: 0,
+      },
+    ]);
     expect(h.expire(1600)).toBe(1);
     expect(h.connectionEvents()).toEqual([
       { opened: false, service: 'web', server: '10.2.0.11:8080', client: '10.1.0.2:40000', durationMs: 1600 },
