@@ -2,8 +2,8 @@
 // from YAML (EAL initialises once per process, so every EAL test gets its own). Driven by
 // the test through stdin/stdout: argv[2] = the YAML; prints "ready <json>" once serving,
 // prints "health <json>" on every server:health event, and obeys one command per line:
-// exit, throw, stop, counters, workers, and `replace ["from","to"]` (edits the YAML and
-// applies it: prints "applied").
+// exit, throw, stop, counters, workers, events, and `replace ["from","to"]` (edits the YAML
+// and applies it: prints "applied").
 import { createKernel, MetricsRegistry, parseConfigText } from '@fulcrum/kernel';
 import { dpdkDataplane, loadNative } from '@fulcrum/dataplane-dpdk';
 import passive from '@fulcrum/healthcheck-passive';
@@ -21,11 +21,19 @@ const kernel = createKernel({
 const signals = [];
 kernel.events.on('health:signal', (s) => signals.push(s));
 const connectionEvents = { opened: 0, closed: 0, clients: [] };
+// Connections the dataplane ended (drain, expire) and failures, for the `events` command.
+const ended = [];
+const failed = [];
 kernel.events.on('connection:opened', (e) => {
   connectionEvents.opened++;
   connectionEvents.clients.push(e.client);
 });
-kernel.events.on('connection:closed', () => connectionEvents.closed++);
+kernel.events.on('connection:closed', (e) => {
+  connectionEvents.closed++;
+  if (e.reason)
+    ended.push({ client: e.client, server: e.server, reason: e.reason, durationMs: e.durationMs });
+});
+kernel.events.on('connection:failed', (e) => failed.push(e));
 const health = [];
 kernel.events.on('server:health', (e) => {
   health.push({ server: e.server, health: e.health, reason: e.reason });
@@ -73,6 +81,10 @@ rl.on('line', async (cmd) => {
     yaml = yaml.replace(from, to);
     await kernel.apply(parseConfigText(yaml, 'fulcrum.yaml'));
     process.stdout.write('applied\n');
+  }
+  if (cmd === 'events') {
+    await new Promise((r) => setTimeout(r, 250)); // the workers hand events over every 100 ms
+    process.stdout.write(`events ${JSON.stringify({ ended, failed, connectionEvents })}\n`);
   }
   if (cmd === 'counters') {
     await new Promise((r) => setTimeout(r, 1100)); // metrics are collected every second

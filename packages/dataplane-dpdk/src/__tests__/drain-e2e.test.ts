@@ -1,0 +1,293 @@
+// Draining a server end to end: real TCP clients (Node sockets in the client namespace)
+// through the dpdk dataplane (the kernel from the built dist/, in a child process, on
+// af_packet veth ports) to echo servers in the server namespace. The operator sets
+// `drain: true` on one server: its idle connection is reset at idleClose, its active one
+// lives until the deadline and is reset then, both ends see ECONNRESET (so each RST
+// carried a sequence number its receiver accepted), new connections go to the other
+// server, and the other server's idle connection is left alone.
+import { requires } from '@fulcrum/testkit';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nativeUnavailableReason } from '../native.js';
+import { Topology } from './netns.js';
+
+const pkg = fileURLToPath(new URL('../../', import.meta.url));
+const childScript = fileURLToPath(new URL('./eal-child.mjs', import.meta.url));
+
+function distReason(): string | undefined {
+  if (!existsSync(`${pkg}dist/index.js`) || !existsSync(`${pkg}../kernel/dist/index.js`))
+    return 'needs the built packages (npm run build)';
+  const stale = readdirSync(`${pkg}src`).filter((f) => {
+    const js = `${pkg}dist/${f.replace(/\.ts$/, '.js')}`;
+    return (
+      f.endsWith('.ts') && (!existsSync(js) || statSync(`${pkg}src/${f}`).mtimeMs > statSync(js).mtimeMs)
+    );
+  });
+  return stale.length ? `dist is older than src/${stale[0]} (npm run build)` : undefined;
+}
+
+const need = requires({
+  root: true,
+  commands: ['ip', 'ethtool'],
+  check: () => nativeUnavailableReason() ?? distReason(),
+});
+
+/** A child process speaking JSON lines on stdout, driven by lines on stdin. */
+class Lines {
+  readonly lines: string[] = [];
+  readonly #waiters: (() => void)[] = [];
+  constructor(readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      this.lines.push(l);
+      this.#waiters.splice(0).forEach((w) => w());
+    });
+  }
+  send(line: string): void {
+    this.child.stdin!.write(`${line}\n`);
+  }
+  /** The first line `match` accepts (removed), within `ms`. */
+  async next<T>(match: (l: string) => T | undefined, ms = 15_000, what = 'a line'): Promise<T> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      for (let i = 0; i < this.lines.length; i++) {
+        const v = match(this.lines[i]!);
+        if (v !== undefined) {
+          this.lines.splice(i, 1);
+          return v;
+        }
+      }
+      if (this.child.exitCode !== null || this.child.signalCode !== null)
+        throw new Error(`process exited waiting for ${what}: ${this.lines.join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`no ${what}: ${this.lines.join('\n')}`);
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        setTimeout(r, 100);
+      });
+    }
+  }
+}
+
+// Echo servers on both addresses: a connection is greeted with the address it reached, then
+// echoed; how each ends is printed (ECONNRESET when the balancer's RST was accepted).
+const SERVER = `
+const net = require('net');
+net.createServer((s) => {
+  const local = s.localAddress, remote = s.remotePort;
+  s.write(local + '\\n');
+  s.pipe(s);
+  let code = '';
+  s.on('error', (e) => { code = e.code; });
+  s.on('close', () => console.log(JSON.stringify({ ev: 'closed', local, remote, code })));
+}).listen(9000, '0.0.0.0', () => console.log(JSON.stringify({ ev: 'listening' })));
+`;
+
+// Clients: "open <name> idle|active"; an active one sends a byte every 250 ms. Prints when a
+// connection is greeted (with the server's address) and how and when it ends.
+const CLIENT = `
+const net = require('net');
+const socks = new Map();
+const say = (o) => console.log(JSON.stringify({ ...o, t: Date.now() }));
+require('readline').createInterface({ input: process.stdin }).on('line', (l) => {
+  const [cmd, name, mode] = l.split(' ');
+  if (cmd === 'open') {
+    const s = net.connect(80, '10.1.0.100');
+    socks.set(name, s);
+    let greeted = false, timer, code = '', echoed = 0;
+    s.setEncoding('utf8');
+    s.on('data', (d) => {
+      if (!greeted) {
+        greeted = true;
+        say({ ev: 'opened', name, server: d.split('\\n')[0], port: s.localPort });
+        if (mode === 'active') timer = setInterval(() => s.write('x'), 250);
+      } else echoed += d.length;
+    });
+    s.on('error', (e) => { code = e.code; });
+    s.on('close', () => { clearInterval(timer); say({ ev: 'closed', name, code, echoed }); });
+  }
+  if (cmd === 'ping') {
+    const s = socks.get(name);
+    s.once('data', (d) => say({ ev: 'pong', name, data: d }));
+    s.write('ping');
+  }
+});
+`;
+
+interface Opened {
+  name: string;
+  server: string;
+  port: number;
+  t: number;
+}
+interface Closed {
+  name: string;
+  code: string;
+  echoed: number;
+  t: number;
+}
+
+describe.skipIf(need.skip)(`draining a server end to end (namespaces, af_packet)${need.note}`, () => {
+  const t = new Topology();
+  const children: ChildProcess[] = [];
+  const prefix = `fulcrum-${t.id}-drain`;
+  beforeAll(() => {
+    t.setup();
+  });
+  afterAll(() => {
+    for (const c of children)
+      if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
+    t.cleanup();
+    rmSync(`/var/run/dpdk/${prefix}`, { recursive: true, force: true });
+  });
+
+  it(
+    'resets the idle connection at idleClose and the active one at the deadline; new ones go to the other server',
+    { timeout: 60_000 },
+    async () => {
+      const spawnIn = (ns: string, code: string) => {
+        const c = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], {
+          stdio: ['pipe', 'pipe', 'inherit'],
+        });
+        children.push(c);
+        return new Lines(c);
+      };
+      const json = <T>(ev: string, extra: (o: T) => boolean = () => true) =>
+        ((l: string) => {
+          try {
+            const o = JSON.parse(l) as T & { ev: string };
+            return o.ev === ev && extra(o) ? o : undefined;
+          } catch {
+            return undefined;
+          }
+        }) as (l: string) => T | undefined;
+
+      const server = spawnIn(t.srv, SERVER);
+      await server.next(json('listening'), 10_000, 'the echo server');
+      const yaml = `
+dataplane:
+  name: dpdk
+  options:
+    eal: ['-l', '0', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
+    ports:
+      - { name: wan, vdev: 'net_af_packet0,iface=${t.wan}', addresses: [10.1.0.1/24] }
+      - { name: lan, vdev: 'net_af_packet1,iface=${t.lan}', addresses: [10.2.0.1/24] }
+    neighbors:
+      - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
+      - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
+      - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
+    maxConnections: 4096
+    connectionEvents: true
+services:
+  - name: echo
+    protocol: tcp
+    listen: 10.1.0.100:80
+    scheduler: rr
+    localAddresses: [10.2.0.200]
+    drain: { idleClose: 2s, deadline: 6s }
+    realServers:
+      - { address: '10.2.0.11:9000', weight: 1 }
+      - { address: '10.2.0.12:9000', weight: 1 }
+`;
+      const dpChild = spawn(process.execPath, [childScript, yaml], { stdio: ['pipe', 'pipe', 'inherit'] });
+      children.push(dpChild);
+      const dp = new Lines(dpChild);
+      await dp.next((l) => (l.startsWith('ready') ? l : undefined), 20_000, 'ready');
+
+      const client = spawnIn(t.cli, CLIENT);
+      const open = async (name: string, mode: 'idle' | 'active') => {
+        client.send(`open ${name} ${mode}`);
+        return client.next(
+          json<Opened>('opened', (o) => o.name === name),
+          10_000,
+          `${name} opened`,
+        );
+      };
+      // rr: idle → .11, other → .12, busy → .11
+      const idle = await open('idle', 'idle');
+      const other = await open('other', 'idle');
+      const busy = await open('busy', 'active');
+      expect([idle.server, other.server, busy.server]).toEqual(['10.2.0.11', '10.2.0.12', '10.2.0.11']);
+
+      await new Promise((r) => setTimeout(r, 500));
+      dp.send(
+        `replace ${JSON.stringify(["{ address: '10.2.0.11:9000', weight: 1 }", "{ address: '10.2.0.11:9000', weight: 1, drain: true }"])}`,
+      );
+      await dp.next((l) => (l === 'applied' ? l : undefined), 10_000, 'applied');
+      const drainedAt = Date.now();
+
+      // New connections go to the other server only.
+      const fresh = [await open('fresh1', 'idle'), await open('fresh2', 'idle')];
+      expect(fresh.map((f) => f.server)).toEqual(['10.2.0.12', '10.2.0.12']);
+
+      // The idle one: reset about 2 s after its last byte (the greeting), well before the deadline.
+      const idleEnd = await client.next(
+        json<Closed>('closed', (o) => o.name === 'idle'),
+        10_000,
+        'idle closed',
+      );
+      expect(idleEnd.code).toBe('ECONNRESET');
+      expect(idleEnd.t - idle.t).toBeGreaterThanOrEqual(1900);
+      expect(idleEnd.t - idle.t).toBeLessThan(3500);
+      // The active one is still there then, and ends at the deadline (6 s after the drain).
+      const busyEnd = await client.next(
+        json<Closed>('closed', (o) => o.name === 'busy'),
+        15_000,
+        'busy closed',
+      );
+      expect(busyEnd.code).toBe('ECONNRESET');
+      expect(busyEnd.t - drainedAt).toBeGreaterThan(5000);
+      expect(busyEnd.t - drainedAt).toBeLessThan(7500);
+      expect(busyEnd.echoed).toBeGreaterThan(10); // it was talking all along
+      expect(busyEnd.t).toBeGreaterThan(idleEnd.t + 2000);
+
+      // The servers' ends were reset too: both of 10.2.0.11's connections, nothing of 10.2.0.12's.
+      const serverEnds = [
+        await server.next(json<{ local: string; code: string }>('closed'), 5000, 'a server-side close'),
+        await server.next(json<{ local: string; code: string }>('closed'), 5000, 'a server-side close'),
+      ];
+      expect(serverEnds).toEqual([
+        expect.objectContaining({ local: '10.2.0.11', code: 'ECONNRESET' }),
+        expect.objectContaining({ local: '10.2.0.11', code: 'ECONNRESET' }),
+      ]);
+      // The other server's idle connection (idle far longer than idleClose) still answers.
+      client.send('ping other');
+      expect(
+        await client.next(
+          json<{ data: string }>('pong', (o) => 'name' in o),
+          5000,
+          'pong',
+        ),
+      ).toMatchObject({
+        data: 'ping',
+      });
+      expect(server.lines.filter((l) => l.includes('"closed"'))).toEqual([]);
+
+      dp.send('events');
+      const events = JSON.parse(
+        await dp.next((l) => (l.startsWith('events ') ? l.slice(7) : undefined), 10_000, 'events'),
+      ) as { ended: { client: string; server: string; reason: string }[] };
+      expect(events.ended).toEqual([
+        expect.objectContaining({
+          client: `10.1.0.2:${idle.port}`,
+          server: '10.2.0.11:9000',
+          reason: 'drain-idle',
+        }),
+        expect.objectContaining({
+          client: `10.1.0.2:${busy.port}`,
+          server: '10.2.0.11:9000',
+          reason: 'drain-deadline',
+        }),
+      ]);
+      dp.send('counters');
+      const { metrics } = JSON.parse(
+        await dp.next((l) => (l.startsWith('counters ') ? l.slice(9) : undefined), 10_000, 'counters'),
+      ) as { metrics: string };
+      expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="drain_idle"\} 1\b/);
+      expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="drain_deadline"\} 1\b/);
+      expect(metrics).toMatch(/fulcrum_dpdk_resets_sent_total [4-9]/);
+      dp.send('exit');
+    },
+  );
+});
