@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import { Topology } from './netns.js';
 
@@ -131,41 +131,52 @@ interface Closed {
 describe.skipIf(need.skip)(`draining a server end to end (namespaces, af_packet)${need.note}`, () => {
   const t = new Topology();
   const children: ChildProcess[] = [];
-  const prefix = `fulcrum-${t.id}-drain`;
+  const prefixes: string[] = [];
   beforeAll(() => {
     t.setup();
   });
-  afterAll(() => {
-    for (const c of children)
-      if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
+  /** Kills (by PID) what a test started and waits for it: the next one reuses the ports. */
+  async function stopAll(): Promise<void> {
+    await Promise.all(
+      children.splice(0).map(async (c) => {
+        if (c.exitCode !== null || c.signalCode !== null || !c.pid) return;
+        const gone = new Promise((r) => c.once('exit', r));
+        process.kill(c.pid, 'SIGKILL');
+        await gone;
+      }),
+    );
+  }
+  afterEach(stopAll);
+  afterAll(async () => {
+    await stopAll();
     t.cleanup();
-    rmSync(`/var/run/dpdk/${prefix}`, { recursive: true, force: true });
+    for (const p of prefixes) rmSync(`/var/run/dpdk/${p}`, { recursive: true, force: true });
   });
 
-  it(
-    'resets the idle connection at idleClose and the active one at the deadline; new ones go to the other server',
-    { timeout: 60_000 },
-    async () => {
-      const spawnIn = (ns: string, code: string) => {
-        const c = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], {
-          stdio: ['pipe', 'pipe', 'inherit'],
-        });
-        children.push(c);
-        return new Lines(c);
-      };
-      const json = <T>(ev: string, extra: (o: T) => boolean = () => true) =>
-        ((l: string) => {
-          try {
-            const o = JSON.parse(l) as T & { ev: string };
-            return o.ev === ev && extra(o) ? o : undefined;
-          } catch {
-            return undefined;
-          }
-        }) as (l: string) => T | undefined;
+  /** Echo servers, the dataplane (from dist/) with `service` added to the echo service, a client. */
+  async function start(name: string, service: string) {
+    const prefix = `fulcrum-${t.id}-${name}`;
+    prefixes.push(prefix);
+    const spawnIn = (ns: string, code: string) => {
+      const c = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      children.push(c);
+      return new Lines(c);
+    };
+    const json = <T>(ev: string, extra: (o: T) => boolean = () => true) =>
+      ((l: string) => {
+        try {
+          const o = JSON.parse(l) as T & { ev: string };
+          return o.ev === ev && extra(o) ? o : undefined;
+        } catch {
+          return undefined;
+        }
+      }) as (l: string) => T | undefined;
 
-      const server = spawnIn(t.srv, SERVER);
-      await server.next(json('listening'), 10_000, 'the echo server');
-      const yaml = `
+    const server = spawnIn(t.srv, SERVER);
+    await server.next(json('listening'), 10_000, 'the echo server');
+    const yaml = `
 dataplane:
   name: dpdk
   options:
@@ -185,25 +196,36 @@ services:
     listen: 10.1.0.100:80
     scheduler: rr
     localAddresses: [10.2.0.200]
-    drain: { idleClose: 2s, deadline: 6s }
+    ${service}
     realServers:
       - { address: '10.2.0.11:9000', weight: 1 }
       - { address: '10.2.0.12:9000', weight: 1 }
 `;
-      const dpChild = spawn(process.execPath, [childScript, yaml], { stdio: ['pipe', 'pipe', 'inherit'] });
-      children.push(dpChild);
-      const dp = new Lines(dpChild);
-      await dp.next((l) => (l.startsWith('ready') ? l : undefined), 20_000, 'ready');
+    const dpChild = spawn(process.execPath, [childScript, yaml], { stdio: ['pipe', 'pipe', 'inherit'] });
+    children.push(dpChild);
+    const dp = new Lines(dpChild);
+    await dp.next((l) => (l.startsWith('ready') ? l : undefined), 20_000, 'ready');
 
-      const client = spawnIn(t.cli, CLIENT);
-      const open = async (name: string, mode: 'idle' | 'active') => {
-        client.send(`open ${name} ${mode}`);
-        return client.next(
-          json<Opened>('opened', (o) => o.name === name),
-          10_000,
-          `${name} opened`,
-        );
-      };
+    const client = spawnIn(t.cli, CLIENT);
+    const open = async (name: string, mode: 'idle' | 'active') => {
+      client.send(`open ${name} ${mode}`);
+      return client.next(
+        json<Opened>('opened', (o) => o.name === name),
+        10_000,
+        `${name} opened`,
+      );
+    };
+    return { server, dp, client, open, json };
+  }
+
+  it(
+    'resets the idle connection at idleClose and the active one at the deadline; new ones go to the other server',
+    { timeout: 60_000 },
+    async () => {
+      const { server, dp, client, open, json } = await start(
+        'drain',
+        'drain: { idleClose: 2s, deadline: 6s }',
+      );
       // rr: idle → .11, other → .12, busy → .11
       const idle = await open('idle', 'idle');
       const other = await open('other', 'idle');
@@ -287,6 +309,57 @@ services:
       expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="drain_idle"\} 1\b/);
       expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="drain_deadline"\} 1\b/);
       expect(metrics).toMatch(/fulcrum_dpdk_resets_sent_total [4-9]/);
+      dp.send('exit');
+    },
+  );
+
+  it(
+    'remove with onFailure: remove resets every connection of the server at once, both ends',
+    { timeout: 60_000 },
+    async () => {
+      const { server, dp, client, open, json } = await start('expire', 'onFailure: remove');
+      const a = await open('a', 'active'); // .11
+      const b = await open('b', 'idle'); // .12
+      const c = await open('c', 'idle'); // .11
+      expect([a.server, b.server, c.server]).toEqual(['10.2.0.11', '10.2.0.12', '10.2.0.11']);
+      await new Promise((r) => setTimeout(r, 300));
+      dp.send(`replace ${JSON.stringify(["      - { address: '10.2.0.11:9000', weight: 1 }\n", ''])}`);
+      await dp.next((l) => (l === 'applied' ? l : undefined), 10_000, 'applied');
+      const removedAt = Date.now();
+      const ends = [
+        await client.next(
+          json<Closed>('closed', (o) => o.name === 'a'),
+          5000,
+          'a closed',
+        ),
+        await client.next(
+          json<Closed>('closed', (o) => o.name === 'c'),
+          5000,
+          'c closed',
+        ),
+      ];
+      expect(ends.map((e) => e.code)).toEqual(['ECONNRESET', 'ECONNRESET']);
+      for (const e of ends) expect(e.t - removedAt).toBeLessThan(1000);
+      const serverEnds = [
+        await server.next(json<{ local: string; code: string }>('closed'), 5000, 'a server-side close'),
+        await server.next(json<{ local: string; code: string }>('closed'), 5000, 'a server-side close'),
+      ];
+      expect(serverEnds).toEqual([
+        expect.objectContaining({ local: '10.2.0.11', code: 'ECONNRESET' }),
+        expect.objectContaining({ local: '10.2.0.11', code: 'ECONNRESET' }),
+      ]);
+      client.send('ping b');
+      expect(await client.next(json<{ data: string }>('pong'), 5000, 'pong')).toMatchObject({ data: 'ping' });
+      dp.send('events');
+      const events = JSON.parse(
+        await dp.next((l) => (l.startsWith('events ') ? l.slice(7) : undefined), 10_000, 'events'),
+      ) as { ended: { client: string; reason: string }[] };
+      expect(events.ended.map((e) => [e.client, e.reason]).sort()).toEqual(
+        [
+          [`10.1.0.2:${a.port}`, 'expire'],
+          [`10.1.0.2:${c.port}`, 'expire'],
+        ].sort(),
+      );
       dp.send('exit');
     },
   );
