@@ -70,6 +70,13 @@ struct Conn {
   uint32_t ins_server_next = 0;   // server ISN + 1: TOA rides client segments acknowledging exactly this
   uint8_t ins_flags = 0;          // InsertFlags
 
+  // Sequence tracking for ending the connection with RSTs (core/drain.h track_segment), per
+  // side in its own space: 0 = the client, 1 = the server. trk_seen says which are set.
+  // (Here, where it fills padding: 16 bytes more per connection, not 24.)
+  uint32_t trk_next[2] = {0, 0};  // the end of the furthest segment the side sent
+  uint32_t trk_ack[2] = {0, 0};   // the furthest acknowledgement it sent
+  uint8_t trk_seen = 0;           // TrackBits
+
   // SYNPROXY (core/synproxy.h): sp_state 0 = not a SYNPROXY connection, 1 = opening toward
   // the server (client frames held in sp_hs), 2 = open. sp_isn is the cookie the client got;
   // ts_delta the server's TSval minus the cookie SYN-ACK's (0 without timestamps).
@@ -78,13 +85,6 @@ struct Conn {
   uint32_t sp_isn = 0, sp_client_isn = 0, ts_delta = 0;
   uint32_t sp_last_seq = 0, sp_last_ack = 0, sp_dup_acks = 0;  // the ACK-storm filter
   std::unique_ptr<SynproxyHandshake> sp_hs;
-
-  // Sequence tracking for ending the connection with RSTs (core/drain.h track_segment), per
-  // side in its own space: 0 = the client, 1 = the server. trk_seen says which are set.
-  uint32_t trk_next[2] = {0, 0};  // the end of the furthest segment the side sent
-  uint32_t trk_ack[2] = {0, 0};   // the furthest acknowledgement it sent
-  uint8_t trk_seen = 0;           // TrackBits
-
   std::shared_ptr<const Service> svc;
   std::shared_ptr<Dest> dest;
   FlowKey key(int dir) const {
