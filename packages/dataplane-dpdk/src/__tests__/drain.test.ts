@@ -190,6 +190,25 @@ describe.skipIf(need.skip)(`servers taken out: expire, packet by packet${need.no
     expect(h.counters()).toMatchObject({ conns_reset: 1, rst_sent: 3 });
   });
 
+  it('follows sequence numbers across the 2^32 wrap, and never back for a retransmission', () => {
+    const h = harness();
+    h.apply(add(snapshot({ servers: two })));
+    const f = new Flow(h, 40015);
+    const c = 0xffff_fff0; // the client's stream wraps after 15 bytes
+    const s = 0xffff_ffe0;
+    f.client({ flags: TCP.SYN, seq: c }, 0);
+    f.fromServer({ flags: TCP.SYN | TCP.ACK, seq: s, ack: c + 1 }, 0);
+    f.client({ flags: TCP.ACK, seq: c + 1, ack: s + 1 }, 0);
+    f.client({ flags: TCP.ACK | TCP.PSH, seq: c + 1, ack: s + 1, data: Buffer.alloc(40, 1) }, 1); // ends at 0x19
+    f.fromServer({ flags: TCP.ACK | TCP.PSH, seq: s + 1, ack: 0x19, data: Buffer.alloc(64, 2) }, 2); // ends at 0x21
+    f.client({ flags: TCP.ACK, seq: 0x19, ack: 0x21 }, 3);
+    // Old segments again (a retransmission, a stale ACK) move nothing back.
+    f.client({ flags: TCP.ACK | TCP.PSH, seq: c + 1, ack: s + 1, data: Buffer.alloc(40, 1) }, 4);
+    f.fromServer({ flags: TCP.ACK, seq: s + 1, ack: c + 1 }, 5);
+    const out = h.apply(update(snapshot(retire0('expire'))));
+    expect(resets(out)).toEqual([toClient(40015, 0x21, 0x19), toServer(f, 0x19, 0x21)]);
+  });
+
   it('resets a half-open connection toward the server only, without ACK, and a closed one not at all', () => {
     const h = harness();
     h.apply(add(snapshot({ servers: two })));
