@@ -154,7 +154,7 @@ describe.skipIf(need.skip)(`draining a server end to end (namespaces, af_packet)
   });
 
   /** Echo servers, the dataplane (from dist/) with `service` added to the echo service, a client. */
-  async function start(name: string, service: string) {
+  async function start(name: string, service: string, workers = 1) {
     const prefix = `fulcrum-${t.id}-${name}`;
     prefixes.push(prefix);
     const spawnIn = (ns: string, code: string) => {
@@ -176,19 +176,20 @@ describe.skipIf(need.skip)(`draining a server end to end (namespaces, af_packet)
 
     const server = spawnIn(t.srv, SERVER);
     await server.next(json('listening'), 10_000, 'the echo server');
+    const qpairs = workers > 1 ? `,qpairs=${workers}` : '';
     const yaml = `
 dataplane:
   name: dpdk
   options:
-    eal: ['-l', '0', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
+    eal: ['-l', '${workers > 1 ? `0-${workers - 1}` : '0'}', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
     ports:
-      - { name: wan, vdev: 'net_af_packet0,iface=${t.wan}', addresses: [10.1.0.1/24] }
-      - { name: lan, vdev: 'net_af_packet1,iface=${t.lan}', addresses: [10.2.0.1/24] }
+      - { name: wan, vdev: 'net_af_packet0,iface=${t.wan}${qpairs}', addresses: [10.1.0.1/24] }
+      - { name: lan, vdev: 'net_af_packet1,iface=${t.lan}${qpairs}', addresses: [10.2.0.1/24] }
     neighbors:
       - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
       - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
       - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
-    maxConnections: 4096
+    maxConnections: 4096${workers > 1 ? '\n    idle: { mode: adaptive }' : ''}
     connectionEvents: true
 services:
   - name: echo
@@ -363,4 +364,72 @@ services:
       dp.send('exit');
     },
   );
+
+  it('with two workers, each drains its own connections', { timeout: 90_000 }, async () => {
+    const { server, dp, client, open, json } = await start(
+      'workers',
+      'drain: { idleClose: 2s, deadline: 20s }',
+      2,
+    );
+    interface Listing {
+      listing: { connections: { worker: number; client: string; server: string }[] };
+      counters: Record<string, number>[];
+    }
+    const workers = async () => {
+      dp.send('workers');
+      return JSON.parse(
+        await dp.next((l) => (l.startsWith('workers ') ? l.slice(8) : undefined), 10_000, 'workers'),
+      ) as Listing;
+    };
+    // Connections until the kernel's fanout has given each worker one to 10.2.0.11 (rr
+    // alternates servers; which worker sees a client's SYN is the kernel's hash).
+    const opened: Opened[] = [];
+    let owners = new Set<number>();
+    for (let i = 0; i < 32 && owners.size < 2; i += 2) {
+      opened.push(await open(`c${i}`, 'idle'), await open(`c${i + 1}`, 'idle'));
+      const w = await workers();
+      owners = new Set(
+        w.listing.connections.filter((c) => c.server === '10.2.0.11:9000').map((c) => c.worker),
+      );
+    }
+    expect([...owners].sort()).toEqual([0, 1]);
+    const drained = opened.filter((o) => o.server === '10.2.0.11');
+    const kept = opened.filter((o) => o.server === '10.2.0.12');
+    dp.send(
+      `replace ${JSON.stringify(["{ address: '10.2.0.11:9000', weight: 1 }", "{ address: '10.2.0.11:9000', weight: 1, drain: true }"])}`,
+    );
+    await dp.next((l) => (l === 'applied' ? l : undefined), 10_000, 'applied');
+    const drainedAt = Date.now();
+    for (const o of drained) {
+      const end = await client.next(
+        json<Closed>('closed', (c) => c.name === o.name),
+        10_000,
+        `${o.name} closed`,
+      );
+      expect(end.code).toBe('ECONNRESET');
+      expect(end.t - drainedAt).toBeLessThan(3500); // idle since they opened: reset within idleClose
+    }
+    for (let i = 0; i < drained.length; i++)
+      expect(
+        await server.next(json<{ local: string; code: string }>('closed'), 5000, 'server close'),
+      ).toMatchObject({
+        local: '10.2.0.11',
+        code: 'ECONNRESET',
+      });
+    const w = await workers();
+    expect(w.counters.map((c) => c.conns_drain_idle! > 0)).toEqual([true, true]);
+    expect(w.counters.reduce((n, c) => n + c.conns_drain_idle!, 0)).toBe(drained.length);
+    // The other server's connections, idle just as long, all still answer.
+    for (const o of kept) {
+      client.send(`ping ${o.name}`);
+      expect(
+        await client.next(
+          json<{ name: string; data: string }>('pong', (p) => p.name === o.name),
+          5000,
+          'pong',
+        ),
+      ).toMatchObject({ data: 'ping' });
+    }
+    dp.send('exit');
+  });
 });
