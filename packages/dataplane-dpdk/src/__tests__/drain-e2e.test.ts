@@ -7,27 +7,12 @@
 // server, and the other server's idle connection is left alone.
 import { requires } from '@fulcrum/testkit';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
+import { distReason, startChild } from './e2e.js';
 import { Topology } from './netns.js';
-
-const pkg = fileURLToPath(new URL('../../', import.meta.url));
-const childScript = fileURLToPath(new URL('./eal-child.mjs', import.meta.url));
-
-function distReason(): string | undefined {
-  if (!existsSync(`${pkg}dist/index.js`) || !existsSync(`${pkg}../kernel/dist/index.js`))
-    return 'needs the built packages (npm run build)';
-  const stale = readdirSync(`${pkg}src`).filter((f) => {
-    const js = `${pkg}dist/${f.replace(/\.ts$/, '.js')}`;
-    return (
-      f.endsWith('.ts') && (!existsSync(js) || statSync(`${pkg}src/${f}`).mtimeMs > statSync(js).mtimeMs)
-    );
-  });
-  return stale.length ? `dist is older than src/${stale[0]} (npm run build)` : undefined;
-}
 
 const need = requires({
   root: true,
@@ -202,10 +187,9 @@ services:
       - { address: '10.2.0.11:9000', weight: 1 }
       - { address: '10.2.0.12:9000', weight: 1 }
 `;
-    const dpChild = spawn(process.execPath, [childScript, yaml], { stdio: ['pipe', 'pipe', 'inherit'] });
-    children.push(dpChild);
-    const dp = new Lines(dpChild);
-    await dp.next((l) => (l.startsWith('ready') ? l : undefined), 20_000, 'ready');
+    const dp = startChild(yaml);
+    children.push(dp.child);
+    await dp.next('ready');
 
     const client = spawnIn(t.cli, CLIENT);
     const open = async (name: string, mode: 'idle' | 'active') => {
@@ -237,7 +221,7 @@ services:
       dp.send(
         `replace ${JSON.stringify(["{ address: '10.2.0.11:9000', weight: 1 }", "{ address: '10.2.0.11:9000', weight: 1, drain: true }"])}`,
       );
-      await dp.next((l) => (l === 'applied' ? l : undefined), 10_000, 'applied');
+      await dp.next('applied');
       const drainedAt = Date.now();
 
       // New connections go to the other server only.
@@ -288,9 +272,9 @@ services:
       expect(server.lines.filter((l) => l.includes('"closed"'))).toEqual([]);
 
       dp.send('events');
-      const events = JSON.parse(
-        await dp.next((l) => (l.startsWith('events ') ? l.slice(7) : undefined), 10_000, 'events'),
-      ) as { ended: { client: string; server: string; reason: string }[] };
+      const events = JSON.parse(await dp.next('events ')) as {
+        ended: { client: string; server: string; reason: string }[];
+      };
       expect(events.ended).toEqual([
         expect.objectContaining({
           client: `10.1.0.2:${idle.port}`,
@@ -304,9 +288,7 @@ services:
         }),
       ]);
       dp.send('counters');
-      const { metrics } = JSON.parse(
-        await dp.next((l) => (l.startsWith('counters ') ? l.slice(9) : undefined), 10_000, 'counters'),
-      ) as { metrics: string };
+      const { metrics } = JSON.parse(await dp.next('counters ')) as { metrics: string };
       expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="drain_idle"\} 1\b/);
       expect(metrics).toMatch(/fulcrum_dpdk_connections_total\{event="drain_deadline"\} 1\b/);
       expect(metrics).toMatch(/fulcrum_dpdk_resets_sent_total [4-9]/);
@@ -325,7 +307,7 @@ services:
       expect([a.server, b.server, c.server]).toEqual(['10.2.0.11', '10.2.0.12', '10.2.0.11']);
       await new Promise((r) => setTimeout(r, 300));
       dp.send(`replace ${JSON.stringify(["      - { address: '10.2.0.11:9000', weight: 1 }\n", ''])}`);
-      await dp.next((l) => (l === 'applied' ? l : undefined), 10_000, 'applied');
+      await dp.next('applied');
       const removedAt = Date.now();
       const ends = [
         await client.next(
@@ -352,9 +334,7 @@ services:
       client.send('ping b');
       expect(await client.next(json<{ data: string }>('pong'), 5000, 'pong')).toMatchObject({ data: 'ping' });
       dp.send('events');
-      const events = JSON.parse(
-        await dp.next((l) => (l.startsWith('events ') ? l.slice(7) : undefined), 10_000, 'events'),
-      ) as { ended: { client: string; reason: string }[] };
+      const events = JSON.parse(await dp.next('events ')) as { ended: { client: string; reason: string }[] };
       expect(events.ended.map((e) => [e.client, e.reason]).sort()).toEqual(
         [
           [`10.1.0.2:${a.port}`, 'expire'],
@@ -377,9 +357,7 @@ services:
     }
     const workers = async () => {
       dp.send('workers');
-      return JSON.parse(
-        await dp.next((l) => (l.startsWith('workers ') ? l.slice(8) : undefined), 10_000, 'workers'),
-      ) as Listing;
+      return JSON.parse(await dp.next('workers ')) as Listing;
     };
     // Connections until the kernel's fanout has given each worker one to 10.2.0.11 (rr
     // alternates servers; which worker sees a client's SYN is the kernel's hash).
@@ -398,7 +376,7 @@ services:
     dp.send(
       `replace ${JSON.stringify(["{ address: '10.2.0.11:9000', weight: 1 }", "{ address: '10.2.0.11:9000', weight: 1, drain: true }"])}`,
     );
-    await dp.next((l) => (l === 'applied' ? l : undefined), 10_000, 'applied');
+    await dp.next('applied');
     const drainedAt = Date.now();
     for (const o of drained) {
       const end = await client.next(

@@ -6,15 +6,12 @@
 // sequence number: that is checked on the fields.)
 import type { PassthroughSettings } from '@fulcrum/kernel';
 import { requires } from '@fulcrum/testkit';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import { add, CLIENT, harness, SERVERS, snapshot, update } from './fixtures.js';
-import { parseFrame, pcap, TCP } from './frames.js';
+import { parseFrame, TCP } from './frames.js';
 import { Flow, ppSettings } from './insert-flow.js';
+import { capture } from './tshark.js';
 
 const need = requires({ commands: ['tshark'], check: nativeUnavailableReason });
 
@@ -91,9 +88,6 @@ function views(opts: { synproxy?: boolean; passthrough?: PassthroughSettings }):
 }
 
 describe.skipIf(need.skip)(`tshark follows each side's stream up to the RSTs${need.note}`, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-drain-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
   it.each([
     ['plain FULLNAT', {}],
     ['SYNPROXY', { synproxy: true }],
@@ -106,77 +100,22 @@ describe.skipIf(need.skip)(`tshark follows each side's stream up to the RSTs${ne
       ['wan', wan],
       ['lan', lan],
     ] as const) {
-      const file = join(dir, `${name.replace(/\W+/g, '-')}-${side}.pcap`);
-      writeFileSync(file, pcap(frames));
-      const tshark = (...args: string[]) =>
-        execFileSync(
-          'tshark',
-          [
-            '-n',
-            '-r',
-            file,
-            '--disable-protocol',
-            'http',
-            '-o',
-            'ip.check_checksum:TRUE',
-            '-o',
-            'tcp.check_checksum:TRUE',
-            '-o',
-            'tcp.analyze_sequence_numbers:TRUE',
-            '-o',
-            'tcp.relative_sequence_numbers:TRUE',
-            ...args,
-          ],
-          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-        );
-      const rows = tshark(
-        '-T',
-        'fields',
-        '-E',
-        'separator=|',
-        '-e',
-        'ip.checksum.status',
-        '-e',
-        'tcp.checksum.status',
-      )
-        .trim()
-        .split('\n')
-        .map((l) => l.split('|'));
+      const cap = capture(frames, ['--disable-protocol', 'http', '-o', 'tcp.relative_sequence_numbers:TRUE']);
+      const rows = cap.fields(['ip.checksum.status', 'tcp.checksum.status']);
       expect(rows).toHaveLength(frames.length);
       expect(rows.filter(([ip, tcp]) => ip !== '1' || tcp !== '1')).toEqual([]);
       // tshark's own stream tracking (relative numbers from each stream's SYN): a RST must
       // sit exactly where its direction's stream goes on, at what the receiver acknowledged.
-      const segs = tshark(
-        '-T',
-        'fields',
-        '-E',
-        'separator=|',
-        '-e',
-        'tcp.stream',
-        '-e',
-        'ip.src',
-        '-e',
-        'tcp.flags.reset',
-        '-e',
-        'tcp.seq',
-        '-e',
-        'tcp.nxtseq',
-        '-e',
-        'tcp.ack',
-      )
-        .trim()
-        .split('\n')
-        .map((l) => {
-          const [stream, src, rst, seq, nxt, ack] = l.split('|');
-          return {
-            stream,
-            src,
-            rst: rst === '1' || rst === 'True',
-            seq: Number(seq),
-            nxt: Number(nxt),
-            ack: Number(ack),
-          };
-        });
+      const segs = cap
+        .fields(['tcp.stream', 'ip.src', 'tcp.flags.reset', 'tcp.seq', 'tcp.nxtseq', 'tcp.ack'])
+        .map(([stream, src, rst, seq, nxt, ack]) => ({
+          stream,
+          src,
+          rst: rst === '1' || rst === 'True',
+          seq: Number(seq),
+          nxt: Number(nxt),
+          ack: Number(ack),
+        }));
       const resets = segs.filter((s) => s.rst);
       expect(resets, side).toHaveLength(3);
       for (const r of resets) {
@@ -190,16 +129,18 @@ describe.skipIf(need.skip)(`tshark follows each side's stream up to the RSTs${ne
         expect(r.ack, `${name} ${side} stream ${r.stream}`).toBe(other[other.length - 1]!.nxt);
       }
       // Only the cookie SYN-ACK's zero window and its window update may be noted.
-      const problems = tshark(
-        '-Y',
-        'tcp.analysis.flags && !tcp.analysis.zero_window && !tcp.analysis.window_update',
-        '-T',
-        'fields',
-        '-e',
-        'frame.number',
-        '-e',
-        '_ws.expert.message',
-      ).trim();
+      const problems = cap
+        .run(
+          '-Y',
+          'tcp.analysis.flags && !tcp.analysis.zero_window && !tcp.analysis.window_update',
+          '-T',
+          'fields',
+          '-e',
+          'frame.number',
+          '-e',
+          '_ws.expert.message',
+        )
+        .trim();
       expect(problems, `${name} ${side}`).toBe('');
     }
   });
