@@ -187,7 +187,7 @@ services:
       - { address: '10.2.0.11:9000', weight: 1 }
       - { address: '10.2.0.12:9000', weight: 1 }
 `;
-    const dp = startChild(yaml);
+    const dp = startChild(t, yaml);
     children.push(dp.child);
     await dp.next('ready');
 
