@@ -47,13 +47,20 @@
 namespace {
 
 constexpr size_t kChunk = 64 * 1024;
-constexpr int kFields = 7;
+constexpr int kFields = 8;
+// A native pick in an accept record: plan generation * kGenScale + server index.
+constexpr double kGenScale = 16777216.0;
+// Records that need no decision reach the event loop at most this long after they were made,
+// in one wake-up for all of them (ms).
+constexpr int kLazyWakeMs = 1;
 
 // What a record reports (its second field). Layouts, after id and kind:
 //   kStats, kClientEof, kServerEof, kAnswered, kClosed: arg, inBytes, outBytes, inReads, outReads
 //   kAccept: listener, client port, client address (string index), local address (string index
-//            or -1), accept sequence number (across threads)
-//   kConnected: attempt, local port, local address (string index)
+//            or -1), accept sequence number (across threads), the server the relay picked
+//            and connects to (plan generation * kGenScale + server index), or -1: TypeScript
+//            schedules this client and sends a connect
+//   kConnected: attempt
 //   kServerFailed: attempt, errno, replayable (0/1)
 //   kAcceptError (id 0): listener, errno
 enum Kind {
@@ -75,6 +82,27 @@ enum ClosedFlag { kWasReset = 1, kWasAborted = 2 };
 // connect, or connecting.
 enum Phase { kRelay = 0, kWaiting = 1, kConnecting = 2 };
 enum Tag { kSide = 1, kListener = 2 };
+// What a plan the relay executes itself does (TypeScript's SchedulePlan kinds it takes over).
+enum PlanKind { kPlanNone = 0, kPlanSequence = 1, kPlanHash = 2 };
+// Hash plan fields, in the order planHash reads them.
+enum HashField { kSourceAddress = 0, kSourcePort = 1, kDestinationAddress = 2, kDestinationPort = 3 };
+
+struct Server {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  bool available = false;
+};
+
+// A service's SchedulePlan and servers as TypeScript last pushed them (immutable once
+// pushed; a new push replaces it). The relay picks and connects at accept for the clients
+// the plan decides alone; anything else (no plan, no available server) goes to TypeScript.
+struct Plan {
+  double gen = 0;
+  int kind = kPlanNone;
+  std::vector<int> entries;  // sequence, or hash table (-1: no server)
+  std::vector<int> fields;   // hash fields
+  std::vector<Server> servers;
+};
 
 struct Conn;
 
@@ -94,7 +122,11 @@ struct Listener {
   double id;
   int fd;
   bool wildcard;
+  sockaddr_storage addr{};  // the address it is bound to (a hash plan's destination address)
   std::atomic<bool> closed{false};
+  std::mutex planMu;  // for `plan` (read once per batch of accepts)
+  std::shared_ptr<const Plan> plan;
+  std::atomic<uint64_t> cursor{0};  // a sequence plan's, shared by the threads (accept order)
 };
 
 // Bytes flowing from socket `src` to socket `dst`.
@@ -150,6 +182,9 @@ struct Conn {
   std::string clientAddress;
   std::string localAddress;
   bool hasLocal = false;
+  // the server the accepting thread picked (native plan), for the owning thread to connect to
+  sockaddr_storage pickAddr{};
+  socklen_t pickLen = 0;
 };
 
 struct Command {
@@ -214,6 +249,73 @@ bool ParseAddress(const std::string& text, int port, sockaddr_storage& ss, sockl
     return true;
   }
   return false;
+}
+
+// FNV-1a step over bytes, as the kernel's planHash.
+uint32_t Fnv(uint32_t h, const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x01000193u;
+  return h;
+}
+
+// An address's network-order bytes as planHash reads them: 4 for IPv4 — and for an IPv4
+// client on a dual-stack socket when `unmap` (TypeScript sees it as dotted IPv4) — else 16.
+uint32_t HashAddress(uint32_t h, const sockaddr_storage& ss, bool unmap) {
+  if (ss.ss_family == AF_INET) {
+    auto& a = reinterpret_cast<const sockaddr_in&>(ss);
+    return Fnv(h, reinterpret_cast<const uint8_t*>(&a.sin_addr), 4);
+  }
+  auto& a6 = reinterpret_cast<const sockaddr_in6&>(ss);
+  if (unmap && IN6_IS_ADDR_V4MAPPED(&a6.sin6_addr)) return Fnv(h, &a6.sin6_addr.s6_addr[12], 4);
+  return Fnv(h, a6.sin6_addr.s6_addr, 16);
+}
+
+uint32_t HashPort(uint32_t h, int port) {
+  uint8_t b[2] = {static_cast<uint8_t>((port >> 8) & 0xff), static_cast<uint8_t>(port & 0xff)};
+  return Fnv(h, b, 2);
+}
+
+// The kernel's planHash: FNV-1a over the fields in order, finished with fmix32.
+uint32_t PlanHash(const std::vector<int>& fields, const sockaddr_storage& client,
+                  const sockaddr_storage& dest, bool unmapDest) {
+  uint32_t h = 0x811c9dc5u;
+  for (int f : fields) {
+    switch (f) {
+      case kSourceAddress: h = HashAddress(h, client, true); break;
+      case kSourcePort: h = HashPort(h, PortOf(client)); break;
+      case kDestinationAddress: h = HashAddress(h, dest, unmapDest); break;
+      case kDestinationPort: h = HashPort(h, PortOf(dest)); break;
+    }
+  }
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+// The server a plan picks for a client, as TypeScript's schedule() does for a first attempt:
+// a sequence moves its cursor past servers that may not take connections; a hash slot whose
+// server may not take any schedules nothing. -1: TypeScript decides (and refuses, or not).
+int Pick(const Plan& p, Listener* l, const sockaddr_storage& client, const sockaddr_storage& local,
+         bool hasLocal) {
+  size_t n = p.entries.size();
+  if (n == 0) return -1;
+  if (p.kind == kPlanSequence) {
+    for (size_t k = 0; k < n; k++) {
+      int i = p.entries[l->cursor.fetch_add(1, std::memory_order_relaxed) % n];
+      if (p.servers[i].available) return i;
+    }
+    return -1;
+  }
+  if (p.kind == kPlanHash) {
+    // TypeScript hashes the listener's configured address, or (wildcard) the local address
+    // of the connection as read back, IPv4-mapped shown as IPv4.
+    const sockaddr_storage& dest = hasLocal ? local : l->addr;
+    int i = p.entries[PlanHash(p.fields, client, dest, hasLocal) % n];
+    return i >= 0 && p.servers[i].available ? i : -1;
+  }
+  return -1;
 }
 
 class Worker {
@@ -301,31 +403,32 @@ class Worker {
 
   std::mutex& Lock() { return mu_; }
 
+  // The local address of a connection's server socket (under this thread's lock).
+  bool LocalOf(double id, sockaddr_storage& me) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return false;
+    Conn* c = it->second;
+    if (c->dead || c->phase != kRelay || c->side[1].fd < 0) return false;
+    socklen_t len = sizeof me;
+    return getsockname(c->side[1].fd, reinterpret_cast<sockaddr*>(&me), &len) == 0;
+  }
+
   // Under the thread's lock: no batch of this thread is using the listener meanwhile.
   void RemoveListener(Listener* l) {
     std::lock_guard<std::mutex> lk(mu_);
     epoll_ctl(ep_, EPOLL_CTL_DEL, l->fd, nullptr);
   }
 
-  // Moves the records (and the counters of every connection that moved bytes) into `out`,
-  // and the strings they name into `strings` (their indexes shifted accordingly).
-  // The caller holds this thread's lock (Lock()).
-  void Collect(std::vector<double>& out, std::vector<std::string>& strings) {
-    size_t base = strings.size();
-    size_t at = out.size();
-    out.insert(out.end(), records_.begin(), records_.end());
-    for (size_t i = at; i < out.size(); i += kFields) {
-      int kind = static_cast<int>(out[i + 1]);
-      if (kind == kAccept) {
-        out[i + 4] += base;
-        if (out[i + 5] >= 0) out[i + 5] += base;
-      } else if (kind == kConnected) {
-        out[i + 4] += base;
-      }
+  // Moves the records published so far into `out`, and the strings they name into
+  // `strings` (their indexes shifted accordingly). With `counters` (the caller holds this
+  // thread's lock, Lock()), also the counters of every connection that moved bytes.
+  void Collect(std::vector<double>& out, std::vector<std::string>& strings, bool counters) {
+    {
+      std::lock_guard<std::mutex> lk(outMu_);
+      Move(outRecords_, outStrings_, out, strings);
     }
-    records_.clear();
-    for (auto& s : strings_) strings.push_back(std::move(s));
-    strings_.clear();
+    if (!counters) return;
     for (Conn* c : dirty_) {
       Report(out, c, kStats, 0);
       c->dirty = false;
@@ -340,7 +443,8 @@ class Worker {
   void Accept(Listener* l);
   void AcceptSome(Listener* l);
   void Adopt(Conn* c);
-  void Connect(Conn* c, Command& cmd);
+  void Connect(Conn* c, double attempt, const sockaddr_storage& dest, socklen_t destLen,
+               const sockaddr_storage* local, socklen_t localLen, std::string& header);
   void Connected(Conn* c);
   void ServerFailed(Conn* c, int err);
   void Fail(Conn* c, int sideIndex, int err);
@@ -352,14 +456,44 @@ class Worker {
     Report(records_, c, kind, arg);
     eventsAdded_ = true;
   }
-  void Record(double id, int kind, double a, double b, double c, double d, double e) {
-    double r[kFields] = {id, static_cast<double>(kind), a, b, c, d, e};
+  void Record(double id, int kind, double a, double b, double c, double d, double e, double f = 0) {
+    double r[kFields] = {id, static_cast<double>(kind), a, b, c, d, e, f};
     records_.insert(records_.end(), r, r + kFields);
     eventsAdded_ = true;
+    // What TypeScript must decide on soon (a client to schedule, a server that failed,
+    // accept errors) wakes the event loop at the end of this batch; the rest may wait a little.
+    if ((kind == kAccept && f < 0) || kind == kServerFailed || kind == kAcceptError) urgent_ = true;
   }
   double String(std::string s) {
     strings_.push_back(std::move(s));
     return static_cast<double>(strings_.size() - 1);
+  }
+  // Appends records (and the strings they name, indexes shifted) from one list to another.
+  static void Move(std::vector<double>& from, std::vector<std::string>& fromStrings,
+                   std::vector<double>& to, std::vector<std::string>& toStrings) {
+    size_t base = toStrings.size();
+    size_t at = to.size();
+    to.insert(to.end(), from.begin(), from.end());
+    if (base > 0) {
+      for (size_t i = at; i < to.size(); i += kFields) {
+        int kind = static_cast<int>(to[i + 1]);
+        if (kind == kAccept) {
+          to[i + 4] += base;
+          if (to[i + 5] >= 0) to[i + 5] += base;
+        }
+      }
+    }
+    from.clear();
+    for (auto& s : fromStrings) toStrings.push_back(std::move(s));
+    fromStrings.clear();
+  }
+  // Hands the records of this batch to the event loop's side: poll() takes them under
+  // outMu_ alone, held for a copy, so the event loop never waits for a batch to end (nor a
+  // thread for a poll). Called before anything else can see the connections they name.
+  void Publish() {
+    if (records_.empty()) return;
+    std::lock_guard<std::mutex> lk(outMu_);
+    Move(records_, strings_, outRecords_, outStrings_);
   }
   void Report(std::vector<double>& out, Conn* c, int kind, double arg) {
     out.push_back(c->id);
@@ -367,6 +501,7 @@ class Worker {
     out.push_back(arg);
     for (Dir& d : c->dir) out.push_back(static_cast<double>(d.bytes));
     for (Dir& d : c->dir) out.push_back(static_cast<double>(d.reads));
+    out.push_back(0);
     for (Dir& d : c->dir) d.bytes = d.reads = 0;
   }
   void MarkDirty(Conn* c) {
@@ -433,19 +568,31 @@ class Worker {
   int reserveConnect_;
   char* scratch_;
   std::thread thread_;
-  // Held while a batch of events is handled, and by Collect/Post on the JavaScript thread.
+  // Held while a batch of events is handled, and by a full poll() (counters, listings) on
+  // the JavaScript thread.
   std::mutex mu_;
   // Only for cmds_, and never held while taking another lock: a thread may post to another
   // in the middle of its batch (an accepted client for that thread) without deadlock.
   std::mutex cmdMu_;
   std::vector<Command> cmds_;
   bool wakeDue_ = false;  // commands queued without a wake-up yet (under cmdMu_)
+  // This batch's records (the thread's alone), then published to outRecords_ (under outMu_).
   std::vector<double> records_;
   std::vector<std::string> strings_;
+  std::mutex outMu_;
+  std::vector<double> outRecords_;
+  std::vector<std::string> outStrings_;
+  // Clients accepted for other threads in this batch, handed to them after the accept
+  // records were published (a connect TypeScript sends on seeing one must find the client).
+  std::vector<std::pair<int, Conn*>> handoff_;
   std::vector<Conn*> dirty_;
   std::unordered_map<double, Conn*> conns_;
   std::vector<Conn*> graveyard_;
   bool eventsAdded_ = false;
+  bool urgent_ = false;  // this batch made a record TypeScript must act on soon
+  // Records published with no wake-up of the event loop yet: one comes by lazyAt_.
+  bool lazy_ = false;
+  std::chrono::steady_clock::time_point lazyAt_;
 };
 
 class Relay : public Napi::ObjectWrap<Relay> {
@@ -462,6 +609,9 @@ class Relay : public Napi::ObjectWrap<Relay> {
                                         InstanceMethod("connect", &Relay::Connect),
                                         InstanceMethod("failServer", &Relay::FailServer),
                                         InstanceMethod("flush", &Relay::Flush),
+                                        InstanceMethod("plan", &Relay::SetPlan),
+                                        InstanceMethod("localOf", &Relay::LocalOf),
+                                        InstanceMethod("turn", &Relay::Turn),
                                         InstanceMethod("stop", &Relay::Stop),
                                     });
     exports.Set("Relay", fn);
@@ -479,6 +629,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     s.replayLimit = static_cast<size_t>(o.Get("replayLimit").As<Napi::Number>().Int64Value());
     s.earlyLimit = static_cast<size_t>(o.Get("earlyLimit").As<Napi::Number>().Int64Value());
     if (threads < 1) threads = 1;
+    settings_ = s;
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "fulcrum-relay", 0, 1);
     tsfn_.Unref(env);
     for (int i = 0; i < threads; i++) workers_.emplace_back(new Worker(this, s, i, threads));
@@ -613,6 +764,8 @@ class Relay : public Napi::ObjectWrap<Relay> {
     if (fd < 0) return Napi::Number::New(env, -errno);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // Accepted sockets inherit TCP_NODELAY from the listener: one setsockopt, not one per client.
+    if (settings_.noDelay) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0 || listen(fd, backlog) < 0) {
       int err = errno;
       close(fd);
@@ -623,10 +776,74 @@ class Relay : public Napi::ObjectWrap<Relay> {
     l->id = static_cast<double>(listeners_.size() + 1);
     l->fd = fd;
     l->wildcard = address == "0.0.0.0" || address == "::";
+    l->addr = ss;
     listeners_.emplace_back(l);
     for (auto& w : workers_) w->AddListener(l);
     Live(env, 1);  // as a listening net.Server does, an open listener keeps the process alive
     return Napi::Number::New(env, l->id);
+  }
+
+  // plan(listener, gen, kind, entries, fields, addresses, ports, available, restart): the plan
+  // the threads execute for that listener's clients from now on (kind 0: none, TypeScript
+  // schedules every client); `restart` starts a sequence from its beginning. 0, or EINVAL.
+  Napi::Value SetPlan(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t i = static_cast<size_t>(info[0].As<Napi::Number>().DoubleValue()) - 1;
+    if (i >= listeners_.size()) return Napi::Number::New(env, EINVAL);
+    auto p = std::make_shared<Plan>();
+    p->gen = info[1].As<Napi::Number>().DoubleValue();
+    p->kind = info[2].As<Napi::Number>().Int32Value();
+    if (p->kind != kPlanNone) {
+      auto entries = info[3].As<Napi::Int32Array>();
+      auto fields = info[4].As<Napi::Int32Array>();
+      auto addresses = info[5].As<Napi::Array>();
+      auto ports = info[6].As<Napi::Int32Array>();
+      auto available = info[7].As<Napi::Uint8Array>();
+      size_t count = addresses.Length();
+      if (ports.ElementLength() != count || available.ElementLength() != count) return Napi::Number::New(env, EINVAL);
+      p->servers.resize(count);
+      for (size_t k = 0; k < count; k++) {
+        Server& sv = p->servers[k];
+        std::string text = addresses.Get(k).As<Napi::String>().Utf8Value();
+        if (!ParseAddress(text, ports[k], sv.addr, sv.len)) return Napi::Number::New(env, EINVAL);
+        sv.available = available[k] != 0;
+      }
+      p->entries.assign(entries.Data(), entries.Data() + entries.ElementLength());
+      for (int e : p->entries)
+        if (e < -1 || e >= static_cast<int>(count) || (e < 0 && p->kind != kPlanHash)) return Napi::Number::New(env, EINVAL);
+      p->fields.assign(fields.Data(), fields.Data() + fields.ElementLength());
+    }
+    Listener* l = listeners_[i].get();
+    bool restart = info[8].ToBoolean().Value();
+    {
+      std::lock_guard<std::mutex> lk(l->planMu);
+      l->plan = std::move(p);
+      if (restart) l->cursor.store(0, std::memory_order_relaxed);
+    }
+    return Napi::Number::New(env, 0);
+  }
+
+  // turn(listener): takes the next turn of the listener's sequence cursor (the one its native
+  // picks use), so that a retry TypeScript schedules moves the same cursor on.
+  Napi::Value Turn(const Napi::CallbackInfo& info) {
+    size_t i = static_cast<size_t>(info[0].As<Napi::Number>().DoubleValue()) - 1;
+    if (i >= listeners_.size()) return Napi::Number::New(info.Env(), 0);
+    uint64_t t = listeners_[i]->cursor.fetch_add(1, std::memory_order_relaxed);
+    return Napi::Number::New(info.Env(), static_cast<double>(t));
+  }
+
+  // localOf(id): [address, port] of the balancer's side toward the server of a connection
+  // the relay holds, or undefined.
+  Napi::Value LocalOf(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (stopped_) return env.Undefined();
+    double id = info[0].As<Napi::Number>().DoubleValue();
+    sockaddr_storage me;
+    if (!WorkerOf(id)->LocalOf(id, me)) return env.Undefined();
+    auto arr = Napi::Array::New(env, 2);
+    arr.Set(0u, Napi::String::New(env, AddressOf(me)));
+    arr.Set(1u, Napi::Number::New(env, PortOf(me)));
+    return arr;
   }
 
   // unlisten(id): no thread accepts on it any more, and the port is free when this returns.
@@ -643,19 +860,25 @@ class Relay : public Napi::ObjectWrap<Relay> {
     return info.Env().Undefined();
   }
 
-  // poll(): every record queued so far, as a Float64Array of kFields per record.
+  // poll(counters): every record published so far, as a Float64Array of kFields per
+  // record; with `counters`, also the bytes and reads every connection moved since it last
+  // reported them (that waits for each thread's current batch to end).
   Napi::Value Poll(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    bool counters = info.Length() > 0 && info[0].ToBoolean().Value();
     wakePending_.store(false);
     batching_ = !stopped_;
     out_.clear();
     strings_.clear();
-    {
-      // Every thread's lock at once: a consistent cut, so that a connection's records from
-      // its thread never come without the accept record another thread wrote before them.
+    if (counters) {
+      // Every thread's lock at once: no batch is half-way, so every counter is current.
       std::vector<std::unique_lock<std::mutex>> locks;
       for (auto& w : workers_) locks.emplace_back(w->Lock());
-      for (auto& w : workers_) w->Collect(out_, strings_);
+      for (auto& w : workers_) w->Collect(out_, strings_, true);
+    } else {
+      // A connection's records come after its accept record whichever threads wrote them:
+      // a thread publishes an accept record before the client reaches its owning thread.
+      for (auto& w : workers_) w->Collect(out_, strings_, false);
     }
     for (size_t i = 0; i < out_.size(); i += kFields) {
       int kind = static_cast<int>(out_[i + 1]);
@@ -696,6 +919,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   }
 
   Napi::ThreadSafeFunction tsfn_;
+  Settings settings_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<double> out_;
@@ -717,10 +941,22 @@ void Worker::Run() {
       timeout = static_cast<int>(std::max<int64_t>(
           0, std::chrono::duration_cast<std::chrono::milliseconds>(resumeAt_ - std::chrono::steady_clock::now())
                  .count()));
+    if (lazy_) {
+      // Records are waiting for a wake-up of the event loop: at the latest kLazyWakeMs after
+      // the first of them.
+      int left = static_cast<int>(std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(lazyAt_ - std::chrono::steady_clock::now())
+                 .count()));
+      if (timeout < 0 || left < timeout) timeout = left;
+    }
     int n = epoll_wait(ep_, evs, 256, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
+    }
+    if (lazy_ && (n == 0 || std::chrono::steady_clock::now() >= lazyAt_)) {
+      lazy_ = false;
+      owner_->Wake();
     }
     if (!paused_.empty() && std::chrono::steady_clock::now() >= resumeAt_) {
       std::lock_guard<std::mutex> lk(mu_);
@@ -733,6 +969,7 @@ void Worker::Run() {
     {
       std::lock_guard<std::mutex> lk(mu_);
       eventsAdded_ = false;
+      urgent_ = false;
       for (int i = 0; i < n; i++) {
         void* ptr = evs[i].data.ptr;
         if (ptr == nullptr) {
@@ -756,13 +993,16 @@ void Worker::Run() {
         if (c->dead || s->fd < 0) continue;
         uint32_t e = evs[i].events;
         if (s->index == 1 && c->phase == kConnecting) {
-          // The connect finished, one way or the other.
-          int err = 0;
-          socklen_t len = sizeof err;
-          getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-          if (err != 0) {
-            ServerFailed(c, err);
-            continue;
+          // The connect finished, one way or the other: writable without an error is success
+          // (no SO_ERROR to read then).
+          if (e & (EPOLLERR | EPOLLHUP)) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            if (err != 0) {
+              ServerFailed(c, err);
+              continue;
+            }
           }
           if (!(e & (EPOLLOUT | EPOLLERR | EPOLLHUP))) continue;
           Connected(c);
@@ -786,9 +1026,16 @@ void Worker::Run() {
       }
       for (Conn* c : graveyard_) delete c;
       graveyard_.clear();
+      Publish();
       notify = eventsAdded_;
     }
-    if (notify) owner_->Wake();
+    if (urgent_) {
+      lazy_ = false;
+      owner_->Wake();
+    } else if (notify && !lazy_) {
+      lazy_ = true;
+      lazyAt_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(kLazyWakeMs);
+    }
   }
   // Stopping: whatever is still relayed ends with a reset (the dataplane is going away).
   std::lock_guard<std::mutex> lk(mu_);
@@ -836,7 +1083,7 @@ void Worker::Execute(std::vector<Command>& cmds, bool& stop) {
         }
         break;
       case Command::kConnect:
-        if (c->phase == kWaiting) Connect(c, cmd);
+        if (c->phase == kWaiting) Connect(c, cmd.attempt, cmd.dest, cmd.destLen, &cmd.local, cmd.localLen, cmd.header);
         break;
       case Command::kFailServer:
         if (c->phase == kConnecting && c->attempt == cmd.attempt) ServerFailed(c, cmd.mode);
@@ -860,12 +1107,27 @@ void Worker::Add(Conn* c) {
 
 void Worker::Accept(Listener* l) {
   AcceptSome(l);
-  // The clients accepted for other threads were queued: one wake-up per thread.
+  if (handoff_.empty()) return;
+  // The accept records go first, then the clients accepted for other threads, queued: one
+  // wake-up per thread.
+  Publish();
+  for (auto& [target, c] : handoff_) {
+    Command cmd;
+    cmd.op = Command::kAdopt;
+    cmd.conn = c;
+    owner_->At(target)->Queue(std::move(cmd));
+  }
+  handoff_.clear();
   for (int i = 0; i < count_; i++)
     if (i != index_) owner_->At(i)->Flush();
 }
 
 void Worker::AcceptSome(Listener* l) {
+  std::shared_ptr<const Plan> plan;
+  {
+    std::lock_guard<std::mutex> lk(l->planMu);
+    plan = l->plan;
+  }
   for (int k = 0; k < 64 && !l->closed; k++) {
     sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -892,10 +1154,7 @@ void Worker::AcceptSome(Listener* l) {
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) return;
       continue;
     }
-    if (settings_.noDelay) {
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
+    // TCP_NODELAY comes from the listener (Linux copies it to the accepted socket).
     Conn* c = new Conn();
     uint64_t seq = owner_->NextAccept();
     int target = static_cast<int>(seq % count_);
@@ -912,51 +1171,67 @@ void Worker::AcceptSome(Listener* l) {
     c->listener = l->id;
     c->clientPort = PortOf(ss);
     c->clientAddress = AddressOf(ss);
+    sockaddr_storage me;
     if (l->wildcard) {
-      sockaddr_storage me;
       socklen_t mlen = sizeof me;
       if (getsockname(fd, reinterpret_cast<sockaddr*>(&me), &mlen) == 0) {
         c->localAddress = AddressOf(me);
         c->hasLocal = true;
       }
     }
+    // The plan decides alone: the owning thread connects at once, TypeScript learns it from
+    // this record (no round trip through the event loop before the connect).
+    double picked = -1;
+    if (plan && plan->kind != kPlanNone) {
+      int i = Pick(*plan, l, ss, me, c->hasLocal);
+      if (i >= 0) {
+        c->pickAddr = plan->servers[i].addr;
+        c->pickLen = plan->servers[i].len;
+        picked = plan->gen * kGenScale + i;
+      }
+    }
     // Reported here, in accept order (with its sequence number: poll() sorts accepts from
     // all threads by it), before the owning thread can report anything else about it; the
-    // owner gets it now (its command queue has its own lock), so that a connect TypeScript
-    // sends on seeing this record always finds it there.
+    // owner gets it once the record is published (Accept), before TypeScript can see the
+    // record, so that a connect TypeScript sends on seeing it always finds it there.
     double local = c->hasLocal ? String(c->localAddress) : -1;
-    Record(c->id, kAccept, l->id, c->clientPort, String(c->clientAddress), local, static_cast<double>(seq));
+    Record(c->id, kAccept, l->id, c->clientPort, String(c->clientAddress), local, static_cast<double>(seq),
+           picked);
     if (target == index_) {
       Adopt(c);
     } else {
-      Command cmd;
-      cmd.op = Command::kAdopt;
-      cmd.conn = c;
-      owner_->At(target)->Queue(std::move(cmd));
+      handoff_.emplace_back(target, c);
     }
   }
 }
 
-// A client accepted for this thread: read while TypeScript picks its server.
+// A client accepted for this thread: connected at once to the server the plan picked, or
+// read while TypeScript picks its server.
 void Worker::Adopt(Conn* c) {
   conns_[c->id] = c;
   if (!Watch(c, 0)) {
     Finish(c, kWasReset, 0, errno);
     return;
   }
+  if (c->pickLen > 0) {
+    std::string none;
+    Connect(c, 1, c->pickAddr, c->pickLen, nullptr, 0, none);
+    if (c->dead) return;
+  }
   PumpEarly(c);
 }
 
-void Worker::Connect(Conn* c, Command& cmd) {
-  c->attempt = cmd.attempt;
+void Worker::Connect(Conn* c, double attempt, const sockaddr_storage& dest, socklen_t destLen,
+                     const sockaddr_storage* local, socklen_t localLen, std::string& header) {
+  c->attempt = attempt;
   c->phase = kConnecting;
-  c->header = std::move(cmd.header);
+  c->header = std::move(header);
   if (reserveConnect_ < 0) reserveConnect_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  int fd = socket(cmd.dest.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(dest.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserveConnect_ >= 0) {
     close(reserveConnect_);
     reserveConnect_ = -1;
-    fd = socket(cmd.dest.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(dest.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   }
   int err = 0;
   if (fd < 0) {
@@ -967,9 +1242,9 @@ void Worker::Connect(Conn* c, Command& cmd) {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    if (cmd.localLen && bind(fd, reinterpret_cast<sockaddr*>(&cmd.local), cmd.localLen) < 0) {
+    if (localLen && bind(fd, reinterpret_cast<const sockaddr*>(local), localLen) < 0) {
       err = errno;
-    } else if (connect(fd, reinterpret_cast<sockaddr*>(&cmd.dest), cmd.destLen) < 0 &&
+    } else if (connect(fd, reinterpret_cast<const sockaddr*>(&dest), destLen) < 0 &&
                errno != EINPROGRESS) {
       err = errno;
     } else if (!Watch(c, 1)) {
@@ -998,15 +1273,8 @@ void Worker::Connected(Conn* c) {
     c->early.clear();
     c->early.shrink_to_fit();
   }
-  sockaddr_storage me;
-  socklen_t mlen = sizeof me;
-  double local = -1;
-  int port = 0;
-  if (getsockname(c->side[1].fd, reinterpret_cast<sockaddr*>(&me), &mlen) == 0) {
-    local = String(AddressOf(me));
-    port = PortOf(me);
-  }
-  Record(c->id, kConnected, c->attempt, port, local < 0 ? String("") : local, 0, 0);
+  // The local side toward the server is read when a listing asks (localOf), not here.
+  Record(c->id, kConnected, c->attempt, 0, 0, 0, 0);
 }
 
 // A server that failed before its first byte: its socket goes, the client stays, and

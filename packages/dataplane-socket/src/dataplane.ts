@@ -36,6 +36,8 @@ export interface RelayInfo {
   handedOff: number;
   /** Connections the native relay holds now. */
   relayed: number;
+  /** Accepted connections whose server the relay threads picked themselves (plans they execute). */
+  picked: number;
   /** Why `relay: auto` fell back to js, when it did. */
   fallback?: string;
 }
@@ -311,6 +313,7 @@ export class SocketDataplane implements DataplaneInstance {
       accepts: r?.accepts ?? false,
       handedOff: r?.handedOff ?? 0,
       relayed: r?.size ?? 0,
+      picked: r?.picked ?? 0,
       ...(this.#fallback ? { fallback: this.#fallback } : {}),
     };
   }

@@ -19,7 +19,11 @@ export const RecordKind = {
   SERVER_FAILED: 7,
   ACCEPT_ERROR: 8,
 } as const;
-export const RECORD_FIELDS = 7;
+export const RECORD_FIELDS = 8;
+/** An ACCEPT record's pick: plan generation × PICK_SCALE + server index (-1: none). */
+export const PICK_SCALE = 16777216;
+/** What a plan pushed to the relay is (plan()). */
+export const NativePlanKind = { NONE: 0, SEQUENCE: 1, HASH: 2 } as const;
 /** How the dataplane asks the addon to end a connection. */
 export const CloseMode = { FIN: 0, RESET: 1, ABORT: 2 } as const;
 
@@ -72,10 +76,12 @@ export interface NativeRelay {
   add(id: number, clientFd: number, serverFd: number, answered: boolean): number;
   close(id: number, mode: number): void;
   /**
-   * Every record queued since the last poll. Until flush(), the commands sent (connect, close,
-   * failServer) are queued, and each thread is woken once for them at flush().
+   * Every record published since the last poll; with `counters`, also the bytes and reads of
+   * every connection that moved some since it last reported them (waits for the threads'
+   * current batches). Until flush(), the commands sent (connect, close, failServer) are
+   * queued, and each thread is woken once for them at flush().
    */
-  poll(): Float64Array;
+  poll(counters: boolean): Float64Array;
   /** Wakes the threads for the commands sent since poll(). */
   flush(): void;
   /** The strings the last poll's records name (addresses). */
@@ -93,6 +99,29 @@ export interface NativeRelay {
     localAddress: string | undefined,
     header: Buffer | undefined,
   ): number;
+  /**
+   * The plan the relay threads execute for a listener's clients from now on: they pick the
+   * server and connect at accept, and report the pick in the ACCEPT record. `kind` NONE:
+   * TypeScript schedules every client. `entries` is the sequence or the hash table, `fields`
+   * the hash fields (0 source address, 1 source port, 2 destination address, 3 destination
+   * port), one address, port and availability (0/1) per server; `restart` starts a sequence
+   * from its beginning. 0, or EINVAL when something does not parse.
+   */
+  plan(
+    listener: number,
+    gen: number,
+    kind: number,
+    entries: Int32Array,
+    fields: Int32Array,
+    addresses: string[],
+    ports: Int32Array,
+    available: Uint8Array,
+    restart: boolean,
+  ): number;
+  /** Takes the next turn of the listener's sequence cursor, the one its native picks move. */
+  turn(listener: number): number;
+  /** The balancer's side toward the server of a connection the relay holds: [address, port]. */
+  localOf(id: number): [string, number] | undefined;
   /** Fails a connect still in progress (connectTimeout), as if the server had failed with `errno`. */
   failServer(id: number, attempt: number, errno: number): void;
   /** Joins the threads; connections still relayed are reset. */

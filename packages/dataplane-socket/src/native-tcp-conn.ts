@@ -27,7 +27,6 @@ export class NativeTcpConn extends Conn implements Relayed {
   #retriesLeft: number;
   #localAddress: string | undefined;
   #localTries = 0;
-  #local: string | undefined;
   #connected = false;
   #answered = false;
   #timeoutAsked = false;
@@ -54,6 +53,13 @@ export class NativeTcpConn extends Conn implements Relayed {
     this.tuple = tuple;
     this.#retriesLeft = rt.options.retries;
     relay.track(this);
+  }
+
+  /** The relay picked `dest` from the plan at accept and is connecting to it (the first attempt). */
+  connectingTo(dest: Dest): void {
+    this.bindDest(dest);
+    this.#localAddress = undefined;
+    this.#attempt = 1;
   }
 
   /** Asks the relay to connect to `dest` (first attempt or a retry). */
@@ -85,7 +91,9 @@ export class NativeTcpConn extends Conn implements Relayed {
   }
 
   localEndpoint(): string | undefined {
-    return this.live && this.#connected ? this.#local : undefined;
+    if (!this.live || !this.#connected) return undefined;
+    const local = this.#relay.native.localOf(this.relayId);
+    return local ? endpoint(local[0], local[1]) : undefined;
   }
 
   timeoutMs(): number {
@@ -141,11 +149,10 @@ export class NativeTcpConn extends Conn implements Relayed {
     this.#relay.close(this.relayId, CloseMode.ABORT);
   }
 
-  onConnected(attempt: number, localAddress: string, localPort: number): void {
+  onConnected(attempt: number): void {
     if (attempt !== this.#attempt || !this.live) return;
     this.#connected = true;
     this.#localTries = 0;
-    this.#local = localAddress ? endpoint(localAddress, localPort) : undefined;
     this.setState(this.#clientEnded ? 'CLOSE_WAIT' : 'ESTABLISHED');
     if (!this.#opened) {
       this.#opened = true;

@@ -1,6 +1,9 @@
+import type { Dest } from './dest.js';
 import {
   errnoName,
   loadRelay,
+  NativePlanKind,
+  PICK_SCALE,
   RECORD_FIELDS,
   RecordKind,
   type NativeRelay,
@@ -20,21 +23,46 @@ export interface Relayed {
     inReads: number,
     outReads: number,
   ): void;
-  /** Native accept: the connect of `attempt` succeeded; `local` is the balancer's side toward the server. */
-  onConnected?(attempt: number, localAddress: string, localPort: number): void;
+  /** Native accept: the connect of `attempt` succeeded. */
+  onConnected?(attempt: number): void;
   /** Native accept: the server of `attempt` failed before its first byte. */
   onServerFailed?(attempt: number, code: string, replayable: boolean): void;
 }
 
 /** A listening socket the relay threads accept on. */
 export interface NativeAcceptor {
+  /**
+   * A client accepted. `pick` says that the relay executed the plan itself and is already
+   * connecting to a server: that server, and the owner that pushed the plan (undefined
+   * when the plan it came from is not known any more).
+   */
   onAccept(
     relayId: number,
     clientAddress: string,
     clientPort: number,
     localAddress: string | undefined,
+    pick: NativePick | undefined,
   ): void;
   onAcceptError(code: string): void;
+}
+
+/** A server the relay picked at accept from a plan pushed with pushPlan(). */
+export interface NativePick {
+  readonly owner: unknown;
+  readonly dest: Dest | undefined;
+}
+
+/** A service's plan, for the relay threads to execute at accept (pushPlan()). */
+export interface PlanForRelay {
+  kind: (typeof NativePlanKind)[keyof typeof NativePlanKind];
+  /** The sequence, or the hash table. */
+  entries: readonly number[];
+  /** Hash fields, as the addon numbers them. */
+  fields: readonly number[];
+  /** The servers the entries index, with whether each may take new connections. */
+  dests: readonly Dest[];
+  /** A sequence starts again from its beginning. */
+  restart: boolean;
 }
 
 /**
@@ -50,15 +78,22 @@ export class RelayHost {
   readonly accepts: boolean;
   /** Connections handed over or accepted so far. */
   handedOff = 0;
+  /** Accepted connections whose server the relay threads picked from a pushed plan. */
+  picked = 0;
   readonly native: NativeRelay;
   readonly #conns = new Map<number, Relayed>();
   readonly #acceptors = new Map<number, NativeAcceptor>();
+  /** Plans pushed to the relay, by generation, until no record can name them any more. */
+  readonly #plans = new Map<number, { owner: unknown; dests: readonly Dest[] }>();
+  /** The generation each listener executes now. */
+  readonly #current = new Map<number, number>();
+  #gen = 0;
 
   constructor(settings: RelaySettings, accepts: boolean) {
     this.settings = settings;
     this.accepts = accepts;
     const { Relay } = loadRelay();
-    this.native = new Relay(settings, () => this.sync());
+    this.native = new Relay(settings, () => this.sync(false));
   }
 
   /** Connections the relay holds now. */
@@ -93,17 +128,74 @@ export class RelayHost {
 
   unlisten(listener: number): void {
     this.#acceptors.delete(listener);
+    this.#current.delete(listener);
     this.native.unlisten(listener);
   }
 
-  sync(): void {
-    const r = this.native.poll();
+  /**
+   * Has the relay threads execute `plan` for the listener's clients (or none: TypeScript
+   * schedules each client). `owner` comes back with each pick, so that a pick made with a
+   * plan of the listener's previous owner is recognised.
+   */
+  pushPlan(listener: number, owner: unknown, plan: PlanForRelay | undefined): void {
+    const gen = ++this.#gen;
+    let err: number;
+    if (!plan) {
+      const none = new Int32Array(0);
+      err = this.native.plan(
+        listener,
+        gen,
+        NativePlanKind.NONE,
+        none,
+        none,
+        [],
+        none,
+        new Uint8Array(0),
+        false,
+      );
+    } else {
+      const { dests } = plan;
+      err = this.native.plan(
+        listener,
+        gen,
+        plan.kind,
+        Int32Array.from(plan.entries),
+        Int32Array.from(plan.fields),
+        dests.map((d) => d.address),
+        Int32Array.from(dests, (d) => d.port),
+        Uint8Array.from(dests, (d) => (d.available ? 1 : 0)),
+        plan.restart,
+      );
+      if (err === 0) this.#plans.set(gen, { owner, dests });
+    }
+    // A plan the addon refused leaves the previous one running: run none rather than that.
+    if (err !== 0 && plan) this.pushPlan(listener, owner, undefined);
+    else this.#current.set(listener, gen);
+  }
+
+  /**
+   * Handles the records the relay published; with `counters` (listings, scrapes, the sweep)
+   * also every connection's bytes and reads so far, which waits for the threads' current
+   * batches. The relay's own wake-ups take the records alone, never waiting for a thread.
+   */
+  sync(counters = true): void {
+    // Plans replaced before a poll that waits for the threads' batches (counters) cannot be
+    // named by records after it: forget them once it is handled.
+    const stale = counters ? this.#stalePlans() : undefined;
+    const r = this.native.poll(counters);
     try {
       this.#handle(r);
     } finally {
       // The connects and closes sent while handling the batch reach each thread in one wake-up.
       this.native.flush();
     }
+    if (stale) for (const gen of stale) this.#plans.delete(gen);
+  }
+
+  #stalePlans(): number[] {
+    if (this.#plans.size <= this.#current.size) return [];
+    const live = new Set(this.#current.values());
+    return [...this.#plans.keys()].filter((gen) => !live.has(gen));
   }
 
   #handle(r: Float64Array): void {
@@ -116,8 +208,19 @@ export class RelayHost {
     if (accepts.length > 1) accepts.sort((a, b) => r[a + 6]! - r[b + 6]!);
     for (const i of accepts) {
       const acceptor = this.#acceptors.get(r[i + 2]!);
-      if (acceptor) acceptor.onAccept(r[i]!, str(r[i + 4]!)!, r[i + 3]!, str(r[i + 5]!));
-      else this.native.close(r[i]!, 2);
+      if (!acceptor) {
+        this.native.close(r[i]!, 2);
+        continue;
+      }
+      const picked = r[i + 7]!;
+      let pick: NativePick | undefined;
+      if (picked >= 0) {
+        const gen = Math.floor(picked / PICK_SCALE);
+        const plan = this.#plans.get(gen);
+        pick = { owner: plan?.owner, dest: plan?.dests[picked - gen * PICK_SCALE] };
+        this.picked++;
+      }
+      acceptor.onAccept(r[i]!, str(r[i + 4]!)!, r[i + 3]!, str(r[i + 5]!), pick);
     }
     for (let i = 0; i < r.length; i += RECORD_FIELDS) {
       const id = r[i]!;
@@ -131,7 +234,7 @@ export class RelayHost {
       }
       const conn = this.#conns.get(id);
       if (!conn) continue;
-      if (kind === RecordKind.CONNECTED) conn.onConnected?.(r[i + 2]!, str(r[i + 4]!) ?? '', r[i + 3]!);
+      if (kind === RecordKind.CONNECTED) conn.onConnected?.(r[i + 2]!);
       else if (kind === RecordKind.SERVER_FAILED)
         conn.onServerFailed?.(r[i + 2]!, errnoName(r[i + 3]!), r[i + 4] === 1);
       else {
@@ -146,5 +249,7 @@ export class RelayHost {
     this.native.stop();
     this.#conns.clear();
     this.#acceptors.clear();
+    this.#plans.clear();
+    this.#current.clear();
   }
 }

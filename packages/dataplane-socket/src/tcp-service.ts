@@ -1,10 +1,17 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { DataplaneError, formatEndpoint, type Endpoint, type ServiceSnapshot } from '@fulcrum/kernel';
+import {
+  DataplaneError,
+  formatEndpoint,
+  HASH_FIELDS,
+  type Endpoint,
+  type ServiceSnapshot,
+} from '@fulcrum/kernel';
+import type { Dest } from './dest.js';
 import { errorCode, plainAddress } from './net-util.js';
 import type { HeaderEncoder } from './proxy-header.js';
 import { NativeTcpConn } from './native-tcp-conn.js';
-import { CloseMode } from './native-relay.js';
-import type { NativeAcceptor, RelayHost } from './relay-host.js';
+import { CloseMode, NativePlanKind, PICK_SCALE } from './native-relay.js';
+import type { NativeAcceptor, NativePick, PlanForRelay, RelayHost } from './relay-host.js';
 import type { Runtime } from './runtime.js';
 import { TcpConn } from './tcp-conn.js';
 import { VirtualService, type Listener } from './virtual-service.js';
@@ -67,8 +74,29 @@ export class TcpListener implements NativeAcceptor {
     clientAddress: string,
     clientPort: number,
     localAddress: string | undefined,
+    pick: NativePick | undefined,
   ): void {
-    this.owner.acceptNative(relayId, clientAddress, clientPort, localAddress);
+    this.owner.acceptNative(relayId, clientAddress, clientPort, localAddress, pick);
+  }
+
+  /** Whether the relay threads accept on this listener (and so may execute plans). */
+  get native(): boolean {
+    return this.#native !== undefined;
+  }
+
+  /** Whether the relay threads execute a plan for this listener now. */
+  planPushed = false;
+
+  /** The plan the relay threads execute for this listener's clients (none: TypeScript schedules). */
+  pushPlan(plan: PlanForRelay | undefined): void {
+    if (!this.#native) return;
+    this.#native.relay.pushPlan(this.#native.id, this.owner, plan);
+    this.planPushed = plan !== undefined;
+  }
+
+  /** Takes the next turn of the cursor the relay's picks move (a pushed sequence plan). */
+  turn(): number {
+    return this.#native!.relay.native.turn(this.#native!.id);
   }
 
   onAcceptError(code: string): void {
@@ -124,12 +152,69 @@ export class TcpService extends VirtualService {
 
   async open(): Promise<void> {
     this.#listener = await TcpListener.open(this.snapshot.listen, this.rt.options.backlog, this);
+    this.#pushPlan();
   }
 
   adopt(listener: Listener): void {
     const l = listener as TcpListener;
     l.owner = this;
     this.#listener = l;
+    this.#pushPlan();
+  }
+
+  override update(snapshot: ServiceSnapshot): void {
+    super.update(snapshot);
+    // The base constructor updates before this class's fields exist: nothing to push then.
+    if (#listener in this) this.#pushPlan();
+  }
+
+  #pushedVersion = -1;
+
+  protected override sequenceTurn(): number | undefined {
+    const l = this.#listener;
+    return l?.planPushed ? l.turn() : undefined;
+  }
+
+  /**
+   * Native accept: the relay threads execute the plan themselves — pick and connect at accept,
+   * TypeScript told afterwards — whenever the plan alone decides: a sequence or a hash
+   * plan, and no persistence, maxConnections, PROXY header or local addresses (those, and
+   * least-connections, need the event loop's state, so TypeScript schedules each client).
+   * Called whenever the plan, the servers or their availability may have changed.
+   */
+  #pushPlan(): void {
+    const l = this.#listener;
+    if (!l?.native) return;
+    l.pushPlan(this.#planForRelay());
+  }
+
+  #planForRelay(): PlanForRelay | undefined {
+    const s = this.snapshot;
+    if (this.retiring || this.persistence || this.encoder || s.maxConnections !== undefined) return undefined;
+    if (s.localAddresses.length > 0 || this.byIndex.length >= PICK_SCALE) return undefined;
+    const restart = this.#pushedVersion !== this.planVersion;
+    this.#pushedVersion = this.planVersion;
+    const plan = s.plan;
+    switch (plan.kind) {
+      case 'sequence':
+        return {
+          kind: NativePlanKind.SEQUENCE,
+          entries: plan.sequence,
+          fields: [],
+          dests: this.byIndex,
+          restart,
+        };
+      case 'hash':
+        return {
+          kind: NativePlanKind.HASH,
+          entries: plan.table,
+          fields: plan.fields.map((f) => HASH_FIELDS.indexOf(f)),
+          dests: this.byIndex,
+          restart,
+        };
+      default:
+        return undefined;
+    }
   }
 
   /** Established connections go on to their end, as IPVS keeps a deleted service's connections. */
@@ -190,12 +275,16 @@ export class TcpService extends VirtualService {
     conn.connect(dest);
   }
 
-  /** A client the native relay accepted (relayAccept): the same decisions as accept(), without a net.Socket. */
+  /**
+   * A client the native relay accepted (relayAccept): the same decisions as accept(), without
+   * a net.Socket. With `pick` the relay executed the plan and is connecting already.
+   */
   acceptNative(
     relayId: number,
     clientAddress: string,
     clientPort: number,
     localAddress: string | undefined,
+    pick?: NativePick,
   ): void {
     const rt = this.rt;
     const relay = rt.relay!;
@@ -221,6 +310,21 @@ export class TcpService extends VirtualService {
       destinationAddress: localAddress ?? listen.address,
       destinationPort: listen.port,
     };
+    if (pick) {
+      const dest = this.#picked(pick);
+      if (!dest) {
+        // Picked from the plan of a service this listener no longer belongs to, for a server
+        // this one does not have: nothing to account it to.
+        relay.close(relayId, CloseMode.ABORT);
+        return;
+      }
+      const conn = new NativeTcpConn(rt, this, relay, relayId, tuple);
+      this.live++;
+      rt.table.add(conn);
+      conn.connectingTo(dest);
+      this.persist(conn, dest);
+      return;
+    }
     const dest = this.schedule(tuple, []);
     if (!dest) {
       rt.metrics.refused.inc({ service: this.name, reason: 'no-server' });
@@ -237,6 +341,22 @@ export class TcpService extends VirtualService {
     rt.table.add(conn);
     this.persist(conn, dest);
     conn.connect(dest);
+  }
+
+  /**
+   * The Dest of a server the relay picked. A plan pushed before the last change may name a
+   * server that has left the service since (and been forgotten): it comes back as one that
+   * left (index -1), kept until this connection ends, as IPVS keeps a removed server's
+   * connections.
+   */
+  #picked(pick: NativePick): Dest | undefined {
+    const d = pick.dest;
+    if (!d) return undefined;
+    const current = this.dests.get(d.key);
+    if (current) return current;
+    if (pick.owner !== this) return undefined;
+    this.dests.set(d.key, d);
+    return d;
   }
 
   acceptError(err: Error): void {

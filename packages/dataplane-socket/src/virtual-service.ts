@@ -36,6 +36,8 @@ export abstract class VirtualService {
   live = 0;
   /** Removed from the configuration: no new connections; disposed when the last one ends. */
   retiring = false;
+  /** Moves on each time the plan changes (a sequence then starts again from its beginning). */
+  planVersion = 0;
   readonly #executor: PlanExecutor;
   readonly #load = (i: number): ServerLoad => this.byIndex[i] ?? EXCLUDED;
   #local4: string[] = [];
@@ -72,8 +74,10 @@ export abstract class VirtualService {
       d.index = -1;
       d.weight = 0;
     }
-    if (previous !== snapshot && !isDeepStrictEqual(previous.plan, snapshot.plan))
+    if (previous !== snapshot && !isDeepStrictEqual(previous.plan, snapshot.plan)) {
       this.#executor.swap(snapshot.plan);
+      this.planVersion++;
+    }
     this.snapshot = snapshot;
 
     for (const r of snapshot.retired) {
@@ -122,7 +126,12 @@ export abstract class VirtualService {
       case 'sequence': {
         // The cursor moves on past servers already tried, as IPVS rr moves past overloaded ones.
         for (let n = 0; n < plan.sequence.length; n++) {
-          const d = ok(this.#executor.pick(tuple, this.#load));
+          const turn = this.sequenceTurn();
+          const d = ok(
+            turn === undefined
+              ? this.#executor.pick(tuple, this.#load)
+              : plan.sequence[turn % plan.sequence.length]!,
+          );
           if (d) return d;
         }
         return undefined;
@@ -139,6 +148,14 @@ export abstract class VirtualService {
         return undefined;
       }
     }
+  }
+
+  /**
+   * The next turn of the sequence when another worker's cursor walks it (the native relay's,
+   * while it executes the plan); undefined: this service's own cursor.
+   */
+  protected sequenceTurn(): number | undefined {
+    return undefined;
   }
 
   /** Records a connection's server in its client's template (persistence on). */
