@@ -1448,7 +1448,13 @@ bool Worker::PumpDir(Conn* c, int di) {
       d.inPipe += static_cast<size_t>(n);
       continue;  // the top of the loop writes it
     }
-    ssize_t w = d.writable ? send(dst, scratch_, static_cast<size_t>(n), MSG_NOSIGNAL) : 0;
+    // The source's FIN is already here and this read took everything before it: the FIN
+    // follows at once (the next read returns 0), so the data is queued with MSG_MORE and the
+    // FIN (shutdown or close) goes out in the same segment, as a server's last answer and its
+    // close usually come — one segment and one ACK fewer per connection.
+    int flags = MSG_NOSIGNAL;
+    if (c->side[d.src].rdhup && static_cast<size_t>(n) < kChunk && !c->closing) flags |= MSG_MORE;
+    ssize_t w = d.writable ? send(dst, scratch_, static_cast<size_t>(n), flags) : 0;
     if (w < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         Fail(c, d.dst, errno);
