@@ -1,4 +1,5 @@
 import type { Dest } from './dest.js';
+import { endpoint } from './net-util.js';
 import type { Template } from './persistence.js';
 import type { Runtime } from './runtime.js';
 import type { VirtualService } from './virtual-service.js';
@@ -28,8 +29,7 @@ export abstract class Conn {
   readonly service: VirtualService;
   readonly clientAddress: string;
   readonly clientPort: number;
-  /** `address:port` of the client, as events and listings name it. */
-  readonly client: string;
+  #client: string | undefined;
   readonly createdAt: number;
   state: ConnState;
   dest: Dest | undefined;
@@ -45,16 +45,21 @@ export abstract class Conn {
     service: VirtualService,
     clientAddress: string,
     clientPort: number,
-    client: string,
+    client: string | undefined,
     state: ConnState,
   ) {
     this.rt = rt;
     this.service = service;
     this.clientAddress = clientAddress;
     this.clientPort = clientPort;
-    this.client = client;
+    this.#client = client;
     this.state = state;
     this.createdAt = this.lastActive = rt.clock.now();
+  }
+
+  /** `address:port` of the client, as events and listings name it (built when first asked). */
+  get client(): string {
+    return (this.#client ??= endpoint(this.clientAddress, this.clientPort));
   }
 
   /** The idle time after which `onTimeout` runs, for the current state. */

@@ -40,14 +40,7 @@ export class NativeTcpConn extends Conn implements Relayed {
   #closed = false;
 
   constructor(rt: Runtime, service: TcpService, relay: RelayHost, relayId: number, tuple: ConnectionTuple) {
-    super(
-      rt,
-      service,
-      tuple.sourceAddress,
-      tuple.sourcePort,
-      endpoint(tuple.sourceAddress, tuple.sourcePort),
-      'SYN_SENT',
-    );
+    super(rt, service, tuple.sourceAddress, tuple.sourcePort, undefined, 'SYN_SENT');
     this.#relay = relay;
     this.relayId = relayId;
     this.tuple = tuple;
@@ -159,7 +152,12 @@ export class NativeTcpConn extends Conn implements Relayed {
       this.#openedAt = this.rt.clock.now();
       this.dest!.stats.conns++;
       const server = this.dest!.key;
-      this.rt.emit('connection:opened', () => ({ service: this.service.name, server, client: this.client }));
+      if (this.rt.listens('connection:opened'))
+        this.rt.emit('connection:opened', () => ({
+          service: this.service.name,
+          server,
+          client: this.client,
+        }));
     }
   }
 
@@ -240,7 +238,7 @@ export class NativeTcpConn extends Conn implements Relayed {
       case RecordKind.ANSWERED:
         if (this.#answered) return;
         this.#answered = true;
-        if (this.dest) {
+        if (this.dest && this.rt.listens('health:signal')) {
           const server = this.dest.key;
           this.rt.emit('health:signal', () => ({
             service: this.service.name,
@@ -266,7 +264,7 @@ export class NativeTcpConn extends Conn implements Relayed {
     if (this.#opened && this.dest) {
       const server = this.dest.key;
       const durationMs = now - this.#openedAt;
-      if (!this.#answered && !this.#reset) {
+      if (!this.#answered && !this.#reset && this.rt.listens('health:signal')) {
         this.rt.emit('health:signal', () => ({
           service: this.service.name,
           server,
@@ -274,12 +272,13 @@ export class NativeTcpConn extends Conn implements Relayed {
           reason: 'closed cleanly',
         }));
       }
-      this.rt.emit('connection:closed', () => ({
-        service: this.service.name,
-        server,
-        client: this.client,
-        durationMs,
-      }));
+      if (this.rt.listens('connection:closed'))
+        this.rt.emit('connection:closed', () => ({
+          service: this.service.name,
+          server,
+          client: this.client,
+          durationMs,
+        }));
     }
     if (this.#expired || this.rt.options.timeouts.timeWait === 0) {
       this.remove();

@@ -46,6 +46,11 @@ export class Runtime {
   }
 
   /** Emits only when someone listens, so payloads are not built per connection for nobody. */
+  /** Whether anyone listens to `name` (so a hot path can skip even building the payload's closure). */
+  listens(name: FulcrumEventName): boolean {
+    return this.events.listenerCount(name) > 0;
+  }
+
   emit<K extends FulcrumEventName>(name: K, payload: () => FulcrumEventMap[K]): void {
     if (this.events.listenerCount(name) === 0) return;
     try {
