@@ -3,6 +3,7 @@
 // of the same backends (nginx answering "ok" on three ports; an iperf3 server).
 //
 //   node bench/socket/run.mjs [--seconds 10] [--rounds 3] [--quick] [--only fulcrum,haproxy]
+//                             [--tests rps,cps,iperf1,iperf8]
 //                             [--fulcrum-option key=json]… [--variant name:key=json,key=json]…
 //                             [--no-install]
 //
@@ -319,12 +320,19 @@ await addPeer('node-pipe', (p) =>
   ]),
 );
 
-const TESTS = [
+const ALL_TESTS = [
   { id: 'rps', label: 'requests/s, keep-alive', run: (p) => wrk(p.ports.web, false) },
   { id: 'cps', label: 'new connections/s', run: (p) => wrk(p.ports.web, true) },
   { id: 'iperf1', label: 'throughput, 1 stream', run: (p) => iperf(p.ports.iperf, 1) },
   { id: 'iperf8', label: 'throughput, 8 streams', run: (p) => iperf(p.ports.iperf, 8) },
 ];
+// `--tests cps` measures new connections/s alone (a quicker run when that is what changed).
+const only = opt('--tests')?.split(',');
+const TESTS = only ? ALL_TESTS.filter((t) => only.includes(t.id)) : ALL_TESTS;
+if (TESTS.length === 0) {
+  log(`--tests: none of ${only.join(',')} (known: ${ALL_TESTS.map((t) => t.id).join(',')})`);
+  process.exit(1);
+}
 
 const loadStart = loadavg();
 const runs = [];
