@@ -59,6 +59,12 @@ export interface SocketDataplaneOptions {
    * which needs the event loop to watch the server's first byte.
    */
   relayAccept: boolean;
+  /**
+   * With native accept: the relay threads execute sequence and hash plans themselves (pick
+   * the server and connect at accept, this side told afterwards); false: every accepted
+   * client waits for the event loop to schedule it.
+   */
+  relayPlans: boolean;
 }
 
 const ms = (def: string, min = '10ms', description?: string) =>
@@ -134,6 +140,12 @@ export const optionsSchema: JsonSchema = {
       type: 'boolean',
       default: true,
       description: 'native relay: splice(2) through pipes instead of a buffer, for bulk transfers',
+    },
+    relayPlans: {
+      type: 'boolean',
+      default: true,
+      description:
+        'native accept: the relay threads pick the server of sequence and hash plans at accept (false: the event loop schedules every client)',
     },
   },
 };

@@ -190,6 +190,7 @@ export class TcpService extends VirtualService {
 
   #planForRelay(): PlanForRelay | undefined {
     const s = this.snapshot;
+    if (!this.rt.options.relayPlans) return undefined;
     if (this.retiring || this.persistence || this.encoder || s.maxConnections !== undefined) return undefined;
     if (s.localAddresses.length > 0 || this.byIndex.length >= PICK_SCALE) return undefined;
     const restart = this.#pushedVersion !== this.planVersion;

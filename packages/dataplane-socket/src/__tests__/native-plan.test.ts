@@ -142,6 +142,13 @@ describe.skipIf(need.skip)('native plan execution' + need.note, () => {
       await h.close();
       h = undefined;
     }
+    // relayPlans: false leaves every client to the event loop.
+    h = await harness([{ name: 'web', scheduler: 'rr', realServers }], {
+      options: { ...relayOptions('native'), relayPlans: false },
+    });
+    for (let i = 0; i < 3; i++) expect((await request(h.port)).error).toBeUndefined();
+    expect(h.dp.relayInfo()).toMatchObject({ handedOff: 3, picked: 0 });
+    await h.close();
     // And once the service no longer needs it, the relay picks again.
     h = await harness([cases[0]!], native);
     await h.apply([{ name: 'web', scheduler: 'rr', realServers }]);
