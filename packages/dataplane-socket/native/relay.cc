@@ -487,6 +487,11 @@ class Worker {
     for (auto& s : fromStrings) toStrings.push_back(std::move(s));
     fromStrings.clear();
   }
+  // Whether records are waiting for a poll.
+  bool Published() {
+    std::lock_guard<std::mutex> lk(outMu_);
+    return !outRecords_.empty();
+  }
   // Hands the records of this batch to the event loop's side: poll() takes them under
   // outMu_ alone, held for a copy, so the event loop never waits for a batch to end (nor a
   // thread for a poll). Called before anything else can see the connections they name.
@@ -956,7 +961,8 @@ void Worker::Run() {
     }
     if (lazy_ && (n == 0 || std::chrono::steady_clock::now() >= lazyAt_)) {
       lazy_ = false;
-      owner_->Wake();
+      // A poll meanwhile (another thread's wake-up) may have taken them already.
+      if (Published()) owner_->Wake();
     }
     if (!paused_.empty() && std::chrono::steady_clock::now() >= resumeAt_) {
       std::lock_guard<std::mutex> lk(mu_);
