@@ -58,6 +58,9 @@ export class NativeTcpConn extends Conn implements Relayed {
   /** Asks the relay to connect to `dest` (first attempt or a retry). */
   connect(dest: Dest): void {
     this.setState('SYN_SENT');
+    // Each attempt gets its own connectTimeout (a retry is already in SYN_SENT, so the state
+    // change above does not restart the idle clock).
+    this.lastActive = this.rt.clock.now();
     this.bindDest(dest);
     const localAddress = this.service.localAddressFor(dest);
     this.#localAddress = localAddress;

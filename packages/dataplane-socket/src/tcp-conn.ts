@@ -97,6 +97,9 @@ export class TcpConn extends Conn implements Relayed {
   /** Opens the connection to `dest` (first attempt or a retry). */
   connect(dest: Dest): void {
     this.setState('SYN_SENT');
+    // Each attempt gets its own connectTimeout (a retry is already in SYN_SENT, so the state
+    // change above does not restart the idle clock).
+    this.lastActive = this.rt.clock.now();
     this.bindDest(dest);
     const localAddress = this.service.localAddressFor(dest);
     const s = connect({

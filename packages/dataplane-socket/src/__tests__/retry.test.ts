@@ -195,6 +195,37 @@ describe.each(relayModes())(
       });
     });
 
+    it('each attempt gets its own connectTimeout: a retry that hangs too is timed from its own start', async (ctx) => {
+      const need = requires({ commands: ['python3'] });
+      if (need.skip) return ctx.skip(need.reason);
+      const hung = [await hangingPort(), await hangingPort()];
+      for (const p of hung) cleanups.push(() => p.close());
+      backends = [await tcpBackend('a')];
+      const servers = [...hung.map((p) => `127.0.0.1:${p.port}`), backends[0]!.address];
+      h = await harness(
+        [{ name: 'web', scheduler: 'rr', realServers: servers.map((address) => ({ address })) }],
+        {
+          options: { connectTimeout: '3s' },
+        },
+      );
+      const pending = request(h.port);
+      await waitFor(() => h!.dp.connections().some((e) => e.state === 'SYN_SENT'), 'SYN_SENT');
+      // The first attempt times out at 3 s (or at 4 s: the client's bytes count as activity
+      // when the sweep sees them, so its idle clock may start a sweep later).
+      await h.advance(4000);
+      await waitFor(() => (h!.events['connection:failed']?.length ?? 0) === 1, 'the first timeout');
+      // At most two seconds into the second attempt: still connecting to the second server.
+      await h.advance(1000);
+      expect(h.dp.connections()[0]).toMatchObject({ state: 'SYN_SENT', server: servers[1] });
+      expect(h.events['connection:failed']).toHaveLength(1);
+      await h.advance(3000);
+      expect((await pending).data).toBe('a');
+      expect(h.events['connection:failed']!.map((f) => [f.server, f.reason, f.retried])).toEqual([
+        [servers[0], 'timeout', true],
+        [servers[1], 'timeout', true],
+      ]);
+    });
+
     it('responseTimeout: a server that accepts and never answers is replaced, with the bytes replayed', async () => {
       const silent = await tcpBackend('s', 'silent');
       const echo = await tcpBackend('e', 'echo');
