@@ -27,7 +27,7 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS", "ALLOW_EXPERIMENTAL_API"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wno-unused-parameter", "<!@(pkg-config --cflags libdpdk)"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall", "-Wno-unused-parameter", "<!@(pkg-config --cflags libdpdk)"],
       "libraries": ["<!@(pkg-config --libs libdpdk)"]
     }
   ]
