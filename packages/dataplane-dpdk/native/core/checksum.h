@@ -8,13 +8,25 @@
 namespace fulcrum {
 
 uint32_t csum_partial(const void* data, size_t len, uint32_t sum);
-uint16_t csum_fold(uint32_t sum);
+inline uint16_t csum_fold(uint32_t sum) {
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
 
 // Sum of the IPv4 pseudo-header (addresses as stored, network order).
 uint32_t csum_pseudo_v4(uint32_t saddr_be, uint32_t daddr_be, uint8_t proto, uint16_t l4_len);
 
-// True when the header (checksum field included) sums to 0xffff.
-bool ipv4_header_checksum_ok(const void* ip, size_t ihl_bytes);
+// True when the header (checksum field included) sums to 0xffff. Every received IPv4
+// packet is checked: the usual 20-byte header is summed inline, five 32-bit loads.
+inline bool ipv4_header_checksum_ok(const void* ip, size_t ihl_bytes) {
+  if (ihl_bytes != 20) return csum_fold(csum_partial(ip, ihl_bytes, 0)) == 0xffff;
+  uint32_t w[5];
+  __builtin_memcpy(w, ip, 20);
+  uint64_t acc = uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4];
+  acc = (acc & 0xffffffffu) + (acc >> 32);
+  return csum_fold(static_cast<uint32_t>(acc) + static_cast<uint32_t>(acc >> 32)) == 0xffff;
+}
 void ipv4_header_checksum_set(void* ip, size_t ihl_bytes);
 // TCP/UDP over IPv4: checksum of the segment with its pseudo-header.
 bool l4_checksum_ok(uint32_t saddr_be, uint32_t daddr_be, uint8_t proto, const void* l4, uint16_t l4_len);
