@@ -29,8 +29,13 @@ bool NeighTable::may_request(uint16_t port, uint32_t ip, uint64_t now_ms) {
 }
 
 const Mac* NeighTable::find(uint16_t port, uint32_t ip) const {
-  auto it = entries_.find(key(port, ip));
-  return it == entries_.end() ? nullptr : &it->second.mac;
+  const uint64_t k = key(port, ip);
+  Memo& m = memo_[memo_slot(k)];
+  if (m.key == k) return &m.entry->mac;
+  auto it = entries_.find(k);
+  if (it == entries_.end()) return nullptr;  // misses are not remembered: set() needs no memo upkeep
+  m = Memo{k, &it->second};
+  return &it->second.mac;
 }
 
 }  // namespace fulcrum

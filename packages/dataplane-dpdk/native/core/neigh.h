@@ -12,6 +12,9 @@ using Mac = std::array<uint8_t, 6>;
 
 class NeighTable {
  public:
+  NeighTable() = default;
+  NeighTable(const NeighTable&) = delete;  // the memo points into this table's own entries
+  NeighTable& operator=(const NeighTable&) = delete;
   void set(uint16_t port, uint32_t ip, const Mac& mac, bool permanent);
   const Mac* find(uint16_t port, uint32_t ip) const;
   size_t size() const { return entries_.size(); }
@@ -32,7 +35,18 @@ class NeighTable {
     bool permanent;
   };
   static uint64_t key(uint16_t port, uint32_t ip) { return (static_cast<uint64_t>(port) << 32) | ip; }
+  // Entries are never erased (a MAC that changes is overwritten in place), so a pointer to
+  // one stays valid: the last few found are remembered, and a packet toward a known next
+  // hop (usually one gateway and a few servers) skips the hash map. Whatever erases an
+  // entry must clear memo_.
+  struct Memo {
+    uint64_t key = ~0ull;  // never a real key (ports are 16 bits)
+    const Entry* entry = nullptr;
+  };
+  static constexpr unsigned kMemo = 8;
+  static unsigned memo_slot(uint64_t k) { return static_cast<unsigned>((k * 0x9e3779b97f4a7c15ull) >> 61); }
   std::unordered_map<uint64_t, Entry> entries_;
+  mutable Memo memo_[kMemo];
   std::unordered_map<uint64_t, uint64_t> unresolved_;  // key → when the last request went out
 };
 
