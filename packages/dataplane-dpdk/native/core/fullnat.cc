@@ -60,7 +60,9 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
     drop(kCtr_drop_bad_l4_checksum);
     return dropped;
   }
-  if (proto == IPPROTO_TCP) {
+  // SYNPROXY sees every segment without a connection and those of its own connections
+  // (sp_state != 0); a plain FULLNAT connection's segments skip the call.
+  if (proto == IPPROTO_TCP && (!c || c->sp_state != 0)) {
     Verdict v{Action::Drop, 0};
     if (synproxy_input(in_port, frame, ip, ihl, c, dir, now_ms, sink, v)) return v;  // SYNPROXY
   }
