@@ -21,9 +21,13 @@ uint32_t csum_pseudo_v4(uint32_t saddr_be, uint32_t daddr_be, uint8_t proto, uin
 // packet is checked: the usual 20-byte header is summed inline, five 32-bit loads.
 inline bool ipv4_header_checksum_ok(const void* ip, size_t ihl_bytes) {
   if (ihl_bytes != 20) return csum_fold(csum_partial(ip, ihl_bytes, 0)) == 0xffff;
-  uint32_t w[5];
-  __builtin_memcpy(w, ip, 20);
-  uint64_t acc = uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4];
+  const uint8_t* p = static_cast<const uint8_t*>(ip);
+  auto at = [p](int i) {
+    uint32_t w;
+    __builtin_memcpy(&w, p + 4 * i, 4);  // one scalar load each (no copy through the stack)
+    return uint64_t{w};
+  };
+  uint64_t acc = at(0) + at(1) + at(2) + at(3) + at(4);
   acc = (acc & 0xffffffffu) + (acc >> 32);
   return csum_fold(static_cast<uint32_t>(acc) + static_cast<uint32_t>(acc >> 32)) == 0xffff;
 }
