@@ -1,5 +1,10 @@
 #include "core/conn.h"
 
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <stdexcept>
+
 namespace fulcrum {
 
 namespace {
@@ -37,32 +42,59 @@ uint8_t tcp_next_state(uint8_t state, int dir, bool syn, bool fin, bool ack, boo
   return kTable[dir][row][state];
 }
 
-ConnTable::ConnTable(uint32_t capacity) : conns_(capacity) {
+namespace {
+size_t index_size(uint32_t capacity) {
+  if (capacity > (1u << 30)) throw std::length_error("connection table: at most 2^30 connections");
   size_t n = 16;
   while (n < static_cast<size_t>(capacity) * 4) n <<= 1;  // two keys per conn, load <= 0.5
-  slots_.assign(n, Slot{{0, 0, 0, 0, 0}, 0, 0});
-  mask_ = n - 1;
+  return n;
+}
+constexpr size_t kHuge = 2u << 20;
+}  // namespace
+
+void* big_alloc(size_t size, size_t* bytes, void** base) {
+  // Rounded and aligned to 2 MiB so that every part of the array can be a huge page.
+  size_t want = (size + kHuge - 1) / kHuge * kHuge;
+  *bytes = want + kHuge;
+  void* p = mmap(nullptr, *bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  *base = p;
+  uintptr_t aligned = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(uintptr_t{kHuge} - 1);
+  madvise(reinterpret_cast<void*>(aligned), want, MADV_HUGEPAGE);  // advice only: no error if refused
+  return reinterpret_cast<void*>(aligned);
+}
+
+void big_free(void* base, size_t bytes) {
+  if (base) munmap(base, bytes);
+}
+
+ConnTable::ConnTable(uint32_t capacity) : conns_(capacity), slots_(index_size(capacity)) {
+  mask_ = static_cast<uint32_t>(slots_.size() - 1);
   free_.reserve(capacity);
   for (uint32_t i = capacity; i > 0; i--) free_.push_back(i - 1);
 }
 
-size_t ConnTable::hash(const FlowKey& k) const {
+uint32_t ConnTable::hash(const FlowKey& k) {
   uint64_t a = (static_cast<uint64_t>(k.saddr) << 32) | k.daddr;
   uint64_t b = (static_cast<uint64_t>(k.sport) << 24) | (static_cast<uint64_t>(k.dport) << 8) | k.proto;
   uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull;
   h ^= h >> 31;
   h *= 0x94d049bb133111ebull;
   h ^= h >> 29;
-  return static_cast<size_t>(h);
+  return static_cast<uint32_t>(h);
 }
 
 Conn* ConnTable::lookup(const FlowKey& k, int* dir) {
-  for (size_t i = hash(k) & mask_;; i = (i + 1) & mask_) {
-    const Slot& s = slots_[i];
-    if (s.conn == 0) return nullptr;
-    if (s.key == k) {
-      *dir = s.dir;
-      return &conns_[s.conn - 1];
+  const uint32_t h = hash(k);
+  for (uint32_t i = h & mask_;; i = (i + 1) & mask_) {
+    const Slot s = slots_[i];
+    if (s.ref == 0) return nullptr;
+    if (s.hash != h) continue;
+    Conn& c = conns_[(s.ref >> 1) - 1];
+    const int d = static_cast<int>(s.ref & 1);
+    if (same(c, d, k)) {
+      *dir = d;
+      return &c;
     }
   }
 }
@@ -81,47 +113,52 @@ Conn* ConnTable::allocate() {
 void ConnTable::insert(Conn* c) {
   uint32_t idx = static_cast<uint32_t>(c - conns_.data());
   c->in_use = true;
-  index_put(c->key(0), idx + 1, 0);
-  index_put(c->key(1), idx + 1, 1);
+  index_put(c->key(0), idx, 0);
+  index_put(c->key(1), idx, 1);
   used_++;
 }
 
 void ConnTable::remove(Conn* c) {
   if (!c->in_use) return;
-  index_erase(c->key(0));
-  index_erase(c->key(1));
+  uint32_t idx = static_cast<uint32_t>(c - conns_.data());
+  index_erase(c->key(0), idx, 0);
+  index_erase(c->key(1), idx, 1);
   c->in_use = false;
   c->svc.reset();
   c->dest.reset();
   c->sp_hs.reset();
-  free_.push_back(static_cast<uint32_t>(c - conns_.data()));
+  free_.push_back(idx);
   used_--;
 }
 
 void ConnTable::rekey_server(Conn* c, uint32_t daddr, uint16_t dport) {
-  index_erase(c->key(1));
+  uint32_t idx = static_cast<uint32_t>(c - conns_.data());
+  index_erase(c->key(1), idx, 1);
   c->daddr = daddr;
   c->dport = dport;
-  index_put(c->key(1), static_cast<uint32_t>(c - conns_.data()) + 1, 1);
+  index_put(c->key(1), idx, 1);
 }
 
 void ConnTable::index_put(const FlowKey& k, uint32_t conn, uint8_t dir) {
-  size_t i = hash(k) & mask_;
-  while (slots_[i].conn != 0) i = (i + 1) & mask_;
-  slots_[i] = Slot{k, conn, dir};
+  const uint32_t h = hash(k);
+  uint32_t i = h & mask_;
+  while (slots_[i].ref != 0) i = (i + 1) & mask_;
+  slots_[i] = Slot{h, ((conn + 1) << 1) | dir};
 }
 
-// Linear probing with backward-shift deletion: no tombstones, lookups stay short.
-void ConnTable::index_erase(const FlowKey& k) {
-  size_t i = hash(k) & mask_;
+// Linear probing with backward-shift deletion: no tombstones, lookups stay short. The slot
+// to erase is the one naming this connection and side (its key is the connection's own).
+void ConnTable::index_erase(const FlowKey& k, uint32_t conn, uint8_t dir) {
+  const uint32_t ref = ((conn + 1) << 1) | dir;
+  uint32_t i = hash(k) & mask_;
   while (true) {
-    if (slots_[i].conn == 0) return;
-    if (slots_[i].key == k) break;
+    if (slots_[i].ref == 0) return;
+    if (slots_[i].ref == ref) break;
     i = (i + 1) & mask_;
   }
-  size_t hole = i;
-  for (size_t j = (hole + 1) & mask_; slots_[j].conn != 0; j = (j + 1) & mask_) {
-    size_t home = hash(slots_[j].key) & mask_;
+  uint32_t hole = i;
+  for (uint32_t j = (hole + 1) & mask_; slots_[j].ref != 0; j = (j + 1) & mask_) {
+    uint32_t home = slots_[j].hash & mask_;
     // move j into the hole when its home is not in (hole, j] cyclically
     bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
     if (!between) {
@@ -129,7 +166,7 @@ void ConnTable::index_erase(const FlowKey& k) {
       hole = j;
     }
   }
-  slots_[hole].conn = 0;
+  slots_[hole].ref = 0;
 }
 
 }  // namespace fulcrum

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "core/service.h"
@@ -47,49 +48,87 @@ struct FlowKey {
 enum InsertFlags : uint8_t { kInsSyn = 1, kInsSynAck = 2, kInsHeaderAcked = 4, kInsDataSeen = 8 };
 
 struct Conn {
+  // What a packet of an established connection reads comes first: the key, state and
+  // flags, the sequence shifts and the timer in the first 64 bytes, then the server and
+  // snapshot pointers; the rest (opening, SYNPROXY's and insertion's state) after them.
   bool in_use = false;
   bool answered = false;  // the server has replied (SYN-ACK, or any UDP reply)
   uint8_t proto = 0;
   uint8_t state = 0;
   uint32_t caddr = 0, vaddr = 0, laddr = 0, daddr = 0;  // client, VIP, local, server (host order)
   uint16_t cport = 0, vport = 0, lport = 0, dport = 0;
-  uint64_t created_ms = 0;
-  uint64_t expires_ms = 0;
-  uint32_t gen = 0;          // bumped on every reuse of the slot: stale timer entries are ignored
-  int64_t wheel_tick = -1;   // the timer-wheel tick this connection is scheduled at
-  uint64_t packets[2] = {0, 0};
   // Sequence-space shifts (core/tcp.h shift_sequence), 0 for plain FULLNAT: c2s_delta is
   // added to the client's sequence numbers toward the server (bytes the balancer inserted
   // into the server-bound stream, e.g. a PROXY-protocol header), s2c_delta to the server's
   // toward the client (SYNPROXY: cookie ISN minus the server's ISN). Each is taken back off
   // the other side's acknowledgements and SACK blocks.
   uint32_t c2s_delta = 0, s2c_delta = 0;
-  // TOA / PROXY-protocol insertion (core/insert.cc); c2s_delta is the PROXY header's length
-  // once the header is in the server-bound stream.
-  uint32_t ins_stream_start = 0;  // client ISN + 1: the first byte of the server-bound stream
-  uint32_t ins_server_next = 0;   // server ISN + 1: TOA rides client segments acknowledging exactly this
-  uint8_t ins_flags = 0;          // InsertFlags
-
-  // Sequence tracking for ending the connection with RSTs (core/drain.h track_segment), per
-  // side in its own space: 0 = the client, 1 = the server. trk_seen says which are set.
-  // (Here, where it fills padding: 16 bytes more per connection, not 24.)
+  uint8_t sp_state = 0;   // SYNPROXY, see below
+  bool sp_ts = false;     // SYNPROXY, see below
+  uint8_t ins_flags = 0;  // TOA / PROXY-protocol insertion, see below: InsertFlags
+  uint8_t trk_seen = 0;   // sequence tracking, see below: TrackBits
+  uint32_t gen = 0;          // bumped on every reuse of the slot: stale timer entries are ignored
+  uint64_t expires_ms = 0;
+  int64_t wheel_tick = -1;   // the timer-wheel tick this connection is scheduled at
+  std::shared_ptr<Dest> dest;
+  std::shared_ptr<const Service> svc;
+  // Sequence tracking for ending the connection with RSTs (core/drain.h track_segment, on
+  // every TCP segment, so with the hot fields), per side in its own space: 0 = the client,
+  // 1 = the server. trk_seen (above) says which are set.
   uint32_t trk_next[2] = {0, 0};  // the end of the furthest segment the side sent
   uint32_t trk_ack[2] = {0, 0};   // the furthest acknowledgement it sent
-  uint8_t trk_seen = 0;           // TrackBits
+  uint64_t created_ms = 0;
+  // TOA / PROXY-protocol insertion (core/insert.cc), with ins_flags above; c2s_delta is the
+  // PROXY header's length once the header is in the server-bound stream.
+  uint32_t ins_stream_start = 0;  // client ISN + 1: the first byte of the server-bound stream
+  uint32_t ins_server_next = 0;   // server ISN + 1: TOA rides client segments acknowledging exactly this
 
-  // SYNPROXY (core/synproxy.h): sp_state 0 = not a SYNPROXY connection, 1 = opening toward
-  // the server (client frames held in sp_hs), 2 = open. sp_isn is the cookie the client got;
-  // ts_delta the server's TSval minus the cookie SYN-ACK's (0 without timestamps).
-  uint8_t sp_state = 0;
-  bool sp_ts = false;
+  // SYNPROXY (core/synproxy.h), with sp_state and sp_ts above: sp_state 0 = not a SYNPROXY
+  // connection, 1 = opening toward the server (client frames held in sp_hs), 2 = open;
+  // sp_ts: timestamps are rewritten. sp_isn is the cookie the client got; ts_delta the
+  // server's TSval minus the cookie SYN-ACK's (0 without timestamps).
   uint32_t sp_isn = 0, sp_client_isn = 0, ts_delta = 0;
   uint32_t sp_last_seq = 0, sp_last_ack = 0, sp_dup_acks = 0;  // the ACK-storm filter
   std::unique_ptr<SynproxyHandshake> sp_hs;
-  std::shared_ptr<const Service> svc;
-  std::shared_ptr<Dest> dest;
   FlowKey key(int dir) const {
     return dir == 0 ? FlowKey{caddr, vaddr, cport, vport, proto} : FlowKey{daddr, laddr, dport, lport, proto};
   }
+};
+
+// A fixed array of `n` T in memory of its own, asked for transparent huge pages (2 MiB,
+// MADV_HUGEPAGE): a million connections and their index span ~180 MB, and packets of
+// random connections would otherwise miss the TLB on almost every table access. Where the
+// kernel gives no huge pages it is ordinary memory. Elements are value-initialised.
+// The memory behind BigArray: `*base`/`*bytes` are what big_free takes back.
+void* big_alloc(size_t size, size_t* bytes, void** base);
+void big_free(void* base, size_t bytes);
+
+template <typename T>
+class BigArray {
+ public:
+  explicit BigArray(size_t n) : n_(n) {
+    data_ = static_cast<T*>(big_alloc(n * sizeof(T), &bytes_, &base_));
+    for (size_t i = 0; i < n_; i++) new (data_ + i) T();
+  }
+  ~BigArray() {
+    for (size_t i = 0; i < n_; i++) data_[i].~T();
+    big_free(base_, bytes_);
+  }
+  BigArray(const BigArray&) = delete;
+  BigArray& operator=(const BigArray&) = delete;
+  size_t size() const { return n_; }
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  T* begin() { return data_; }
+  T* end() { return data_ + n_; }
+
+ private:
+  size_t n_;
+  size_t bytes_ = 0;
+  void* base_ = nullptr;
+  T* data_;
 };
 
 class ConnTable {
@@ -114,18 +153,29 @@ class ConnTable {
   }
 
  private:
+  // The index holds no keys: a slot is 8 bytes (the key's 32-bit hash and a reference to
+  // the connection and side), eight to a cache line, and a candidate whose hash matches is
+  // confirmed against the connection's own fields, which the packet reads next anyway. So a
+  // lookup touches one index line (usually) and the connection, and the index costs about a
+  // third of the memory 24-byte keyed slots took. Capacity is below 2^31 connections and the
+  // index below 2^32 slots (a slot's home is its hash's low bits).
   struct Slot {
-    FlowKey key;
-    uint32_t conn;  // index + 1; 0 = empty
-    uint8_t dir;
+    uint32_t hash;
+    uint32_t ref;  // (connection index + 1) << 1 | dir; 0 = empty
   };
-  size_t hash(const FlowKey& k) const;
+  static uint32_t hash(const FlowKey& k);
+  static bool same(const Conn& c, int dir, const FlowKey& k) {
+    return dir == 0 ? c.caddr == k.saddr && c.vaddr == k.daddr && c.cport == k.sport && c.vport == k.dport &&
+                          c.proto == k.proto
+                    : c.daddr == k.saddr && c.laddr == k.daddr && c.dport == k.sport && c.lport == k.dport &&
+                          c.proto == k.proto;
+  }
   void index_put(const FlowKey& k, uint32_t conn, uint8_t dir);
-  void index_erase(const FlowKey& k);
-  std::vector<Conn> conns_;
+  void index_erase(const FlowKey& k, uint32_t conn, uint8_t dir);
+  BigArray<Conn> conns_;
   std::vector<uint32_t> free_;
-  std::vector<Slot> slots_;
-  size_t mask_;
+  BigArray<Slot> slots_;
+  uint32_t mask_;
   uint32_t used_ = 0;
 };
 

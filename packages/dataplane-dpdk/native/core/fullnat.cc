@@ -102,7 +102,6 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
     c->expires_ms = now_ms + cfg_.timeouts.udp_ms[c->state];
     schedule(*c);
   }
-  c->packets[dir]++;
   if (dir == 0) {
     c->dest->in_pkts++;
     c->dest->in_bytes += total;

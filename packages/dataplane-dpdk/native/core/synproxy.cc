@@ -120,7 +120,6 @@ bool Pipeline::synproxy_input(uint16_t in_port, uint8_t* frame, uint8_t* ip, uin
     }
     dir = 0;
     set_state(*c, kTcpSynSent, now_ms);
-    c->packets[0]++;
     c->dest->in_pkts++;
     c->dest->in_bytes += (ip[2] << 8) | ip[3];
     v = forward(*c, 0, frame, sink);
@@ -303,7 +302,6 @@ bool Pipeline::synproxy_opening(Conn& c, int dir, uint8_t* frame, uint8_t* ip, u
   signals_.push_back(HealthSignal{c.svc->name, c.dest->key, true, "answered"});
   set_state(c, kTcpEstablished, now_ms);
   c.sp_state = 2;
-  c.packets[1]++;
   insert_server_synack(c, rd32(th + 4));  // TOA/PROXY insertion: the ACKs below complete the handshake
   for (const auto& saved : c.sp_hs->saved) synproxy_send(c, 0, saved, sink);
   // A SYN-ACK's window is never scaled; the ACK's is, by the shift the cookie SYN-ACK offered

@@ -118,8 +118,12 @@ static void conn_table_against_a_map() {
     } else {
       auto it = live.begin();
       std::advance(it, rng() % live.size());
-      t.remove(it->second);
+      Conn* gone = it->second;
+      FlowKey k0 = gone->key(0), k1 = gone->key(1);
+      t.remove(gone);
       live.erase(it);
+      int dir = -1;
+      CHECK(t.lookup(k0, &dir) == nullptr && t.lookup(k1, &dir) == nullptr);
     }
     if (step % 1000 == 0)
       for (const auto& entry : live) {
