@@ -94,8 +94,7 @@ uint32_t ConnTable::hash(const FlowKey& k) {
 #endif
 }
 
-Conn* ConnTable::lookup(const FlowKey& k, int* dir) {
-  const uint32_t h = hash(k);
+Conn* ConnTable::lookup(const FlowKey& k, uint32_t h, int* dir) {
   for (uint32_t i = h & mask_;; i = (i + 1) & mask_) {
     const Slot s = slots_[i];
     if (s.ref == 0) return nullptr;

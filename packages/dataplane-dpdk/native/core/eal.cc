@@ -7,6 +7,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_prefetch.h>
 
 #include <algorithm>
 #include <chrono>
@@ -16,6 +17,7 @@ namespace fulcrum {
 
 namespace {
 constexpr uint16_t kBurst = 32;
+constexpr uint16_t kAhead = 4;  // connections fetched this many frames ahead of their packet
 
 // Redirect-ring items are mbuf pointers; the low bit is set on a missed segment going round
 // the workers (Worker::pass_miss), whose hash.usr then holds the worker that received it first.
@@ -288,15 +290,17 @@ void EalRunner::loop(uint16_t index) {
   const std::vector<uint16_t>& ports = io_->ports;
   MbufSink sink(io_->pool, ports, index);
   rte_mbuf* rx[kBurst];
+  uint64_t hints[kBurst];
   void* redirected[kBurst];
   std::vector<std::vector<rte_mbuf*>> tx(ports.size());
   for (auto& q : tx) q.reserve(kBurst * 2);
   uint64_t last_sweep = now_ms();
   unsigned empty_polls = 0;
   RedirectBatch batch(workers_->size());
-  auto handle = [&](rte_mbuf* m, uint16_t p, uint64_t now, uint16_t origin) {
+  auto handle = [&](rte_mbuf* m, uint16_t p, uint64_t now, uint16_t origin, uint64_t hint) {
     uint16_t len = rte_pktmbuf_data_len(m);
-    Verdict v = pipeline.process(p, rte_pktmbuf_mtod(m, uint8_t*), len, len + rte_pktmbuf_tailroom(m), now, sink);
+    Verdict v =
+        pipeline.process(p, rte_pktmbuf_mtod(m, uint8_t*), len, len + rte_pktmbuf_tailroom(m), now, sink, hint);
     if (v.action == Action::Miss) {
       int next = w.pass_miss(origin, v.port, now, len);
       if (next < 0) {
@@ -323,19 +327,26 @@ void EalRunner::loop(uint16_t index) {
     unsigned got = w.take_redirected(redirected, kBurst);
     for (unsigned i = 0; i < got; i++) {
       rte_mbuf* m = untag(redirected[i]);
-      handle(m, io_->index[m->port], now, is_miss(redirected[i]) ? static_cast<uint16_t>(m->hash.usr) : index);
+      handle(m, io_->index[m->port], now, is_miss(redirected[i]) ? static_cast<uint16_t>(m->hash.usr) : index, 0);
     }
     for (uint16_t p = 0; p < ports.size(); p++) {
       uint16_t n = rte_eth_rx_burst(ports[p], index, rx, kBurst);
       got += n;
+      // Two passes (Pipeline::prefetch): the frames' headers, then every flow's index slot,
+      // then each connection a few frames ahead of its packet.
+      for (uint16_t i = 0; i < n; i++) rte_prefetch0(rte_pktmbuf_mtod(rx[i], void*));
+      for (uint16_t i = 0; i < n; i++)
+        hints[i] = pipeline.prefetch(rte_pktmbuf_mtod(rx[i], uint8_t*), rte_pktmbuf_data_len(rx[i]));
+      for (uint16_t i = 0; i < n && i < kAhead; i++) pipeline.prefetch_conn(hints[i]);
       for (uint16_t i = 0; i < n; i++) {
+        if (i + kAhead < n) pipeline.prefetch_conn(hints[i + kAhead]);
         rte_mbuf* m = rx[i];
         uint16_t owner = w.owner(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m));
         if (owner != index) {
           batch.add(owner, m);
           continue;
         }
-        handle(m, p, now, index);
+        handle(m, p, now, index, hints[i]);
       }
     }
     batch.flush(w, *workers_, [](void* m) { rte_pktmbuf_free(untag(m)); });

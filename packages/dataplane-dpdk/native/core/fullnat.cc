@@ -17,8 +17,29 @@ namespace fulcrum {
 
 using namespace pkt;
 
+namespace {
+// The flow of a TCP or UDP segment as the connection table keys it (ports at the same
+// offsets in both); prefetch() and handle_l4() take it from the same bytes.
+FlowKey flow_key(const uint8_t* ip, uint32_t ihl) {
+  uint32_t sa, da;
+  std::memcpy(&sa, ip + 12, 4);
+  std::memcpy(&da, ip + 16, 4);
+  return FlowKey{be32(sa), be32(da), be16(load16(ip + ihl)), be16(load16(ip + ihl + 2)), ip[9]};
+}
+}  // namespace
+
+uint64_t Pipeline::prefetch(const uint8_t* frame, uint32_t len) const {
+  if (len < kEth + 20 || load16(frame + 12) != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) return 0;
+  const uint8_t* ip = frame + kEth;
+  const uint32_t ihl = (ip[0] & 0x0f) * 4u;
+  if ((ip[9] != IPPROTO_TCP && ip[9] != IPPROTO_UDP) || ihl < 20 || len < kEth + ihl + 4) return 0;
+  const uint32_t h = ConnTable::hash(flow_key(ip, ihl));
+  conns_.prefetch_slot(h);
+  return (uint64_t{1} << 32) | h;
+}
+
 Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint32_t ihl, uint32_t total,
-                            uint64_t now_ms, FrameSink& sink) {
+                            uint64_t now_ms, FrameSink& sink, uint64_t hint) {
   const Verdict dropped{Action::Drop, 0};
   auto* iph = reinterpret_cast<rte_ipv4_hdr*>(ip);
   uint8_t proto = iph->next_proto_id;
@@ -46,12 +67,9 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
     l4len = be16(uh->dgram_len);
     check = uh->dgram_cksum != 0 ? l4 + offsetof(rte_udp_hdr, dgram_cksum) : nullptr;
   }
-  // Source and destination ports lie at the same offsets in TCP and UDP.
-  uint16_t osp = load16(l4), odp = load16(l4 + 2);
-  FlowKey key{be32(iph->src_addr), be32(iph->dst_addr), be16(osp), be16(odp), proto};
-
+  const FlowKey key = flow_key(ip, ihl);
   int dir = 0;
-  Conn* c = conns_.lookup(key, &dir);
+  Conn* c = conns_.lookup(key, hint ? static_cast<uint32_t>(hint) : ConnTable::hash(key), &dir);
   if (!c && !owns(in_port, key.daddr)) {
     drop(kCtr_drop_not_ours);
     return dropped;

@@ -167,7 +167,7 @@ void Pipeline::note_conn_event(const Conn& c, bool opened, uint64_t now_ms, cons
 }
 
 Verdict Pipeline::process(uint16_t in_port, uint8_t* frame, uint32_t len, uint32_t cap, uint64_t now_ms,
-                          FrameSink& sink) {
+                          FrameSink& sink, uint64_t hint) {
   room_ = cap < len ? len : cap;
   last_now_ = now_ms;
   counters_[kCtr_rx_packets]++;
@@ -207,7 +207,7 @@ Verdict Pipeline::process(uint16_t in_port, uint8_t* frame, uint32_t len, uint32
       drop(kCtr_drop_fragment);
     } else if (iph->next_proto_id == IPPROTO_TCP || iph->next_proto_id == IPPROTO_UDP) {
       // Connections first: those of a removed service or local address still finish.
-      v = handle_l4(in_port, frame, ip, ihl, total, now_ms, sink);
+      v = handle_l4(in_port, frame, ip, ihl, total, now_ms, sink, hint);
     } else if (!owns(in_port, be32(iph->dst_addr))) {
       drop(kCtr_drop_not_ours);
     } else if (iph->next_proto_id == IPPROTO_ICMP) {
