@@ -54,4 +54,18 @@ inline uint16_t csum_replace2(uint16_t check, uint16_t from, uint16_t to) {
   return static_cast<uint16_t>(~sum);
 }
 
+// Several fields at once: `delta` is the sum of ~old + new over every 16-bit half changed
+// (csum_delta4/2 below). The same result as one csum_replace* per field, bit for bit: each
+// of those folds an end-around-carry sum, which is 0 only when every term is.
+inline uint32_t csum_delta4(uint32_t from, uint32_t to) {
+  return static_cast<uint16_t>(~from) + static_cast<uint16_t>(~(from >> 16)) + (to & 0xffff) + (to >> 16);
+}
+inline uint32_t csum_delta2(uint16_t from, uint16_t to) { return static_cast<uint16_t>(~from) + uint32_t{to}; }
+inline uint16_t csum_adjust(uint16_t check, uint32_t delta) {
+  uint32_t sum = static_cast<uint16_t>(~check) + delta;  // delta < 2^20: no overflow
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
 }  // namespace fulcrum

@@ -150,10 +150,11 @@ Verdict Pipeline::forward(Conn& c, int dir, uint8_t* frame, FrameSink& sink) {
   uint32_t osa = iph->src_addr, oda = iph->dst_addr;
   uint32_t nsa = rte_cpu_to_be_32(nsaddr), nda = rte_cpu_to_be_32(ndaddr);
   uint16_t nsp = rte_cpu_to_be_16(nsport), ndp = rte_cpu_to_be_16(ndport);
-  iph->hdr_checksum = csum_replace4(csum_replace4(iph->hdr_checksum, osa, nsa), oda, nda);
+  // The address change enters the IPv4 header checksum and the TCP/UDP one (pseudo-header).
+  const uint32_t addrs = csum_delta4(osa, nsa) + csum_delta4(oda, nda);
+  iph->hdr_checksum = csum_adjust(iph->hdr_checksum, addrs);
   if (check) {
-    uint16_t s = csum_replace4(csum_replace4(load16(check), osa, nsa), oda, nda);
-    s = csum_replace2(csum_replace2(s, osp, nsp), odp, ndp);
+    uint16_t s = csum_adjust(load16(check), addrs + csum_delta2(osp, nsp) + csum_delta2(odp, ndp));
     if (proto == IPPROTO_UDP && s == 0) s = 0xffff;  // 0 means "no checksum" in UDP
     store16(check, s);
   }
