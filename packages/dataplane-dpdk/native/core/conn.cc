@@ -1,9 +1,6 @@
 #include "core/conn.h"
 
 #include <sys/mman.h>
-#if defined(__SSE4_2__)
-#include <nmmintrin.h>
-#endif
 
 #include <cstdint>
 #include <stdexcept>
@@ -75,23 +72,6 @@ ConnTable::ConnTable(uint32_t capacity) : conns_(capacity), slots_(index_size(ca
   mask_ = static_cast<uint32_t>(slots_.size() - 1);
   free_.reserve(capacity);
   for (uint32_t i = capacity; i > 0; i--) free_.push_back(i - 1);
-}
-
-// CRC-32C of the two key words (two SSE4.2 instructions, as DPDK's own flow tables hash):
-// well spread in the low bits a slot's home takes, for the sequential addresses and ports
-// real traffic has. Builds without SSE4.2 use a multiplicative mix.
-uint32_t ConnTable::hash(const FlowKey& k) {
-  uint64_t a = (static_cast<uint64_t>(k.saddr) << 32) | k.daddr;
-  uint64_t b = (static_cast<uint64_t>(k.sport) << 24) | (static_cast<uint64_t>(k.dport) << 8) | k.proto;
-#if defined(__SSE4_2__)
-  return static_cast<uint32_t>(_mm_crc32_u64(_mm_crc32_u64(0x9e3779b9u, a), b));
-#else
-  uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 31;
-  h *= 0x94d049bb133111ebull;
-  h ^= h >> 29;
-  return static_cast<uint32_t>(h);
-#endif
 }
 
 Conn* ConnTable::lookup(const FlowKey& k, uint32_t h, int* dir) {

@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#if defined(__SSE4_2__)
+#include <nmmintrin.h>
+#endif
 #include <vector>
 
 #include "core/service.h"
@@ -139,7 +142,7 @@ class ConnTable {
   // Finds the connection a packet with this flow belongs to; `dir` says which side sent it.
   Conn* lookup(const FlowKey& k, int* dir) { return lookup(k, hash(k), dir); }
   Conn* lookup(const FlowKey& k, uint32_t hash, int* dir);  // `hash` = hash(k)
-  static uint32_t hash(const FlowKey& k);
+  static uint32_t hash(const FlowKey& k);  // inline, below
   // Fetch into the cache (no effect on the table): the index line where `hash` starts, and
   // the connection its first slot names when that slot has the same hash (most keys sit at
   // their home slot). The hot part of a Conn spans 112 bytes: up to three lines.
@@ -191,5 +194,22 @@ class ConnTable {
   uint32_t mask_;
   uint32_t used_ = 0;
 };
+
+// CRC-32C of the two key words (two SSE4.2 instructions, as DPDK's own flow tables hash):
+// well spread in the low bits a slot's home takes, for the sequential addresses and ports
+// real traffic has. Builds without SSE4.2 use a multiplicative mix.
+inline uint32_t ConnTable::hash(const FlowKey& k) {
+  uint64_t a = (static_cast<uint64_t>(k.saddr) << 32) | k.daddr;
+  uint64_t b = (static_cast<uint64_t>(k.sport) << 24) | (static_cast<uint64_t>(k.dport) << 8) | k.proto;
+#if defined(__SSE4_2__)
+  return static_cast<uint32_t>(_mm_crc32_u64(_mm_crc32_u64(0x9e3779b9u, a), b));
+#else
+  uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 31;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 29;
+  return static_cast<uint32_t>(h);
+#endif
+}
 
 }  // namespace fulcrum

@@ -20,7 +20,7 @@ using namespace pkt;
 namespace {
 // The flow of a TCP or UDP segment as the connection table keys it (ports at the same
 // offsets in both); prefetch() and handle_l4() take it from the same bytes.
-FlowKey flow_key(const uint8_t* ip, uint32_t ihl) {
+inline __attribute__((always_inline)) FlowKey flow_key(const uint8_t* ip, uint32_t ihl) {
   uint32_t sa, da;
   std::memcpy(&sa, ip + 12, 4);
   std::memcpy(&da, ip + 16, 4);
