@@ -574,11 +574,18 @@ Napi::Value Harness::BenchReceived(const Napi::CallbackInfo& info) {
         Worker& w = set_->at(o);
         void* items[kBurst];
         unsigned k;
-        while ((k = w.take_redirected(items, kBurst)) > 0)
+        while ((k = w.take_redirected(items, kBurst)) > 0) {
           for (unsigned i = 0; i < k; i++) {
             auto* s = static_cast<Slot*>(items[i]);
-            w.pipeline().process(s->port, s->data, s->len, sizeof s->data, now, sink);
+            hints[i] = w.pipeline().prefetch(s->data, s->len);
           }
+          for (unsigned i = 0; i < k && i < kAhead; i++) w.pipeline().prefetch_conn(hints[i]);
+          for (unsigned i = 0; i < k; i++) {
+            if (i + kAhead < k) w.pipeline().prefetch_conn(hints[i + kAhead]);
+            auto* s = static_cast<Slot*>(items[i]);
+            w.pipeline().process(s->port, s->data, s->len, sizeof s->data, now, sink, hints[i]);
+          }
+        }
       }
     }
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();

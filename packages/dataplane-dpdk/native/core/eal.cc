@@ -336,7 +336,14 @@ void EalRunner::loop(uint16_t index) {
     unsigned got = w.take_redirected(redirected, kBurst);
     for (unsigned i = 0; i < got; i++) {
       rte_mbuf* m = untag(redirected[i]);
-      handle(m, io_->index[m->port], now, is_miss(redirected[i]) ? static_cast<uint16_t>(m->hash.usr) : index, 0);
+      hints[i] = pipeline.prefetch(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m));
+    }
+    for (unsigned i = 0; i < got && i < kAhead; i++) pipeline.prefetch_conn(hints[i]);
+    for (unsigned i = 0; i < got; i++) {
+      if (i + kAhead < got) pipeline.prefetch_conn(hints[i + kAhead]);
+      rte_mbuf* m = untag(redirected[i]);
+      handle(m, io_->index[m->port], now, is_miss(redirected[i]) ? static_cast<uint16_t>(m->hash.usr) : index,
+             hints[i]);
     }
     for (uint16_t p = 0; p < ports.size(); p++) {
       uint16_t n = rte_eth_rx_burst(ports[p], index, rx, kBurst);
