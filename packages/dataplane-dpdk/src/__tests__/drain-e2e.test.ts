@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
-import { distReason, startChild } from './e2e.js';
+import { dataplaneYaml, distReason, startChild } from './e2e.js';
 import { Topology } from './netns.js';
 
 const need = requires({
@@ -161,21 +161,7 @@ describe.skipIf(need.skip)(`draining a server end to end (namespaces, af_packet)
 
     const server = spawnIn(t.srv, SERVER);
     await server.next(json('listening'), 10_000, 'the echo server');
-    const qpairs = workers > 1 ? `,qpairs=${workers}` : '';
-    const yaml = `
-dataplane:
-  name: dpdk
-  options:
-    eal: ['-l', '${workers > 1 ? `0-${workers - 1}` : '0'}', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
-    ports:
-      - { name: wan, vdev: 'net_af_packet0,iface=${t.wan}${qpairs}', addresses: [10.1.0.1/24] }
-      - { name: lan, vdev: 'net_af_packet1,iface=${t.lan}${qpairs}', addresses: [10.2.0.1/24] }
-    neighbors:
-      - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
-      - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
-      - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
-    maxConnections: 4096${workers > 1 ? '\n    idle: { mode: adaptive }' : ''}
-    connectionEvents: true
+    const yaml = `${dataplaneYaml(t, { prefix, workers, options: '\n    connectionEvents: true' })}
 services:
   - name: echo
     protocol: tcp

@@ -24,6 +24,47 @@ export function distReason(packages: readonly string[] = ['kernel']): string | u
   return stale ? `dist is older than src/${stale} (npm run build)` : undefined;
 }
 
+export type Pmd = 'af_packet' | 'af_xdp';
+
+/** The vdev of DPDK port `n` on `iface` with `queues` queue pairs. */
+export const vdev = (pmd: Pmd, n: number, iface: string, queues = 1) =>
+  pmd === 'af_packet'
+    ? `net_af_packet${n},iface=${iface}${queues > 1 ? `,qpairs=${queues}` : ''}`
+    : `net_af_xdp${n},iface=${iface},start_queue=0,queue_count=${queues}`;
+
+export interface DataplaneYaml {
+  /** EAL --file-prefix (unique per process). */
+  prefix: string;
+  pmd?: Pmd;
+  /** Worker lcores (0..workers-1), each with a queue pair per port unless `queues` says fewer. */
+  workers?: number;
+  queues?: number;
+  wanIface?: string;
+  /** More lines under `options:`, each starting with a newline and four spaces. */
+  options?: string;
+}
+
+/**
+ * The `dataplane:` section the end-to-end tests run (the issue's config shape): the two
+ * ports of `t`, its client and servers as permanent neighbours, a 4096-connection table.
+ */
+export function dataplaneYaml(t: Topology, o: DataplaneYaml): string {
+  const { prefix, pmd = 'af_packet', workers = 1, queues = workers, wanIface = t.wan, options = '' } = o;
+  return `
+dataplane:
+  name: dpdk
+  options:
+    eal: ['-l', '${workers > 1 ? `0-${workers - 1}` : '0'}', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
+    ports:
+      - { name: wan, vdev: '${vdev(pmd, 0, wanIface, queues)}', addresses: [10.1.0.1/24] }
+      - { name: lan, vdev: '${vdev(pmd, 1, t.lan, queues)}', addresses: [10.2.0.1/24] }
+    neighbors:
+      - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
+      - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
+      - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
+    maxConnections: 4096${workers > 1 ? '\n    idle: { mode: adaptive }' : ''}${options}`;
+}
+
 export interface Dataplane {
   child: ChildProcess;
   /** The rest of the next line the child prints that starts with `prefix` (throws on "failed"). */

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
-import { distReason, startChild, type Dataplane } from './e2e.js';
+import { dataplaneYaml, distReason, startChild, type Dataplane, type Pmd } from './e2e.js';
 import { Topology } from './netns.js';
 
 const need = requires({
@@ -18,12 +18,6 @@ const need = requires({
 const prefixes: string[] = [];
 // Every dataplane process started, killed by PID after the tests whatever happened.
 const children: ChildProcess[] = [];
-
-type Pmd = 'af_packet' | 'af_xdp';
-const vdev = (pmd: Pmd, n: number, iface: string, queues = 1) =>
-  pmd === 'af_packet'
-    ? `net_af_packet${n},iface=${iface}${queues > 1 ? `,qpairs=${queues}` : ''}`
-    : `net_af_xdp${n},iface=${iface},start_queue=0,queue_count=${queues}`;
 
 function startDataplane(
   t: Topology,
@@ -38,19 +32,14 @@ function startDataplane(
   const prefix = `fulcrum-${t.id}-${name}`;
   prefixes.push(prefix);
   // The issue's config shape, through the whole kernel: schema, capabilities, rr compiled.
-  const yaml = `
-dataplane:
-  name: dpdk
-  options:
-    eal: ['-l', '${workers > 1 ? `0-${workers - 1}` : '0'}', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
-    ports:
-      - { name: wan, vdev: '${vdev(pmd, 0, wanIface, queues)}', addresses: [10.1.0.1/24] }
-      - { name: lan, vdev: '${vdev(pmd, 1, t.lan, queues)}', addresses: [10.2.0.1/24] }
-    neighbors:
-      - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
-      - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
-      - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
-    maxConnections: 4096${workers > 1 ? '\n    idle: { mode: adaptive }\n    connectionEvents: true' : ''}${options}
+  const yaml = `${dataplaneYaml(t, {
+    prefix,
+    pmd,
+    workers,
+    queues,
+    wanIface,
+    options: `${workers > 1 ? '\n    connectionEvents: true' : ''}${options}`,
+  })}
 services:
   - name: web
     protocol: tcp

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
-import { distReason, startChild, type Dataplane } from './e2e.js';
+import { dataplaneYaml, distReason, startChild, type Dataplane } from './e2e.js';
 import { Topology } from './netns.js';
 
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
@@ -95,19 +95,7 @@ stream {
 }
 
 function startDataplane(t: Topology, prefix: string, services: string): Dataplane {
-  const yaml = `
-dataplane:
-  name: dpdk
-  options:
-    eal: ['-l', '0', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
-    ports:
-      - { name: wan, vdev: 'net_af_packet0,iface=${t.wan}', addresses: [10.1.0.1/24] }
-      - { name: lan, vdev: 'net_af_packet1,iface=${t.lan}', addresses: [10.2.0.1/24] }
-    neighbors:
-      - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
-      - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
-      - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
-    maxConnections: 4096
+  const yaml = `${dataplaneYaml(t, { prefix })}
 services:
 ${services}`;
   return startChild(t, yaml);
