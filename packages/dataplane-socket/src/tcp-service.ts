@@ -233,14 +233,7 @@ export class TcpService extends VirtualService {
       client.destroy();
       return;
     }
-    const max = this.snapshot.maxConnections;
-    if (max !== undefined && this.live >= max) {
-      rt.metrics.refused.inc({ service: this.name, reason: 'max-connections' });
-      rt.warn(
-        `max:${this.name}`,
-        { event: 'connection_refused', service: this.name, reason: 'max-connections', maxConnections: max },
-        `service ${this.name}: ${max} connections open (maxConnections), refusing new ones`,
-      );
+    if (this.#full()) {
       client.on('error', noop);
       client.resetAndDestroy();
       return;
@@ -259,12 +252,7 @@ export class TcpService extends VirtualService {
     };
     const dest = this.schedule(tuple, []);
     if (!dest) {
-      rt.metrics.refused.inc({ service: this.name, reason: 'no-server' });
-      rt.warn(
-        `none:${this.name}`,
-        { event: 'connection_refused', service: this.name, reason: 'no-server' },
-        `service ${this.name}: no real server can take connections, refusing clients`,
-      );
+      this.#refusedNoServer();
       client.on('error', noop);
       client.resetAndDestroy();
       return;
@@ -293,14 +281,7 @@ export class TcpService extends VirtualService {
       relay.close(relayId, CloseMode.ABORT);
       return;
     }
-    const max = this.snapshot.maxConnections;
-    if (max !== undefined && this.live >= max) {
-      rt.metrics.refused.inc({ service: this.name, reason: 'max-connections' });
-      rt.warn(
-        `max:${this.name}`,
-        { event: 'connection_refused', service: this.name, reason: 'max-connections', maxConnections: max },
-        `service ${this.name}: ${max} connections open (maxConnections), refusing new ones`,
-      );
+    if (this.#full()) {
       relay.close(relayId, CloseMode.RESET);
       return;
     }
@@ -328,12 +309,7 @@ export class TcpService extends VirtualService {
     }
     const dest = this.schedule(tuple, []);
     if (!dest) {
-      rt.metrics.refused.inc({ service: this.name, reason: 'no-server' });
-      rt.warn(
-        `none:${this.name}`,
-        { event: 'connection_refused', service: this.name, reason: 'no-server' },
-        `service ${this.name}: no real server can take connections, refusing clients`,
-      );
+      this.#refusedNoServer();
       relay.close(relayId, CloseMode.RESET);
       return;
     }
@@ -342,6 +318,29 @@ export class TcpService extends VirtualService {
     rt.table.add(conn);
     this.persist(conn, dest);
     conn.connect(dest);
+  }
+
+  /** At maxConnections: counts and logs (once a while) the refusal the caller makes. */
+  #full(): boolean {
+    const max = this.snapshot.maxConnections;
+    if (max === undefined || this.live < max) return false;
+    this.rt.metrics.refused.inc({ service: this.name, reason: 'max-connections' });
+    this.rt.warn(
+      `max:${this.name}`,
+      { event: 'connection_refused', service: this.name, reason: 'max-connections', maxConnections: max },
+      `service ${this.name}: ${max} connections open (maxConnections), refusing new ones`,
+    );
+    return true;
+  }
+
+  /** No server can take the client: counts and logs (once a while) the refusal the caller makes. */
+  #refusedNoServer(): void {
+    this.rt.metrics.refused.inc({ service: this.name, reason: 'no-server' });
+    this.rt.warn(
+      `none:${this.name}`,
+      { event: 'connection_refused', service: this.name, reason: 'no-server' },
+      `service ${this.name}: no real server can take connections, refusing clients`,
+    );
   }
 
   /**
