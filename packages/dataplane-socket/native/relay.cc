@@ -202,6 +202,7 @@ struct Command {
 
 struct Settings {
   bool splice;
+  bool acceptLocal;  // an accepted client stays on the accepting thread
   bool noDelay;
   size_t replayLimit;  // 0: no replay
   size_t earlyLimit;
@@ -630,6 +631,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     int threads = o.Get("threads").As<Napi::Number>().Int32Value();
     Settings s;
     s.splice = o.Get("splice").As<Napi::Boolean>().Value();
+    s.acceptLocal = o.Has("acceptLocal") && o.Get("acceptLocal").ToBoolean().Value();
     s.noDelay = o.Get("noDelay").As<Napi::Boolean>().Value();
     s.replayLimit = static_cast<size_t>(o.Get("replayLimit").As<Napi::Number>().Int64Value());
     s.earlyLimit = static_cast<size_t>(o.Get("earlyLimit").As<Napi::Number>().Int64Value());
@@ -1163,7 +1165,7 @@ void Worker::AcceptSome(Listener* l) {
     // TCP_NODELAY comes from the listener (Linux copies it to the accepted socket).
     Conn* c = new Conn();
     uint64_t seq = owner_->NextAccept();
-    int target = static_cast<int>(seq % count_);
+    int target = settings_.acceptLocal ? index_ : static_cast<int>(seq % count_);
     c->id = (274877906944.0 + static_cast<double>(seq)) * count_ + target;  // id % threads: its thread
     c->accepted = true;
     c->phase = kWaiting;

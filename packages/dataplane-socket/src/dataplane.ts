@@ -78,6 +78,7 @@ export class SocketDataplane implements DataplaneInstance {
           {
             threads: o.relayThreads || availableParallelism(),
             splice: o.relaySplice,
+            acceptLocal: o.relayAcceptSpread === 'accepting-thread',
             noDelay: o.noDelay,
             replayLimit: o.retries > 0 ? o.retryBufferBytes : 0,
             earlyLimit: Math.max(o.retryBufferBytes, EARLY_BYTES),

@@ -62,6 +62,8 @@ export interface RelaySettings {
   threads: number;
   /** splice(2) through a pipe per direction instead of a buffer. */
   splice: boolean;
+  /** An accepted client stays on the thread that accepted it (else: round-robin over threads). */
+  acceptLocal: boolean;
   /** TCP_NODELAY on the sockets the relay accepts and opens. */
   noDelay: boolean;
   /** Client bytes kept until the server's first byte, to replay on a retry (0: none). */

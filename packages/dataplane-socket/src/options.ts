@@ -60,6 +60,12 @@ export interface SocketDataplaneOptions {
    */
   relayAccept: boolean;
   /**
+   * Native accept: which relay thread relays an accepted client. `round-robin` spreads them
+   * over the threads whichever accepted them (EPOLLEXCLUSIVE tends to wake the same thread);
+   * `accepting-thread` keeps each on the thread that accepted it, with no hand-over.
+   */
+  relayAcceptSpread: 'round-robin' | 'accepting-thread';
+  /**
    * With native accept: the relay threads execute sequence and hash plans themselves (pick
    * the server and connect at accept, this side told afterwards); false: every accepted
    * client waits for the event loop to schedule it.
@@ -135,6 +141,12 @@ export const optionsSchema: JsonSchema = {
       type: 'boolean',
       default: true,
       description: 'native relay: its threads also accept and connect (not with responseTimeout)',
+    },
+    relayAcceptSpread: {
+      enum: ['round-robin', 'accepting-thread'],
+      default: 'round-robin',
+      description:
+        'native accept: spread accepted clients over the relay threads, or keep each on the thread that accepted it',
     },
     relaySplice: {
       type: 'boolean',

@@ -67,6 +67,20 @@ describe.skipIf(need.skip)('native plan execution' + need.note, () => {
     await c.closed;
   });
 
+  it('relayAcceptSpread accepting-thread: the same picks, each client relayed by the thread that accepted it', async () => {
+    backends = await names(2);
+    h = await harness(
+      [{ name: 'web', scheduler: 'rr', realServers: backends.map((b) => ({ address: b.address })) }],
+      { options: { ...relayOptions('native'), relayAcceptSpread: 'accepting-thread' } },
+    );
+    const answers: string[] = [];
+    for (let i = 0; i < 8; i++) answers.push((await request(h.port)).data);
+    expect(answers).toEqual(['a', 'b', 'a', 'b', 'a', 'b', 'a', 'b']);
+    expect(h.dp.relayInfo()).toMatchObject({ accepts: true, handedOff: 8, picked: 8, relayed: 0 });
+    await h.advance(11_000);
+    expect(h.dp.size).toBe(0);
+  });
+
   it('hash: the relay picks the server planHash picks, over all four fields', async () => {
     backends = await names(3);
     const fields: HashField[] = ['source-address', 'source-port', 'destination-address', 'destination-port'];
