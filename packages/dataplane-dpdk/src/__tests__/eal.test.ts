@@ -444,6 +444,8 @@ describe.skipIf(need.skip)(
           for (let i = 0; i < 50 && !/Capturing on/.test(capture.out()); i++)
             await new Promise((r) => setTimeout(r, 100));
           expect(capture.out()).toMatch(/Capturing on/);
+          // dumpcap says so just before it really captures (CI once missed wrk's first SYN).
+          await new Promise((r) => setTimeout(r, 500));
           // A bounded flood to the VIP only, spoofing a few addresses of the client's own subnet.
           const sources = ['10.1.0.50', '10.1.0.51', '10.1.0.52', '10.1.0.53'];
           const floods = sources.map((a) =>
