@@ -290,7 +290,11 @@ static void siphash_and_cookies() {
   CHECK(c.check(ck, 1, 2, 3, 4, 101, 900, any) == -1);     // another client ISN
   int passed = 0;
   for (uint32_t d = 1; d < 4096; d++) passed += c.check(ck + d, 1, 2, 3, 4, 100, 900, any) >= 0;
-  CHECK(passed <= 1);  // neighbours of a cookie do not pass with other data
+  // Neighbours of a cookie do not pass with other data: each of these 4,095 forgeries meets
+  // 15 bits of MAC, so about 0.12 pass by chance (an additive data field, as Linux's, would
+  // let ~every one through). "<= 1" failed about once in 150 runs (P(>= 2) ~ 0.7 %);
+  // P(>= 5) is about 2e-7.
+  CHECK(passed <= 4);
   std::puts("ok siphash and syn cookies");
 }
 
