@@ -12,16 +12,16 @@ import {
   add,
   CLIENT,
   fromClient,
-  fromServer,
   harness,
   LADDR,
   LAN_MAC,
   SERVERS,
+  serverSeg,
   snapshot,
+  type SnapshotInput,
   update,
   VIP,
   WAN_MAC,
-  type SnapshotInput,
 } from './fixtures.js';
 import { parseFrame, TCP, tcpFrame, udpFrame, type ParsedFrame } from './frames.js';
 import { expectedHeader, Flow, ppSettings } from './insert-flow.js';
@@ -340,20 +340,7 @@ describe.skipIf(need.skip)(`servers taken out: expire, packet by packet${need.no
       const lport = parseFrame(syn!.frame).tcp!.sport;
       lports.push(lport);
       const server = (flags: number, seq: number, ack: number) =>
-        h.inject(
-          'lan',
-          tcpFrame(fromServer(0), {
-            src: SERVERS[0]!.ip,
-            dst: LADDR,
-            sport: 8080,
-            dport: lport,
-            flags,
-            seq,
-            ack,
-          }),
-          0,
-          w,
-        );
+        h.inject('lan', serverSeg(0, lport, { flags, seq, ack }), 0, w);
       server(TCP.SYN | TCP.ACK, S, C + 1);
       h.inject(
         'wan',

@@ -4,13 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import {
   add,
-  clientSeg,
   CLIENT,
+  clientSeg,
   fromServer,
   harness,
   LADDR,
   LAN_MAC,
   SERVERS,
+  serverSeg,
   snapshot,
   VIP,
   WAN_MAC,
@@ -46,11 +47,7 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     ]);
 
     const server = (f: Partial<TcpFields> & { flags: number }) =>
-      h.inject(
-        'lan',
-        tcpFrame(fromServer(0), { src: SERVERS[0]!.ip, dst: LADDR, sport: 8080, dport: lport, ...f }),
-        10,
-      );
+      h.inject('lan', serverSeg(0, lport, { ...f }), 10);
     const [synAck] = server({ flags: TCP.SYN | TCP.ACK, seq: 5000, ack: 1001 });
     expect(synAck!.port).toBe('wan');
     const sa = parseFrame(synAck!.frame);
@@ -249,18 +246,7 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     const h = harness();
     h.apply(add(snapshot()));
     const s = parseFrame(h.inject('wan', clientSeg(44000, { flags: TCP.SYN }), 0)[0]!.frame);
-    const [rst] = h.inject(
-      'lan',
-      tcpFrame(fromServer(0), {
-        src: SERVERS[0]!.ip,
-        dst: LADDR,
-        sport: 8080,
-        dport: s.tcp!.sport,
-        flags: TCP.RST | TCP.ACK,
-        ack: 1001,
-      }),
-      5,
-    );
+    const [rst] = h.inject('lan', serverSeg(0, s.tcp!.sport, { flags: TCP.RST | TCP.ACK, ack: 1001 }), 5);
     expect(parseFrame(rst!.frame).tcp).toMatchObject({
       sport: 80,
       dport: 44000,
@@ -286,17 +272,7 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     const h = harness({ timeouts: { established: 60_000, close: 1000 } });
     h.apply(add(snapshot()));
     const s = parseFrame(h.inject('wan', clientSeg(46000, { flags: TCP.SYN }), 0)[0]!.frame);
-    h.inject(
-      'lan',
-      tcpFrame(fromServer(0), {
-        src: SERVERS[0]!.ip,
-        dst: LADDR,
-        sport: 8080,
-        dport: s.tcp!.sport,
-        flags: TCP.SYN | TCP.ACK,
-      }),
-      0,
-    );
+    h.inject('lan', serverSeg(0, s.tcp!.sport, { flags: TCP.SYN | TCP.ACK }), 0);
     h.inject('wan', clientSeg(46000, { flags: TCP.ACK }), 0);
     expect(h.expire(59_999)).toBe(0);
     h.inject('wan', clientSeg(46000, { flags: TCP.RST }), 59_999);

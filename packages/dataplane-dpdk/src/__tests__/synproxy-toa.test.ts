@@ -2,7 +2,7 @@ import { findToa } from '@fulcrum/toa';
 import { requires } from '@fulcrum/testkit';
 import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
-import { add, CLIENT, fromClient, fromServer, harness, LADDR, SERVERS, snapshot, VIP } from './fixtures.js';
+import { add, CLIENT, fromClient, harness, SERVERS, serverSeg, snapshot, VIP } from './fixtures.js';
 import { parseFrame, TCP, tcpFrame } from './frames.js';
 import { ppSettings, toaSettings } from './insert-flow.js';
 
@@ -30,15 +30,7 @@ describe.skipIf(need.skip)(`SYNPROXY with TOA on one connection, packet by packe
     expect(findToa(s.tcp!.options)).toBeUndefined(); // TOA goes on the ACK, not the SYN
     const out = h.inject(
       'lan',
-      tcpFrame(fromServer(0), {
-        src: SERVERS[0]!.ip,
-        dst: LADDR,
-        sport: 8080,
-        dport: s.tcp!.sport,
-        flags: TCP.SYN | TCP.ACK,
-        seq: 7000,
-        ack: 1001,
-      }),
+      serverSeg(0, s.tcp!.sport, { flags: TCP.SYN | TCP.ACK, seq: 7000, ack: 1001 }),
       20,
     );
     expect(out.map((o) => o.port)).toEqual(['lan', 'wan']);
@@ -68,18 +60,7 @@ describe.skipIf(need.skip)(`SYNPROXY with TOA on one connection, packet by packe
     const [syn] = client({ seq: 1001, ack: cookie + 1 }, 10);
     const lport = parseFrame(syn!.frame).tcp!.sport;
     const server = (f: Partial<Parameters<typeof tcpFrame>[1]>, now: number) =>
-      h.inject(
-        'lan',
-        tcpFrame(fromServer(0), {
-          src: SERVERS[0]!.ip,
-          dst: LADDR,
-          sport: 8080,
-          dport: lport,
-          flags: TCP.ACK,
-          ...f,
-        }),
-        now,
-      );
+      h.inject('lan', serverSeg(0, lport, { flags: TCP.ACK, ...f }), now);
     const out = server({ flags: TCP.SYN | TCP.ACK, seq: 7000, ack: 1001 }, 20);
     expect(out.map((o) => o.port)).toEqual(['lan', 'wan']);
     const ack = parseFrame(out[0]!.frame);

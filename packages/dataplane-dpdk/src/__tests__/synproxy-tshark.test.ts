@@ -1,7 +1,7 @@
 import { requires } from '@fulcrum/testkit';
 import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
-import { add, CLIENT, fromClient, fromServer, harness, LADDR, SERVERS, snapshot, VIP } from './fixtures.js';
+import { add, CLIENT, fromClient, harness, SERVERS, serverSeg, snapshot, VIP } from './fixtures.js';
 import { opt, parseFrame, TCP, tcpFrame, type TcpFields } from './frames.js';
 import { capture } from './tshark.js';
 
@@ -46,11 +46,7 @@ function views(timestamps: boolean): { wan: Buffer[]; lan: Buffer[] } {
     let lport = 0;
     let server = 0;
     const fromSrv = (f: Partial<TcpFields> & { flags: number }, ecr: number) => {
-      const frame = tcpFrame(fromServer(server), {
-        src: SERVERS[server]!.ip,
-        dst: LADDR,
-        sport: 8080,
-        dport: lport,
+      const frame = serverSeg(server, lport, {
         window: 501,
         ...f,
         ...(timestamps ? { options: Buffer.concat([f.options ?? Buffer.alloc(0), opt.ts(sts++, ecr)]) } : {}),

@@ -6,11 +6,11 @@ import {
   add,
   CLIENT,
   fromClient,
-  fromServer,
   harness,
   LADDR,
   LAN_MAC,
   SERVERS,
+  serverSeg,
   snapshot,
   VIP,
   WAN_MAC,
@@ -34,11 +34,7 @@ function setup(extra: Partial<HarnessOptions> = {}, servers = 1) {
   const client = (sport: number, f: Seg, now = 0) =>
     h.inject('wan', tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport, dport: 80, ...f }), now);
   const server = (i: number, lport: number, f: Seg, now = 0) =>
-    h.inject(
-      'lan',
-      tcpFrame(fromServer(i), { src: SERVERS[i]!.ip, dst: LADDR, sport: 8080, dport: lport, ...f }),
-      now,
-    );
+    h.inject('lan', serverSeg(i, lport, { ...f }), now);
   return { h, client, server };
 }
 
