@@ -305,6 +305,33 @@ function txPps(lines) {
 }
 
 /**
+ * taskset's arguments for the generator: testpmd txonly on CPU 1 sending 64-byte UDP
+ * datagrams from 10.1.0.2 to `target` through `vdev`, toward the MAC `peer`.
+ */
+function generator(prefix, vdev, mbufs, target, peer) {
+  return [
+    '-c',
+    '1',
+    'dpdk-testpmd',
+    '--lcores',
+    '0@1,1@1',
+    ...eal(prefix),
+    '--vdev',
+    vdev,
+    '--',
+    `--total-num-mbufs=${mbufs}`,
+    '--forward-mode=txonly',
+    '--txpkts=64',
+    `--tx-ip=10.1.0.2,${target}`,
+    '--tx-udp=4000,9000',
+    `--eth-peer=0,${peer}`,
+    '--auto-start',
+    '--stats-period',
+    '1',
+  ];
+}
+
+/**
  * The forwarder alone, no kernel in the way: 64-byte UDP frames from a testpmd txonly
  * generator (CPU 1) over memif into the forwarder (CPU 0), out to net_null. Forwarded/s
  * from the forwarder's own counters; when it forwards less than it is sent, 1 s / rate is
@@ -316,26 +343,7 @@ async function memifRound(name) {
     const [wan] = memifPorts('client');
     const gen = start(
       'taskset',
-      [
-        '-c',
-        '1',
-        'dpdk-testpmd',
-        '--lcores',
-        '0@1,1@1',
-        ...eal(`fb${id}-mgen`),
-        '--vdev',
-        wan,
-        '--',
-        '--total-num-mbufs=16384',
-        '--forward-mode=txonly',
-        '--txpkts=64',
-        `--tx-ip=10.1.0.2,${name === 'testpmd' ? SERVER : VIP}`,
-        '--tx-udp=4000,9000',
-        `--eth-peer=0,${MEMIF.wan}`,
-        '--auto-start',
-        '--stats-period',
-        '1',
-      ],
+      generator(`fb${id}-mgen`, wan, 16384, name === 'testpmd' ? SERVER : VIP, MEMIF.wan),
       /Tx-pps:\s+[1-9]/,
       'memif generator',
     );
@@ -420,24 +428,7 @@ async function packetsPerSecond(target) {
       'exec',
       NS.cli,
       'taskset',
-      '-c',
-      '1',
-      'dpdk-testpmd',
-      '--lcores',
-      '0@1,1@1',
-      ...eal(`fb${id}-gen`),
-      '--vdev',
-      `net_af_packet0,iface=${DEV.wanPeer}`,
-      '--',
-      '--total-num-mbufs=8192',
-      '--forward-mode=txonly',
-      '--txpkts=64',
-      `--tx-ip=10.1.0.2,${target}`,
-      '--tx-udp=4000,9000',
-      `--eth-peer=0,${macs.wan}`,
-      '--auto-start',
-      '--stats-period',
-      '1',
+      ...generator(`fb${id}-gen`, `net_af_packet0,iface=${DEV.wanPeer}`, 8192, target, macs.wan),
     ],
     /Tx-pps:\s+[1-9]/,
     'generator',
