@@ -97,6 +97,7 @@ export class DpdkDataplane implements DataplaneInstance {
           localPortMin: o.localPorts.min,
           localPortMax: o.localPorts.max,
           mssClamp: nativeMssClamp(o.tcp.mssClamp),
+          tcpWindowCheck: o.tcp.windowCheck,
           tcpTimeoutsMs: t.tcp,
           udpTimeoutsMs: t.udp,
           redirectRing: o.redirectRing,

@@ -33,7 +33,7 @@ export interface HarnessOptions {
   maxConnections?: number;
   localPorts?: { min: number; max: number };
   timeouts?: Partial<DpdkDataplaneOptions['timeouts']>;
-  tcp?: DpdkDataplaneOptions['tcp'];
+  tcp?: Partial<DpdkDataplaneOptions['tcp']>;
   /**
    * Worker pipelines, as the EAL runs one per lcore (default 1). Each owns the local ports
    * `p % workers == worker`; a reply received by another worker goes to the owner through
@@ -92,6 +92,7 @@ export class PacketHarness {
       localPortMin: options.localPorts?.min ?? 1024,
       localPortMax: options.localPorts?.max ?? 65535,
       mssClamp: nativeMssClamp(options.tcp?.mssClamp),
+      tcpWindowCheck: options.tcp?.windowCheck ?? true,
       tcpTimeoutsMs: t.tcp,
       udpTimeoutsMs: t.udp,
       workers: options.workers ?? 1,

@@ -68,6 +68,8 @@ export interface NativeHarnessConfig {
   localPortMax?: number;
   /** MSS clamping on SYN and SYN-ACK: 0 off, > 0 that MSS, -1 the output port's MTU − 40. */
   mssClamp?: number;
+  /** Drop TCP segments outside the window (default true). */
+  tcpWindowCheck?: boolean;
   /** Per IPVS TCP state, in the order of TCP_STATES. */
   tcpTimeoutsMs?: number[];
   /** ONEWAY, NORMAL */

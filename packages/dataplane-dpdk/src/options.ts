@@ -40,6 +40,12 @@ export interface DpdkDataplaneOptions {
   tcp: {
     /** Lower the MSS option of SYN and SYN-ACK to this, or to the output port's MTU − 40 ('auto'). */
     mssClamp?: number | 'auto';
+    /**
+     * Drop TCP segments outside the window both ends have told each other (sequence number
+     * beyond what the receiver allowed or older than one window, ACK of unsent or long-acked
+     * data), counted as `drop_out_of_window`, before they move the connection's state.
+     */
+    windowCheck: boolean;
   };
   /** Frames each worker's redirect ring holds (replies that arrived on another worker's queue). */
   redirectRing: number;
@@ -186,6 +192,12 @@ export const optionsSchema: JsonSchema = {
           oneOf: [{ type: 'integer', minimum: 88, maximum: 65495 }, { const: 'auto' }],
           description:
             "lower the MSS option of SYNs toward the servers and SYN-ACKs toward the clients to this, or to the output port's MTU - 40 ('auto'); off when absent",
+        },
+        windowCheck: {
+          type: 'boolean',
+          default: true,
+          description:
+            'drop TCP segments outside the window both ends advertised (sequence beyond the receiver window or older than one window, ACK of unsent or long-acknowledged data), counted as drop_out_of_window',
         },
       },
     },

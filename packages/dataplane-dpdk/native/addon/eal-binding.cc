@@ -63,24 +63,11 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
   auto num = [&o](const char* k, uint32_t def) {
     return o.Get(k).IsNumber() ? o.Get(k).As<Napi::Number>().Uint32Value() : def;
   };
-  cfg.conn_capacity = num("connCapacity", cfg.conn_capacity);
-  cfg.local_port_min = static_cast<uint16_t>(num("localPortMin", cfg.local_port_min));
-  cfg.local_port_max = static_cast<uint16_t>(num("localPortMax", cfg.local_port_max));
-  if (o.Get("mssClamp").IsNumber()) cfg.mss_clamp = o.Get("mssClamp").As<Napi::Number>().Int32Value();
-  cfg.conn_events = o.Get("connEvents").ToBoolean();
-  cfg.conn_events_max = num("connEventsMax", cfg.conn_events_max);
-  for (const char* key : {"tcpTimeoutsMs", "udpTimeoutsMs"}) {
-    if (!o.Get(key).IsArray()) continue;
-    Napi::Array t = o.Get(key).As<Napi::Array>();
-    uint64_t* dst = key[0] == 't' ? cfg.timeouts.tcp_ms : cfg.timeouts.udp_ms;
-    uint32_t n = key[0] == 't' ? uint32_t{kTcpStateCount} : uint32_t{kUdpStateCount};
-    for (uint32_t i = 0; i < t.Length() && i < n; i++) dst[i] = t.Get(i).As<Napi::Number>().Uint32Value();
-  }
+  read_pipeline_config(o, cfg);
   EalOptions opts;
   opts.redirect_ring = num("redirectRing", opts.redirect_ring);
   opts.idle_polls = num("idlePolls", opts.idle_polls);
   opts.idle_sleep_us = num("idleSleepUs", opts.idle_sleep_us);
-  read_synproxy_config(o.Get("synproxy"), cfg.synproxy);
   g_state->events = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "fulcrum-eal", 0, 1);
   g_state->started = std::make_unique<Napi::Promise::Deferred>(deferred);
   env.AddCleanupHook([] { StopEal(); });

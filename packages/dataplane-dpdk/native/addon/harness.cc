@@ -137,6 +137,21 @@ bool read_service(const Napi::Object& o, Service& svc) {
 }
 
 // `synproxy` of the pipeline config (src/options.ts synproxyConfig), validated by the facade.
+void read_pipeline_config(const Napi::Object& o, PipelineConfig& cfg) {
+  cfg.conn_capacity = u32(o, "connCapacity", cfg.conn_capacity);
+  cfg.local_port_min = static_cast<uint16_t>(u32(o, "localPortMin", cfg.local_port_min));
+  cfg.local_port_max = static_cast<uint16_t>(u32(o, "localPortMax", cfg.local_port_max));
+  if (o.Get("mssClamp").IsNumber()) cfg.mss_clamp = o.Get("mssClamp").As<Napi::Number>().Int32Value();
+  if (o.Get("tcpWindowCheck").IsBoolean()) cfg.tcp_window_check = o.Get("tcpWindowCheck").As<Napi::Boolean>();
+  std::vector<uint32_t> tcp = u32_list(o.Get("tcpTimeoutsMs"));
+  for (size_t i = 0; i < tcp.size() && i < kTcpStateCount; i++) cfg.timeouts.tcp_ms[i] = tcp[i];
+  std::vector<uint32_t> udp = u32_list(o.Get("udpTimeoutsMs"));
+  for (size_t i = 0; i < udp.size() && i < kUdpStateCount; i++) cfg.timeouts.udp_ms[i] = udp[i];
+  cfg.conn_events = o.Get("connEvents").ToBoolean();
+  cfg.conn_events_max = u32(o, "connEventsMax", cfg.conn_events_max);
+  read_synproxy_config(o.Get("synproxy"), cfg.synproxy);
+}
+
 void read_synproxy_config(const Napi::Value& v, SynproxyConfig& sp) {
   if (!v.IsObject()) return;
   Napi::Object o = v.As<Napi::Object>();
@@ -271,19 +286,9 @@ Harness::Harness(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Harness>(inf
   uint32_t ring = 1024;
   if (info.Length() > 0 && info[0].IsObject()) {
     Napi::Object o = info[0].As<Napi::Object>();
-    cfg.conn_capacity = u32(o, "connCapacity", cfg.conn_capacity);
-    cfg.local_port_min = static_cast<uint16_t>(u32(o, "localPortMin", cfg.local_port_min));
-    cfg.local_port_max = static_cast<uint16_t>(u32(o, "localPortMax", cfg.local_port_max));
-    if (o.Get("mssClamp").IsNumber()) cfg.mss_clamp = o.Get("mssClamp").As<Napi::Number>().Int32Value();
-    std::vector<uint32_t> tcp = u32_list(o.Get("tcpTimeoutsMs"));
-    for (size_t i = 0; i < tcp.size() && i < kTcpStateCount; i++) cfg.timeouts.tcp_ms[i] = tcp[i];
-    std::vector<uint32_t> udp = u32_list(o.Get("udpTimeoutsMs"));
-    for (size_t i = 0; i < udp.size() && i < kUdpStateCount; i++) cfg.timeouts.udp_ms[i] = udp[i];
+    read_pipeline_config(o, cfg);
     workers = static_cast<uint16_t>(std::max<uint32_t>(1, u32(o, "workers", 1)));
     ring = std::max<uint32_t>(1, u32(o, "redirectRing", ring));
-    cfg.conn_events = o.Get("connEvents").ToBoolean();
-    cfg.conn_events_max = u32(o, "connEventsMax", cfg.conn_events_max);
-    read_synproxy_config(o.Get("synproxy"), cfg.synproxy);
   }
   set_ = std::make_unique<WorkerSet>(cfg, workers, ring, 1024);
 }

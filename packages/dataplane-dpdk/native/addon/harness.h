@@ -65,6 +65,8 @@ class Harness : public Napi::ObjectWrap<Harness> {
 // Shared by the harness and the EAL binding: JS values → core structures.
 bool read_service(const Napi::Object& o, Service& svc);
 void read_synproxy_config(const Napi::Value& v, SynproxyConfig& sp);
+// The pipeline options both take (NativeHarnessConfig's shared part, native.ts).
+void read_pipeline_config(const Napi::Object& o, PipelineConfig& cfg);
 bool read_mac(const Napi::Value& v, Mac& mac);
 Napi::Object counters_object(Napi::Env env, const uint64_t* counters);
 Napi::Array signals_array(Napi::Env env, const std::vector<HealthSignal>& signals);

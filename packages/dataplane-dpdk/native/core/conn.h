@@ -71,15 +71,18 @@ struct Conn {
   uint8_t ins_flags = 0;  // TOA / PROXY-protocol insertion, see below: InsertFlags
   uint8_t trk_seen = 0;   // sequence tracking, see below: TrackBits
   uint32_t gen = 0;          // bumped on every reuse of the slot: stale timer entries are ignored
+  uint8_t trk_wscale = 0;    // sequence tracking, see below: each side's window-scale shift
   uint64_t expires_ms = 0;
   int64_t wheel_tick = -1;   // the timer-wheel tick this connection is scheduled at
   std::shared_ptr<Dest> dest;
   std::shared_ptr<const Service> svc;
-  // Sequence tracking for ending the connection with RSTs (core/drain.h track_segment, on
-  // every TCP segment, so with the hot fields), per side in its own space: 0 = the client,
-  // 1 = the server. trk_seen (above) says which are set.
-  uint32_t trk_next[2] = {0, 0};  // the end of the furthest segment the side sent
-  uint32_t trk_ack[2] = {0, 0};   // the furthest acknowledgement it sent
+  // Sequence tracking for the window check and for ending the connection with RSTs
+  // (core/track.h, on every TCP segment, so with the hot fields), per side in its own space:
+  // 0 = the client, 1 = the server. trk_seen and trk_wscale (above) say which are set.
+  uint32_t trk_next[2] = {0, 0};    // the end of the furthest segment the side sent
+  uint32_t trk_ack[2] = {0, 0};     // the furthest acknowledgement it sent
+  uint32_t trk_maxend[2] = {0, 0};  // how far the other side's ACK + window let it send
+  uint32_t trk_maxwin[2] = {0, 0};  // the largest window it offered (scaled)
   uint64_t created_ms = 0;
   // TOA / PROXY-protocol insertion (core/insert.cc), with ins_flags above; c2s_delta is the
   // PROXY header's length once the header is in the server-bound stream.
@@ -145,7 +148,7 @@ class ConnTable {
   static uint32_t hash(const FlowKey& k);  // inline, below
   // Fetch into the cache (no effect on the table): the index line where `hash` starts, and
   // the connection its first slot names when that slot has the same hash (most keys sit at
-  // their home slot). The hot part of a Conn spans 112 bytes: up to three lines.
+  // their home slot). The hot part of a Conn spans 128 bytes: up to three lines.
   void prefetch_slot(uint32_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
   void prefetch_conn(uint32_t hash) const {
     const Slot s = slots_[hash & mask_];
@@ -153,7 +156,7 @@ class ConnTable {
     const char* p = reinterpret_cast<const char*>(&conns_[(s.ref >> 1) - 1]);
     __builtin_prefetch(p);
     __builtin_prefetch(p + 64);
-    __builtin_prefetch(p + 111);
+    __builtin_prefetch(p + 127);
   }
   // A free connection, or nullptr when the table is full. Call insert() once filled in.
   Conn* allocate();

@@ -102,6 +102,18 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
   }
 
   if (proto == IPPROTO_TCP) {
+    if (dir == 0 && syn && !ack && !rst) {
+      // A SYN with a new ISN on a connection that is not live starts the 4-tuple over; a
+      // retransmitted one changes nothing, and inside a live connection a SYN is no reason
+      // to forget where both ends stand.
+      if (c->state != kTcpEstablished && c->state != kTcpFinWait && c->state != kTcpCloseWait &&
+          c->state != kTcpLastAck && be32(reinterpret_cast<rte_tcp_hdr*>(l4)->sent_seq) + 1 != c->trk_next[0])
+        track_restart(*c);
+    } else if (cfg_.tcp_window_check && !syn && (c->trk_seen & kTrkWinBoth) == kTrkWinBoth &&
+               !track_in_window(*c, dir, l4, l4len)) {
+      drop(kCtr_drop_out_of_window);  // before it moves the state or a timer
+      return dropped;
+    }
     if (dir == 1 && syn && ack && !c->answered) {
       c->answered = true;
       signals_.push_back(HealthSignal{c->svc->name, c->dest->key, true, "answered"});
@@ -137,7 +149,7 @@ Verdict Pipeline::forward(Conn& c, int dir, uint8_t* frame, FrameSink& sink) {
   uint8_t* check = l4 + (proto == IPPROTO_TCP ? offsetof(rte_tcp_hdr, cksum) : offsetof(rte_udp_hdr, dgram_cksum));
   if (proto == IPPROTO_UDP && load16(check) == 0) check = nullptr;
   uint16_t osp = load16(l4), odp = load16(l4 + 2);
-  if (proto == IPPROTO_TCP) track_segment(c, dir, l4, be16(iph->total_length) - (iph->version_ihl & 0x0f) * 4u);  // core/drain.h
+  if (proto == IPPROTO_TCP) track_segment(c, dir, l4, be16(iph->total_length) - (iph->version_ihl & 0x0f) * 4u);  // core/track.h
   uint32_t nsaddr, ndaddr;
   uint16_t nsport, ndport;
   if (dir == 0) {

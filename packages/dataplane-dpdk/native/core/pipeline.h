@@ -52,7 +52,9 @@ namespace fulcrum {
   /* Client segments passed between workers to find their connection (worker.cc) */ \
   X(miss_passed) X(miss_pass_limited)                                             \
   /* Servers taken out: drain and expire (core/drain.cc) */                       \
-  X(conns_drain_idle) X(conns_drain_deadline) X(conns_reset) X(rst_sent)
+  X(conns_drain_idle) X(conns_drain_deadline) X(conns_reset) X(rst_sent)           \
+  /* TCP segments outside the window (options.tcp.windowCheck, core/track.h) */      \
+  X(drop_out_of_window)
 
 enum CounterId {
 #define FULCRUM_COUNTER_ENUM(n) kCtr_##n,
@@ -75,6 +77,8 @@ struct PipelineConfig {
   Timeouts timeouts = default_timeouts();
   // MSS clamping on SYN and SYN-ACK: 0 off, > 0 that MSS, -1 the output port's MTU - 40.
   int32_t mss_clamp = 0;
+  // Drops TCP segments outside the window both ends have told each other (core/track.h).
+  bool tcp_window_check = true;
   // This pipeline is worker `worker` of `workers` (its slice of every local-port pool).
   uint16_t worker = 0;
   uint16_t workers = 1;

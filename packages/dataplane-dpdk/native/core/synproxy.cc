@@ -232,7 +232,7 @@ Conn* Pipeline::synproxy_open(ServiceState& st, uint8_t* frame, uint8_t* ip, uin
   c->sp_client_isn = seq - 1;
   c->sp_ts = ts;
   c->sp_hs = std::make_unique<SynproxyHandshake>();
-  track_segment(*c, 0, th, total - ihl);  // core/drain.h: the client acknowledged the cookie
+  track_segment(*c, 0, th, total - ihl);  // core/track.h: the client acknowledged the cookie
   c->sp_hs->saved.emplace_back(frame, frame + kEth + total);
   counters_[kCtr_synproxy_ack_saved]++;
   // The server's SYN: the client's ISN and options; the TSval is the client's own clock.
@@ -290,6 +290,7 @@ bool Pipeline::synproxy_opening(Conn& c, int dir, uint8_t* frame, uint8_t* ip, u
     return true;
   }
   // Step 3. The client's clock in TSecr of the kept ACK is the cookie SYN-ACK's TSval.
+  track_segment(c, 1, th, ((ip[2] << 8) | ip[3]) - ihl);  // core/track.h: the server's window state
   tcp::Options so = tcp::parse_options(th);
   c.s2c_delta = c.sp_isn - rd32(th + 4);
   if (c.sp_ts) {
