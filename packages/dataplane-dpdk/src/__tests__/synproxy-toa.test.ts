@@ -3,7 +3,7 @@ import { requires } from '@fulcrum/testkit';
 import { describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
 import { add, CLIENT, fromClient, harness, SERVERS, serverSeg, snapshot, VIP } from './fixtures.js';
-import { parseFrame, TCP, tcpFrame } from './frames.js';
+import { opt, parseFrame, TCP, tcpFrame } from './frames.js';
 import { ppSettings, toaSettings } from './insert-flow.js';
 
 const need = requires({ check: nativeUnavailableReason });
@@ -41,7 +41,7 @@ describe.skipIf(need.skip)(`SYNPROXY with TOA on one connection, packet by packe
     expect(h.counters().toa_inserted).toBe(1);
   });
 
-  it('with the PROXY protocol: the header rides the completing ACK and both deltas shift both ways', () => {
+  it('with the PROXY protocol: the header rides the completing ACK and both deltas shift seq, ack and SACK edges both ways', () => {
     const h = harness();
     h.apply(
       add(
@@ -76,5 +76,25 @@ describe.skipIf(need.skip)(`SYNPROXY with TOA on one connection, packet by packe
     const r = parseFrame(reply!.frame);
     expect(r.tcp).toMatchObject({ seq: cookie + 1, ack: 1006, checksumOk: true });
     expect(r.payload.toString()).toBe('HTTP');
+
+    // SACK blocks: the client's name the server's bytes in the cookie's space (s2c_delta
+    // comes off), the server's name the client's bytes past the header (c2s_delta comes off).
+    const [cs] = client(
+      { seq: 1006, ack: cookie + 5, options: Buffer.concat([opt.sack([cookie + 105, cookie + 205])]) },
+      50,
+    );
+    const csp = parseFrame(cs!.frame);
+    expect(csp.tcp).toMatchObject({ seq: 1006 + n, ack: 7005, checksumOk: true });
+    expect(csp.tcp!.opts.sack).toEqual([[7105, 7205]]);
+    const [ss] = server(
+      { seq: 7005, ack: 1006 + n, options: opt.sack([1016 + n, 1026 + n], [1036 + n, 1046 + n]) },
+      60,
+    );
+    const ssp = parseFrame(ss!.frame);
+    expect(ssp.tcp).toMatchObject({ seq: cookie + 5, ack: 1006, checksumOk: true });
+    expect(ssp.tcp!.opts.sack).toEqual([
+      [1016, 1026],
+      [1036, 1046],
+    ]);
   });
 });
