@@ -3,6 +3,7 @@
 // connection table filled to a given size. Also the resident memory per connection.
 // Runs against the built packages: `npm run build && node --expose-gc bench/dpdk/pipeline.mjs`.
 //   --quick   100,000 connections instead of 1,000,000
+//   --no-window-check   with options.tcp.windowCheck off (what the TCP window check costs)
 // Writes bench/results/dpdk-pipeline-<time>.json (and dpdk-pipeline-latest.json).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -13,6 +14,7 @@ const dpdk = await loadDpdk();
 
 const quick = process.argv.includes('--quick');
 const CONNECTIONS = quick ? 100_000 : 1_000_000;
+const windowCheck = !process.argv.includes('--no-window-check');
 const PROBES = 1024;
 
 // ---- frames (a minimal builder; the tests have the full one) ----------------------------
@@ -46,6 +48,7 @@ const h = new dpdk.PacketHarness({
   ],
   maxConnections: CONNECTIONS + PROBES,
   timeouts: { established: 3_600_000, synRecv: 3_600_000 },
+  tcp: { windowCheck },
 });
 const rssTable = nativeBytes();
 const realServers = upServers(
@@ -121,6 +124,7 @@ const results = {
   date: new Date().toISOString(),
   cpu: cpus()[0]?.model,
   connections: counters.connections,
+  windowCheck,
   newConnectionNs: per(newNs, CONNECTIONS),
   clientToServerNs: per(c2sNs, PROBES * ROUNDS),
   serverToClientNs: per(s2cNs, PROBES * ROUNDS),
@@ -133,7 +137,7 @@ const results = {
   drops: Object.fromEntries(Object.entries(after).filter(([k, v]) => k.startsWith('drop_') && v)),
 };
 console.log(
-  `dpdk FULLNAT pipeline, ${results.connections.toLocaleString()} connections in the table (${results.cpu}); established: best of ${REPS}`,
+  `dpdk FULLNAT pipeline, ${results.connections.toLocaleString()} connections in the table (${results.cpu}); established: best of ${REPS}; TCP window check ${windowCheck ? 'on' : 'off'}`,
 );
 console.log(
   `  new connection (SYN)         ${results.newConnectionNs.toFixed(0)} ns  (${(1e3 / results.newConnectionNs).toFixed(2)} M/s)`,

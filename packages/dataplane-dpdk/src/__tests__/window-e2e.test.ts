@@ -46,6 +46,29 @@ describe.skipIf(need.skip)(`TCP window check through the EAL dataplane${need.not
     return Number(/fulcrum_dpdk_drops_total\{reason="out_of_window"\} (\d+)/.exec(metrics)?.[1] ?? 0);
   };
 
+  // tshark capturing live on `iface` in `ns`, one row of `names` per packet.
+  const fields = (ns: string, iface: string, filter: string, names: string[]) => {
+    const p = run(ns, [
+      'tshark',
+      '-n',
+      '-l',
+      '-i',
+      iface,
+      '-f',
+      filter,
+      '-T',
+      'fields',
+      ...names.flatMap((n) => ['-e', n]),
+    ]);
+    const rows = () =>
+      p
+        .out()
+        .split('\n')
+        .map((l) => l.trim().split('\t'))
+        .filter((f) => f.length === names.length);
+    return { ...p, rows };
+  };
+
   beforeAll(async () => {
     t.setup();
     await t.startServer();
@@ -115,39 +138,15 @@ services:
       const before = await drops();
       const cport = 47_000 + (process.pid % 1000);
       // The client's own segments as they leave its namespace: their raw sequence numbers.
-      const cap = run(t.cli, [
-        'tshark',
-        '-n',
-        '-l',
-        '-i',
-        t.wanPeer,
-        '-f',
-        `tcp src port ${cport}`,
-        '-T',
-        'fields',
-        '-e',
+      const cap = fields(t.cli, t.wanPeer, `tcp src port ${cport}`, [
         'tcp.seq_raw',
-        '-e',
         'tcp.ack_raw',
-        '-e',
         'tcp.len',
       ]);
       // And what reaches the server from the balancer's local address for this service.
-      const seen = run(t.srv, [
-        'tshark',
-        '-n',
-        '-l',
-        '-i',
-        t.lanPeer,
-        '-f',
-        'tcp dst port 8080 and src host 10.2.0.200',
-        '-T',
-        'fields',
-        '-e',
+      const seen = fields(t.srv, t.lanPeer, 'tcp dst port 8080 and src host 10.2.0.200', [
         'tcp.seq_raw',
-        '-e',
         'tcp.ack_raw',
-        '-e',
         'tcp.flags.reset',
       ]);
       await until(() => /Capturing on/.test(cap.out()) && /Capturing on/.test(seen.out()), 'tshark');
@@ -172,12 +171,7 @@ services:
       await until(() => /first /.test(client.out()), 'the first response');
       // SYN, ACK, the request, the ACK of the response (later lines: keepalive probes).
       const segments = () =>
-        cap
-          .out()
-          .split('\n')
-          .map((l) => l.trim().split('\t'))
-          .filter((f) => f.length === 3)
-          .map(([s, a, l]) => ({ seq: Number(s), ack: Number(a), len: Number(l) }));
+        cap.rows().map(([q, a, l]) => ({ seq: Number(q), ack: Number(a), len: Number(l) }));
       await until(() => segments().length >= 4, 'the client segments in the capture');
       const request = segments().find((g) => g.len > 0)!;
       const next = (request.seq + request.len) >>> 0;
@@ -215,11 +209,7 @@ services:
       await new Promise((r) => setTimeout(r, 1000));
       cap.c.kill('SIGTERM');
       seen.c.kill('SIGTERM');
-      const atServer = seen
-        .out()
-        .split('\n')
-        .map((l) => l.trim().split('\t'))
-        .filter((f) => f.length === 3);
+      const atServer = seen.rows();
       expect(atServer.length, seen.out()).toBeGreaterThanOrEqual(6); // handshake, both requests, ACKs
       for (const [seq, ack, reset] of atServer) {
         expect(seq).not.toBe(far(next));
