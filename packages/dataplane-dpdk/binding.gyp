@@ -5,7 +5,6 @@
       "sources": [
         "native/core/checksum.cc",
         "native/core/tcp.cc",
-        "native/core/sched.cc",
         "native/core/laddr.cc",
         "native/core/conn.cc",
         "native/core/neigh.cc",
@@ -23,7 +22,11 @@
         "native/addon/harness.cc",
         "native/addon/eal-binding.cc"
       ],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!(node -p \"require('@fulcrum/kernel/native')\")",
+        "native"
+      ],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS", "ALLOW_EXPERIMENTAL_API"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "fulcrum/plan-hash.h"
+
 namespace fulcrum {
 
 enum class PlanKind : uint8_t { Sequence = 0, Hash = 1, LeastConnections = 2 };
@@ -20,18 +22,14 @@ struct Plan {
   std::vector<uint32_t> weights;  // least-connections plans
 };
 
-// The fields a plan may read; addresses are 4 (IPv4) or 16 (IPv6) network-order bytes.
-struct HashTuple {
-  const uint8_t* source_address;
-  uint8_t source_address_len;
-  uint16_t source_port;  // host order
-  const uint8_t* destination_address;
-  uint8_t destination_address_len;
-  uint16_t destination_port;  // host order
-};
+// The fields a plan may read; addresses are 4 (IPv4) or 16 (IPv6) network-order bytes,
+// ports in host order.
+using HashTuple = kernel::PlanHashTuple;
 
-// The kernel's planHash: FNV-1a 32 over the fields' bytes, finished with fmix32.
-uint32_t plan_hash(const std::vector<HashField>& fields, const HashTuple& t);
+// The kernel's planHash, from the header @fulcrum/kernel exports for native dataplanes.
+inline uint32_t plan_hash(const std::vector<HashField>& fields, const HashTuple& t) {
+  return kernel::plan_hash(fields.data(), fields.size(), t);
+}
 
 struct ServerLoad {
   uint32_t active;

@@ -1,12 +1,15 @@
 import { requires } from '@fulcrum/testkit';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const pkg = fileURLToPath(new URL('../../', import.meta.url));
+// The kernel's header for native dataplanes (fulcrum/plan-hash.h).
+const kernelNative = createRequire(import.meta.url)('@fulcrum/kernel/native') as string;
 const libdpdk = () => {
   try {
     execFileSync('pkg-config', ['--exists', 'libdpdk']);
@@ -30,7 +33,6 @@ describe.skipIf(need.skip)(`the C++ core on its own${need.note}`, () => {
     const core = [
       'checksum',
       'conn',
-      'sched',
       'tcp',
       'laddr',
       'neigh',
@@ -51,6 +53,7 @@ describe.skipIf(need.skip)(`the C++ core on its own${need.note}`, () => {
         '-Wall',
         '-Werror',
         `-I${join(pkg, 'native')}`,
+        `-I${kernelNative}`,
         ...flags('--cflags'),
         join(pkg, 'native/core/test/core-test.cc'),
         ...core,
