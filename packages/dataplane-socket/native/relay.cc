@@ -44,6 +44,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fulcrum/plan-hash.h"
+
 namespace {
 
 constexpr size_t kChunk = 64 * 1024;
@@ -84,8 +86,6 @@ enum Phase { kRelay = 0, kWaiting = 1, kConnecting = 2 };
 enum Tag { kSide = 1, kListener = 2 };
 // What a plan the relay executes itself does (TypeScript's SchedulePlan kinds it takes over).
 enum PlanKind { kPlanNone = 0, kPlanSequence = 1, kPlanHash = 2 };
-// Hash plan fields, in the order planHash reads them.
-enum HashField { kSourceAddress = 0, kSourcePort = 1, kDestinationAddress = 2, kDestinationPort = 3 };
 
 struct Server {
   sockaddr_storage addr{};
@@ -252,47 +252,29 @@ bool ParseAddress(const std::string& text, int port, sockaddr_storage& ss, sockl
   return false;
 }
 
-// FNV-1a step over bytes, as the kernel's planHash.
-uint32_t Fnv(uint32_t h, const uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x01000193u;
-  return h;
-}
-
 // An address's network-order bytes as planHash reads them: 4 for IPv4 — and for an IPv4
 // client on a dual-stack socket when `unmap` (TypeScript sees it as dotted IPv4) — else 16.
-uint32_t HashAddress(uint32_t h, const sockaddr_storage& ss, bool unmap) {
+void AddressBytes(const sockaddr_storage& ss, bool unmap, const uint8_t** bytes, uint8_t* len) {
   if (ss.ss_family == AF_INET) {
-    auto& a = reinterpret_cast<const sockaddr_in&>(ss);
-    return Fnv(h, reinterpret_cast<const uint8_t*>(&a.sin_addr), 4);
+    *bytes = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in&>(ss).sin_addr);
+    *len = 4;
+    return;
   }
-  auto& a6 = reinterpret_cast<const sockaddr_in6&>(ss);
-  if (unmap && IN6_IS_ADDR_V4MAPPED(&a6.sin6_addr)) return Fnv(h, &a6.sin6_addr.s6_addr[12], 4);
-  return Fnv(h, a6.sin6_addr.s6_addr, 16);
+  const in6_addr& a6 = reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr;
+  const bool mapped = unmap && IN6_IS_ADDR_V4MAPPED(&a6);
+  *bytes = mapped ? &a6.s6_addr[12] : a6.s6_addr;
+  *len = mapped ? 4 : 16;
 }
 
-uint32_t HashPort(uint32_t h, int port) {
-  uint8_t b[2] = {static_cast<uint8_t>((port >> 8) & 0xff), static_cast<uint8_t>(port & 0xff)};
-  return Fnv(h, b, 2);
-}
-
-// The kernel's planHash: FNV-1a over the fields in order, finished with fmix32.
+// The kernel's planHash, from the header @fulcrum/kernel exports for native dataplanes.
 uint32_t PlanHash(const std::vector<int>& fields, const sockaddr_storage& client,
                   const sockaddr_storage& dest, bool unmapDest) {
-  uint32_t h = 0x811c9dc5u;
-  for (int f : fields) {
-    switch (f) {
-      case kSourceAddress: h = HashAddress(h, client, true); break;
-      case kSourcePort: h = HashPort(h, PortOf(client)); break;
-      case kDestinationAddress: h = HashAddress(h, dest, unmapDest); break;
-      case kDestinationPort: h = HashPort(h, PortOf(dest)); break;
-    }
-  }
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
+  fulcrum::kernel::PlanHashTuple t{};
+  AddressBytes(client, true, &t.source_address, &t.source_address_len);
+  AddressBytes(dest, unmapDest, &t.destination_address, &t.destination_address_len);
+  t.source_port = static_cast<uint16_t>(PortOf(client));
+  t.destination_port = static_cast<uint16_t>(PortOf(dest));
+  return fulcrum::kernel::plan_hash(fields.data(), fields.size(), t);
 }
 
 // The server a plan picks for a client, as TypeScript's schedule() does for a first attempt:
