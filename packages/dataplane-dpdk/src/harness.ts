@@ -46,6 +46,13 @@ export interface HarnessOptions {
   connectionEvents?: boolean;
   /** At most this many per worker between two connectionEvents() calls (default 8192). */
   connectionEventsMax?: number;
+  /**
+   * expire's table walk per worker loop iteration (apply(), step(), and every inject or
+   * burst end with one): `slots` empty table slots' worth, a connection looked at costing
+   * `connCost` more and one reset `resetCost` more (default 65,536, 1 and 40, as on the EAL
+   * workers). `{ slots: n, connCost: 0, resetCost: 0 }`: exactly n slots per iteration.
+   */
+  expireChunk?: { slots: number; connCost: number; resetCost: number };
   synproxy?: Partial<Omit<DpdkSynproxyOptions, 'synackOptions' | 'connReuseState'>> & {
     synackOptions?: Partial<DpdkSynproxyOptions['synackOptions']>;
     connReuseState?: Partial<DpdkSynproxyOptions['connReuseState']>;
@@ -99,6 +106,13 @@ export class PacketHarness {
       redirectRing: options.redirectRing ?? 1024,
       connEvents: options.connectionEvents ?? false,
       connEventsMax: options.connectionEventsMax ?? 8192,
+      ...(options.expireChunk
+        ? {
+            expireChunkSlots: options.expireChunk.slots,
+            expireConnCost: options.expireChunk.connCost,
+            expireResetCost: options.expireChunk.resetCost,
+          }
+        : {}),
       synproxy: synproxyConfig({
         ...DEFAULT_SYNPROXY,
         ...options.synproxy,
@@ -139,7 +153,9 @@ export class PacketHarness {
 
   /**
    * Applies a kernel change (removed, added, updated); throws a DataplaneError and changes
-   * nothing on a bad one. Returns the frames the change sent (gratuitous ARP for new addresses).
+   * nothing on a bad one. Returns the frames the change sent (gratuitous ARP for new
+   * addresses), and those of the first chunk of an expire's walk (each worker's next loop
+   * iteration; further chunks come with step(), inject() and burst()).
    */
   apply(change: DataplaneChange): EmittedFrame[] {
     this.#services.apply(change, this.#native);
@@ -169,6 +185,31 @@ export class PacketHarness {
         nowMs,
       ),
     );
+  }
+
+  /**
+   * Each worker's next loop iteration with nothing received: a chunk of an expire walk under
+   * way (as inject() and burst() also run after their frames). Returns the RSTs it sent.
+   */
+  step(): EmittedFrame[] {
+    return this.#frames(this.#native.step());
+  }
+
+  /** Per worker: an expire walk is still under way. */
+  expireWalking(): boolean[] {
+    return this.#native.expireWalking();
+  }
+
+  /**
+   * Expires `server` of `service` (as a snapshot retiring it with `expire` does, without
+   * the snapshot: apply the one that takes it out first), then runs `worker`'s walk to its
+   * end, one chunk at a time as its loop would; returns the nanoseconds each chunk took
+   * (the RSTs are built and routed, not kept).
+   */
+  benchExpireWalk(service: string, server: string, worker = 0): number[] {
+    const id = this.#services.idOf(service);
+    if (id === undefined) throw new RangeError(`no service ${service}`);
+    return this.#native.benchExpireWalk(id, server, this.#worker(worker));
   }
 
   #worker(w: number): number {

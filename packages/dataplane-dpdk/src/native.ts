@@ -83,6 +83,11 @@ export interface NativeHarnessConfig {
   /** At most this many per worker between two reads (100 ms on the EAL); the rest are counted. */
   connEventsMax?: number;
   synproxy?: NativeSynproxyConfig;
+  /** Harness only (the EAL workers keep the defaults): expire's walk per loop iteration, in empty slots (65,536). */
+  expireChunkSlots?: number;
+  /** Harness only: what a connection looked at costs more in that chunk (1), and one reset (40). */
+  expireConnCost?: number;
+  expireResetCost?: number;
 }
 
 /**
@@ -173,7 +178,14 @@ export interface NativeHarness {
   burst(worker: number, frames: [number, Buffer][], nowMs: number): [number, Buffer, number][];
   /** Frames expiry sent (SYNPROXY retransmissions) are appended to `out` when given. */
   expire(nowMs: number, out?: [number, Buffer, number][]): number;
+  /** Each worker's next loop iteration after a change: what it queued, then a chunk of an expire walk. */
   flush(): [number, Buffer, number][];
+  /** Each worker's next loop iteration with nothing received: a chunk of an expire walk. */
+  step(): [number, Buffer, number][];
+  /** Per worker: an expire walk is under way. */
+  expireWalking(): boolean[];
+  /** Expires `server` of service `id`, runs `worker`'s walk to its end: nanoseconds per chunk (RSTs discarded). */
+  benchExpireWalk(id: number, server: string, worker: number): number[];
   /** Nanoseconds spent processing `frames` `rounds` times (frames ≤ 2048 bytes). */
   bench(frames: [number, Buffer][], rounds: number, nowMs: number): number;
   /** As bench, but received by `worker` in bursts of 32: owner check, redirect ring, owner. */

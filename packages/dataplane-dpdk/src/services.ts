@@ -33,6 +33,11 @@ export class ServiceTable {
     return [...this.#ids.keys()];
   }
 
+  /** The native id of a service served. */
+  idOf(name: string): number | undefined {
+    return this.#ids.get(name);
+  }
+
   apply(change: DataplaneChange, sink: ServiceSink): void {
     for (const name of change.removed)
       if (!this.#ids.has(name))

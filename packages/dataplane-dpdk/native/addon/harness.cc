@@ -269,6 +269,9 @@ Napi::Function Harness::Init(Napi::Env env) {
                          InstanceMethod<&Harness::Burst>("burst"),
                          InstanceMethod<&Harness::Expire>("expire"),
                          InstanceMethod<&Harness::Flush>("flush"),
+                         InstanceMethod<&Harness::Step>("step"),
+                         InstanceMethod<&Harness::ExpireWalking>("expireWalking"),
+                         InstanceMethod<&Harness::BenchExpireWalk>("benchExpireWalk"),
                          InstanceMethod<&Harness::Bench>("bench"),
                          InstanceMethod<&Harness::BenchReceived>("benchReceived"),
                          InstanceMethod<&Harness::Signals>("signals"),
@@ -289,6 +292,9 @@ Harness::Harness(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Harness>(inf
     read_pipeline_config(o, cfg);
     workers = static_cast<uint16_t>(std::max<uint32_t>(1, u32(o, "workers", 1)));
     ring = std::max<uint32_t>(1, u32(o, "redirectRing", ring));
+    cfg.expire_chunk_slots = u32(o, "expireChunkSlots", cfg.expire_chunk_slots);
+    cfg.expire_conn_cost = u32(o, "expireConnCost", cfg.expire_conn_cost);
+    cfg.expire_reset_cost = u32(o, "expireResetCost", cfg.expire_reset_cost);
   }
   set_ = std::make_unique<WorkerSet>(cfg, workers, ring, 1024);
 }
@@ -359,15 +365,13 @@ Napi::Value Harness::RemoveService(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), known ? 0 : 2);
 }
 
+// expireServer(id, server): files the expire on every worker; their walks reset the
+// connections a chunk per loop iteration (flush(), step(), and every inject or burst).
 Napi::Value Harness::ExpireServer(const Napi::CallbackInfo& info) {
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  std::string server = info[1].ToString().Utf8Value();
-  uint64_t before = 0, after = 0;
-  for (size_t i = 0; i < set_->size(); i++) before += set_->at(i).pipeline().counters()[kCtr_conns_retired];
-  set_->expire_server(id, server);
+  set_->expire_server(id, info[1].ToString().Utf8Value());
   settle();
-  for (size_t i = 0; i < set_->size(); i++) after += set_->at(i).pipeline().counters()[kCtr_conns_retired];
-  return Napi::Number::New(info.Env(), double(after - before));
+  return Napi::Number::New(info.Env(), 0);
 }
 
 // drainServer(id, server, idleCloseMs, deadlineMs): times from the last clock the workers saw.
@@ -432,6 +436,15 @@ void Harness::drain(uint64_t now, CollectSink& sink) {
     }
   }
   settle();  // neighbours learned while draining
+  walk(sink);
+}
+
+// The end of each worker's loop iteration: a chunk of an expire walk under way.
+void Harness::walk(CollectSink& sink) {
+  for (size_t i = 0; i < set_->size(); i++) {
+    sink.worker = static_cast<uint16_t>(i);
+    set_->at(i).pipeline().expire_walk(sink);
+  }
 }
 
 // inject(port, frame, nowMs, worker) → [[port, frame, worker], …]: frames the workers
@@ -480,13 +493,61 @@ Napi::Value Harness::Burst(const Napi::CallbackInfo& info) {
 }
 
 // flush() → [[port, frame, worker], …]: what control changes queued (gratuitous ARP).
+// Each worker's next loop iteration after a control change (nothing received): what the
+// change queued, then a chunk of an expire walk under way.
 Napi::Value Harness::Flush(const Napi::CallbackInfo& info) {
   CollectSink sink;
   for (size_t i = 0; i < set_->size(); i++) {
     sink.worker = static_cast<uint16_t>(i);
     set_->at(i).pipeline().flush(sink);
   }
+  walk(sink);
   return frames_array(info.Env(), sink.frames);
+}
+
+// step() → [[port, frame, worker], …]: each worker's next loop iteration with nothing
+// received: a chunk of an expire walk under way.
+Napi::Value Harness::Step(const Napi::CallbackInfo& info) {
+  CollectSink sink;
+  walk(sink);
+  return frames_array(info.Env(), sink.frames);
+}
+
+// expireWalking() → [bool per worker]: an expire walk is under way on that worker.
+Napi::Value Harness::ExpireWalking(const Napi::CallbackInfo& info) {
+  Napi::Array out = Napi::Array::New(info.Env(), set_->size());
+  for (size_t i = 0; i < set_->size(); i++)
+    out.Set(static_cast<uint32_t>(i), Napi::Boolean::New(info.Env(), set_->at(i).pipeline().expire_walking()));
+  return out;
+}
+
+// benchExpireWalk(id, server, worker) → [nanoseconds of each chunk]: expires `server` of
+// service `id` (every worker takes the command) and runs `worker`'s walk to its end, one
+// chunk per call as its loop would, the RSTs built and routed but discarded. Each chunk is
+// time the worker forwards nothing.
+Napi::Value Harness::BenchExpireWalk(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  std::string server = info[1].ToString().Utf8Value();
+  uint32_t worker = info[2].As<Napi::Number>().Uint32Value();
+  if (worker >= set_->size()) {
+    Napi::RangeError::New(env, "no such worker").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  set_->expire_server(id, server);
+  settle();
+  Pipeline& p = set_->at(worker).pipeline();
+  DiscardSink sink;
+  std::vector<double> ns;
+  for (bool more = p.expire_walking(); more;) {
+    auto t0 = std::chrono::steady_clock::now();
+    more = p.expire_walk(sink);
+    ns.push_back(static_cast<double>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count()));
+  }
+  Napi::Array out = Napi::Array::New(env, ns.size());
+  for (size_t i = 0; i < ns.size(); i++) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, ns[i]));
+  return out;
 }
 
 // bench([[port, frame], …], rounds, nowMs) → nanoseconds spent: each frame copied into a

@@ -41,6 +41,9 @@ class Harness : public Napi::ObjectWrap<Harness> {
   Napi::Value Burst(const Napi::CallbackInfo& info);
   Napi::Value Expire(const Napi::CallbackInfo& info);
   Napi::Value Flush(const Napi::CallbackInfo& info);
+  Napi::Value Step(const Napi::CallbackInfo& info);
+  Napi::Value ExpireWalking(const Napi::CallbackInfo& info);
+  Napi::Value BenchExpireWalk(const Napi::CallbackInfo& info);
   Napi::Value Bench(const Napi::CallbackInfo& info);
   Napi::Value BenchReceived(const Napi::CallbackInfo& info);
   Napi::Value Signals(const Napi::CallbackInfo& info);
@@ -56,6 +59,7 @@ class Harness : public Napi::ObjectWrap<Harness> {
   void process(Worker& w, uint16_t port, std::vector<uint8_t>& frame, uint64_t now, CollectSink& sink,
                int origin = -1);
   void drain(uint64_t now, CollectSink& sink);
+  void walk(CollectSink& sink);
   std::vector<uint64_t> worker_counters(size_t i);
 
   std::unique_ptr<WorkerSet> set_;

@@ -4,13 +4,29 @@
 // each side accepts them; and the per-server drain timing. The Pipeline's part is in core/drain.cc.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "core/conn.h"
 #include "core/tcp.h"
 #include "core/track.h"
 
 namespace fulcrum {
+
+// A segment the balancer does not forward (its connection is ending as it arrives, core/drain.cc
+// expire_on_packet) still says where its sender's receive side stands: only its
+// acknowledgement is recorded. Its own sequence end is not: the other side never gets it.
+inline void track_ack(Conn& c, int dir, const uint8_t* th) {
+  const uint8_t f = th[13];
+  if ((f & 0x04) || !(f & 0x10)) return;  // a RST, or no acknowledgement
+  uint32_t ack = (uint32_t{th[8]} << 24) | (uint32_t{th[9]} << 16) | (uint32_t{th[10]} << 8) | th[11];
+  const uint8_t abit = dir ? kTrkAck1 : kTrkAck0;
+  if (!(c.trk_seen & abit) || static_cast<int32_t>(ack - c.trk_ack[dir]) > 0) {
+    c.trk_ack[dir] = ack;
+    c.trk_seen |= abit;
+  }
+}
 
 // The RSTs that end connection `c` toward one side (0 = the client, 1 = the server), in that
 // side's sequence space. `first` is the side's own last acknowledgement (its RCV.NXT when
@@ -58,6 +74,20 @@ struct DrainRequest {
   std::string server;
   uint64_t idle_ms;
   uint64_t deadline_at_ms;  // the worker's clock
+};
+
+// An expire asked for by the control plane (`retired` with action expire): every connection
+// of (service, server) that exists when the worker takes it ends. The worker's table walk
+// (Pipeline::expire_walk, a chunk per loop iteration) resets those it meets, and a segment of
+// one it has not reached yet ends it as it arrives (Pipeline::expire_on_packet). `left`:
+// the slots the walk still looks at for this request, a whole lap of the table from where
+// the cursor stood when the request came. `spared`: Dests of that server a later snapshot
+// brought (the server came back): their connections are newer than the expire.
+struct ExpireRequest {
+  uint32_t service;
+  std::string server;
+  uint32_t left;
+  std::vector<std::shared_ptr<const Dest>> spared;
 };
 
 }  // namespace fulcrum

@@ -376,6 +376,7 @@ void EalRunner::loop(uint16_t index) {
     }
     if (got) workers_->share_learned(w);
     w.list_step(now);
+    pipeline.expire_walk(sink);  // a chunk of an expire's table walk, if one is under way
     if (now - last_sweep >= 100) {
       last_sweep = now;
       pipeline.expire(now, sink);

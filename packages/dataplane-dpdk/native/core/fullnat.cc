@@ -78,6 +78,9 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
     drop(kCtr_drop_bad_l4_checksum);
     return dropped;
   }
+  // An expire walking the table: a segment of a connection it has not reached yet ends that
+  // connection now, instead of reaching the expired server (core/drain.cc).
+  if (c && !expire_requests_.empty() && expire_on_packet(*c, dir, l4, l4len, sink)) return dropped;
   // SYNPROXY sees every segment without a connection and those of its own connections
   // (sp_state != 0); a plain FULLNAT connection's segments skip the call.
   if (proto == IPPROTO_TCP && (!c || c->sp_state != 0)) {

@@ -118,6 +118,7 @@ void Pipeline::flush(FrameSink& sink) {
 void Pipeline::set_service(std::shared_ptr<const Service> svc) {
   std::unordered_set<uint32_t> before = owned_;
   auto it = services_.find(svc->id);
+  expire_note_births(it != services_.end() ? it->second.svc.get() : nullptr, *svc);  // core/drain.cc
   if (it != services_.end()) {
     const Service& old = *it->second.svc;
     by_vip_.erase(svc_key(old.proto, old.vip, old.vport));

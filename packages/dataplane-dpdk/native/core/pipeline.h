@@ -54,7 +54,9 @@ namespace fulcrum {
   /* Servers taken out: drain and expire (core/drain.cc) */                       \
   X(conns_drain_idle) X(conns_drain_deadline) X(conns_reset) X(rst_sent)           \
   /* TCP segments outside the window (options.tcp.windowCheck, core/track.h) */      \
-  X(drop_out_of_window)
+  X(drop_out_of_window)                                                           \
+  /* A segment that ended its connection of an expired server (core/drain.cc) */  \
+  X(drop_conn_retired)
 
 enum CounterId {
 #define FULCRUM_COUNTER_ENUM(n) kCtr_##n,
@@ -89,6 +91,14 @@ struct PipelineConfig {
   bool conn_events = false;
   uint32_t conn_events_max = 8192;
   SynproxyConfig synproxy;
+  // expire's table walk (core/drain.cc expire_walk), per loop iteration: a budget in units
+  // of an empty slot's look; a connection looked at costs expire_conn_cost more (its server
+  // compared), one reset expire_reset_cost more (its RSTs built, routed and sent, its slot
+  // and local port freed). bench/dpdk/expire.mjs on a million slots: ~6 ns a slot, about as
+  // much again a connection, ~240 ns a reset; a chunk ~0.4 ms.
+  uint32_t expire_chunk_slots = 65536;
+  uint32_t expire_conn_cost = 1;
+  uint32_t expire_reset_cost = 40;
 };
 
 // A connection opened or closed, for the kernel's connection:* events; or (failed) one the
@@ -170,9 +180,15 @@ class Pipeline {
   // Adds or replaces a service by id; connections keep the snapshot they started with.
   void set_service(std::shared_ptr<const Service> svc);
   bool remove_service(uint32_t id);
-  // Connections to `server` of service `id` end now (`retired` with action expire): TCP
-  // ones with a RST to each side (queued like gratuitous ARP: flush() sends them).
-  uint32_t expire_server(uint32_t id, const std::string& server);
+  // Connections to `server` of service `id` end (`retired` with action expire): TCP ones
+  // with a RST to each side. The command only files the request: expire_walk() resets them
+  // a chunk at a time, and a segment of one not reached yet ends it as it arrives.
+  void expire_server(uint32_t id, const std::string& server);
+  // One chunk of the expire walk (core/drain.cc), every loop iteration: up to
+  // expire_chunk_slots empty slots' worth (PipelineConfig); the RSTs go to `sink`. Returns
+  // true while an expire is still walking.
+  bool expire_walk(FrameSink& sink);
+  bool expire_walking() const { return !expire_requests_.empty(); }
   // `retired` with action drain (core/drain.cc): no new connections (Dest::draining, from
   // the snapshot), a connection idle for `idle_ms` is reset, the rest `deadline_ms` from now.
   void drain_server(uint32_t id, const std::string& server, uint64_t idle_ms, uint64_t deadline_ms);
@@ -259,6 +275,17 @@ class Pipeline {
   // Files `c` at the tick of `at_ms` when that is earlier than where it is filed (never in
   // a tick already passed: the current one is visited again on every expire()).
   void file_at(Conn& c, uint64_t at_ms);
+  // Expire (core/drain.cc). expire_on_packet: a segment of `c` (from side `dir`, its
+  // TCP/UDP header at `l4`, `l4len` bytes with its data) while an expire walks: when `c` is
+  // one of the expired server's, it ends now, as the walk would have ended it, and the
+  // segment goes no further (true).
+  bool expire_on_packet(Conn& c, int dir, const uint8_t* l4, uint32_t l4len, FrameSink& sink);
+  bool expire_matches(const Conn& c) const;
+  // A snapshot's Dests that were not in the one it replaces (`old`, null for a new
+  // service): spared by the expires of their server still walking.
+  void expire_note_births(const Service* old, const Service& next);
+  std::vector<ExpireRequest> expire_requests_;
+  uint32_t expire_cursor_ = 0;
   std::vector<DrainRequest> drain_requests_;
   uint32_t drain_cursor_ = 0;
   static constexpr uint32_t kDrainScanChunk = 65536;  // table slots a sweep looks at

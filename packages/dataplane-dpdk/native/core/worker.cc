@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <stdexcept>
 #include <thread>
 
@@ -219,7 +220,8 @@ bool WorkerSet::set_service(const Service& svc) {
     }
     known = loads;
   }
-  return post_all([&](uint16_t i) -> Command {
+  const auto expired = expired_.find(svc.id);
+  bool ok = post_all([&](uint16_t i) -> Command {
     // Own Dest objects per worker: live counts and statistics are the worker's alone.
     auto copy = std::make_shared<Service>(svc);
     for (auto& d : copy->dests) {
@@ -232,19 +234,50 @@ bool WorkerSet::set_service(const Service& svc) {
       fresh->serving = d->serving;
       d = fresh;
     }
+    const std::vector<std::shared_ptr<Dest>> fresh = copy->dests;
     auto prev = services_[i].find(svc.id);
     DrainUpdates drain = reuse_dests(*copy, prev == services_[i].end() ? nullptr : prev->second.get());
+    // A server expired and now served again gets a new Dest: the connections of the old one
+    // are the expire's (its walk may still be under way, core/drain.cc), the new one's are
+    // not. Its statistics carry over (ipvsadm --stats counts since start).
+    std::vector<std::pair<std::shared_ptr<Dest>, std::shared_ptr<Dest>>> renewed;
+    if (expired != expired_.end())
+      for (size_t k = 0; k < copy->dests.size(); k++) {
+        auto& d = copy->dests[k];
+        if (d == fresh[k] || !fresh[k]->serving || !expired->second.count(d->key)) continue;
+        drain.erase(std::remove_if(drain.begin(), drain.end(), [&d](const DrainUpdate& u) { return u.dest == d; }),
+                    drain.end());
+        renewed.emplace_back(d, fresh[k]);
+        d = fresh[k];
+      }
     services_[i][svc.id] = copy;
     std::shared_ptr<const Service> snapshot = copy;
-    return [snapshot, drain](Worker& w) {
+    return [snapshot, drain, renewed](Worker& w) {
       apply_drain(drain);  // on the worker: the Dests it keeps are written by it alone
+      for (const auto& [from, to] : renewed) {
+        to->conns = from->conns;
+        to->in_pkts = from->in_pkts, to->out_pkts = from->out_pkts;
+        to->in_bytes = from->in_bytes, to->out_bytes = from->out_bytes;
+      }
       w.set_service(snapshot);
     };
   });
+  // Expired servers this snapshot serves again (renewed above) or no longer lists (a later
+  // one that lists them again makes new Dests anyway) are forgotten.
+  if (expired != expired_.end()) {
+    auto& keys = expired->second;
+    for (auto k = keys.begin(); k != keys.end();) {
+      auto d = std::find_if(svc.dests.begin(), svc.dests.end(), [&k](const auto& x) { return x->key == *k; });
+      k = d == svc.dests.end() || (*d)->serving ? keys.erase(k) : std::next(k);
+    }
+    if (keys.empty()) expired_.erase(expired);
+  }
+  return ok;
 }
 
 bool WorkerSet::remove_service(uint32_t id) {
   loads_.erase(id);
+  expired_.erase(id);
   return post_all([&](uint16_t i) -> Command {
     services_[i].erase(id);
     return [id](Worker& w) { w.pipeline().remove_service(id); };
@@ -252,6 +285,7 @@ bool WorkerSet::remove_service(uint32_t id) {
 }
 
 bool WorkerSet::expire_server(uint32_t id, const std::string& server) {
+  expired_[id].insert(server);
   return post_all([&](uint16_t) -> Command {
     return [id, server](Worker& w) { w.pipeline().expire_server(id, server); };
   });

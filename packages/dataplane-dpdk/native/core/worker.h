@@ -169,6 +169,9 @@ class WorkerSet {
   // Each returns false when a command ring stayed full (the workers are not running).
   bool set_service(const Service& svc);
   bool remove_service(uint32_t id);
+  // Each worker resets its own connections to `server`, a chunk of its table per loop
+  // iteration (core/drain.cc expire_walk); a later snapshot serving `server` again gives it
+  // new Dests, so the connections it then takes are not the expire's.
   bool expire_server(uint32_t id, const std::string& server);
   // Each worker drains its own connections to `server` (core/drain.cc); times from now on its clock.
   bool drain_server(uint32_t id, const std::string& server, uint64_t idle_ms, uint64_t deadline_ms);
@@ -191,6 +194,8 @@ class WorkerSet {
   std::vector<std::unordered_map<uint32_t, std::shared_ptr<const Service>>> services_;
   // Per service id, per server key: the counts least-connections plans share (several workers).
   std::unordered_map<uint32_t, std::unordered_map<std::string, std::shared_ptr<SharedLoad>>> loads_;
+  // Per service id: servers expired that the snapshots still list without serving them.
+  std::unordered_map<uint32_t, std::unordered_set<std::string>> expired_;
 };
 
 }  // namespace fulcrum
