@@ -12,9 +12,11 @@ import {
   add,
   CLIENT,
   fromClient,
+  fromServer,
   harness,
   LADDR,
   LAN_MAC,
+  remove,
   SERVERS,
   serverSeg,
   snapshot,
@@ -372,6 +374,333 @@ describe.skipIf(need.skip)(`servers taken out: expire, packet by packet${need.no
       [0, 1],
       [0, 1],
     ]);
+  });
+});
+
+/** Exactly `n` table slots per worker loop iteration: the walk's progress is the test's to count. */
+const slotsPerIteration = (n: number) => ({ expireChunk: { slots: n, connCost: 0, resetCost: 0 } });
+
+describe.skipIf(need.skip)(`servers taken out: expire walks the table a chunk at a time${need.note}`, () => {
+  it('resets a chunk per loop iteration; a segment of a connection not reached yet ends it as it arrives', () => {
+    const h = harness({
+      maxConnections: 8,
+      localPorts: { min: 2000, max: 2005 },
+      connectionEvents: true,
+      ...slotsPerIteration(2),
+    });
+    h.apply(add(snapshot({ servers: two })));
+    // Slots 0..5, servers 0, 1, 0, 1, 0, 1: server 0's in slots 0, 2 and 4.
+    const flows = Array.from({ length: 6 }, (_, i) => {
+      const f = new Flow(h, 41100 + i);
+      established(f);
+      return f;
+    });
+    expect(flows.map((f) => f.server)).toEqual([0, 1, 0, 1, 0, 1]);
+    const [f0, , f2, , f4] = flows as [Flow, Flow, Flow, Flow, Flow, Flow];
+    // Server 0 sends 30 bytes more to f4's client, not acknowledged yet.
+    f4.fromServer({ flags: TCP.ACK | TCP.PSH, seq: S + 21, ack: C + 11, data: Buffer.alloc(30, 3) }, 1);
+    h.connectionEvents();
+
+    // The worker's next loop iteration: slots 0 and 1.
+    const first = h.apply(update(snapshot(retire0('expire'))));
+    expect(resets(first)).toEqual([toClient(41100, S + 21, C + 11), toServer(f0, C + 11, S + 21)]);
+    expect(first).toHaveLength(2);
+    expect(h.expireWalking()).toEqual([true]);
+    expect(h.connections()).toHaveLength(5);
+    // Slots 2 and 3.
+    const second = h.step();
+    expect(resets(second)).toEqual([toClient(41102, S + 21, C + 11), toServer(f2, C + 11, S + 21)]);
+    expect(second).toHaveLength(2);
+
+    // Before the walk reaches slot 4, f4's client acknowledges the 30 bytes and sends 5 of
+    // its own: the connection ends now, the segment does not reach the expired server. Its
+    // acknowledgement places the client's RST (one, at S+51, where two were due before it);
+    // its data does not count as the server's to receive (one RST toward it, at C+11).
+    const early = f4.client(
+      { flags: TCP.ACK | TCP.PSH, seq: C + 11, ack: S + 51, data: Buffer.alloc(5, 4) },
+      2,
+    );
+    expect(resets(early.map((e) => ({ port: e.port, frame: e.raw, worker: 0 })))).toEqual([
+      toClient(41104, S + 51, C + 11),
+      toServer(f4, C + 11, S + 51),
+    ]);
+    expect(early).toHaveLength(2); // the RSTs only: the segment went nowhere, slots 4 and 5 held no more
+    expect(h.counters()).toMatchObject({
+      drop_conn_retired: 1,
+      conns_retired: 3,
+      conns_reset: 3,
+      rst_sent: 6,
+    });
+
+    // Slots 6 and 7: a whole lap, the walk is over.
+    expect(h.step()).toEqual([]);
+    expect(h.expireWalking()).toEqual([false]);
+    expect(h.connections().map((c) => [c.client, c.server])).toEqual(
+      [41101, 41103, 41105].map((p) => [`${CLIENT.ip}:${p}`, S1]),
+    );
+    expect(
+      h
+        .connectionEvents()
+        .filter((e) => !e.opened)
+        .map((e) => [e.client, e.reason]),
+    ).toEqual([41100, 41102, 41104].map((p) => [`${CLIENT.ip}:${p}`, 'expire']));
+    expect(h.services()[0]!.servers.map((s) => [s.server, s.activeConns, s.inactiveConns])).toEqual([
+      [S0, 0, 0],
+      [S1, 3, 0],
+    ]);
+    // The three local ports are free again, and a late segment of a reset connection finds nothing.
+    const lports = [41110, 41111, 41112].map((cport) => {
+      const [syn] = h.inject(
+        'wan',
+        tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: cport, dport: 80, flags: TCP.SYN, seq: C }),
+        3,
+      );
+      return parseFrame(syn!.frame).tcp!.sport;
+    });
+    expect(lports.sort()).toEqual([f0.lport, f2.lport, f4.lport].sort());
+    expect(f0.client({ flags: TCP.ACK, seq: C + 11, ack: S + 21 }, 4)).toEqual([]);
+    expect(h.counters().drop_no_conn).toBe(1);
+  });
+
+  it('a server segment of a connection not reached yet ends it too; a UDP datagram ends its session', () => {
+    const h = harness({ maxConnections: 8, ...slotsPerIteration(1) });
+    const first = { kind: 'sequence', sequence: [0] } as const;
+    h.apply(add(snapshot({ servers: two, plan: first })));
+    h.apply(add(snapshot({ name: 'dns', protocol: 'udp', port: 53, servers: two, plan: first })));
+    const a = new Flow(h, 41120); // slot 0
+    established(a);
+    const b = new Flow(h, 41121); // slot 1
+    established(b);
+    // 7 bytes from b's client that server 0 has not acknowledged yet.
+    b.client({ flags: TCP.ACK | TCP.PSH, seq: C + 11, ack: S + 21, data: Buffer.alloc(7, 1) }, 1);
+    const query = (sport: number) =>
+      h.inject(
+        'wan',
+        udpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport, dport: 53, data: Buffer.from('q') }),
+      );
+    expect(query(33001)).toHaveLength(1); // slot 2
+    const [sent] = query(33002); // slot 3
+    const udpLport = parseFrame(sent!.frame).udp!.sport;
+
+    const retire = (name: string, protocol: 'tcp' | 'udp', port: number, version: number) =>
+      update(snapshot({ name, protocol, port, ...retire0('expire', version) }));
+    // web loses server 0: the walk's first iteration looks at slot 0.
+    expect(resets(h.apply(retire('web', 'tcp', 80, 2)))).toEqual([
+      toClient(41120, S + 21, C + 11),
+      toServer(a, C + 11, S + 21),
+    ]);
+    // Server 0 acknowledges b's 7 bytes and sends 10 more: b ends now, the segment goes no
+    // further. Its acknowledgement places the server's RST (one, at C+18: two were due
+    // before it); its data does not count as the client's to receive (the client's at S+21).
+    const early = b.fromServer(
+      { flags: TCP.ACK | TCP.PSH, seq: S + 21, ack: C + 18, data: Buffer.alloc(10, 2) },
+      2,
+    );
+    expect(resets(early.map((e) => ({ port: e.port, frame: e.raw, worker: 0 })))).toEqual([
+      toClient(41121, S + 21, C + 18),
+      toServer(b, C + 18, S + 21),
+    ]);
+    expect(early).toHaveLength(2);
+    // dns loses server 0 too: its walk starts at slot 2, where the cursor is, and ends the
+    // session there; a datagram from the server for the one in slot 3 ends it as it arrives.
+    expect(h.apply(retire('dns', 'udp', 53, 2))).toEqual([]);
+    expect(h.connections().map((c) => c.client)).toEqual([`${CLIENT.ip}:33002`]);
+    const reply = udpFrame(fromServer(0), {
+      src: SERVERS[0]!.ip,
+      dst: LADDR,
+      sport: 8080,
+      dport: udpLport,
+      data: Buffer.from('a'),
+    });
+    expect(h.inject('lan', reply, 3)).toEqual([]);
+    expect(h.connections()).toEqual([]);
+    expect(h.counters()).toMatchObject({
+      drop_conn_retired: 2,
+      conns_retired: 4,
+      conns_reset: 2,
+      rst_sent: 4,
+    });
+    // web's lap ends at slot 7 (four more iterations), dns's at slot 1 (two after that).
+    for (let i = 0; i < 5; i++) {
+      expect(h.step()).toEqual([]);
+      expect(h.expireWalking()).toEqual([true]);
+    }
+    expect(h.step()).toEqual([]);
+    expect(h.expireWalking()).toEqual([false]);
+  });
+
+  it('a server back in service during the walk keeps its new connections; its old ones are still reset', () => {
+    const h = harness({ maxConnections: 8, ...slotsPerIteration(1) });
+    const only = (i: number) => ({ kind: 'sequence', sequence: [i] }) as const;
+    h.apply(add(snapshot({ servers: two, plan: only(1) })));
+    const x = new Flow(h, 41130); // slot 0, server 1
+    established(x);
+    const y = new Flow(h, 41131); // slot 1, server 1
+    established(y);
+    h.apply(update(snapshot({ servers: two, plan: only(0), version: 2 })));
+    const f = new Flow(h, 41132); // slot 2, server 0
+    established(f);
+    const g = new Flow(h, 41133); // slot 3, server 0
+    established(g);
+    expect([x, y, f, g].map((c) => c.server)).toEqual([1, 1, 0, 0]);
+
+    expect(h.apply(update(snapshot(retire0('expire', 3))))).toEqual([]); // slot 0
+    // Server 0 is back (its health check passed again): slot 1.
+    expect(h.apply(update(snapshot({ servers: two, plan: only(0), version: 4 })))).toEqual([]);
+    // A new client goes to server 0, into slot 4, ahead of the walk; the walk's slot 2 is f's.
+    const n = new Flow(h, 41134);
+    const opened = n.client({ flags: TCP.SYN, seq: C }, 1);
+    expect(n.server).toBe(0);
+    expect(resets(opened.slice(1).map((e) => ({ port: e.port, frame: e.raw, worker: 0 })))).toEqual([
+      toClient(41132, S + 21, C + 11),
+      toServer(f, C + 11, S + 21),
+    ]);
+    // g, from before the expire, still ends as it speaks (slot 3, then the walk's own).
+    const early = g.client({ flags: TCP.ACK, seq: C + 11, ack: S + 21 }, 2);
+    expect(resets(early.map((e) => ({ port: e.port, frame: e.raw, worker: 0 })))).toEqual([
+      toClient(41133, S + 21, C + 11),
+      toServer(g, C + 11, S + 21),
+    ]);
+    // The new connection is not the expire's: its handshake goes through while the walk
+    // passes its slot (4) and the next (5).
+    const synack = n.fromServer({ flags: TCP.SYN | TCP.ACK, seq: S, ack: C + 1 }, 3);
+    expect(synack.map((e) => [e.port, e.tcp!.flags])).toEqual([['wan', TCP.SYN | TCP.ACK]]);
+    const ack = n.client({ flags: TCP.ACK, seq: C + 1, ack: S + 1 }, 3);
+    expect(ack.map((e) => [e.port, e.tcp!.flags])).toEqual([['lan', TCP.ACK]]);
+    expect(h.step()).toEqual([]); // 6
+    expect(h.expireWalking()).toEqual([true]);
+    expect(h.step()).toEqual([]); // 7: the lap is done
+    expect(h.expireWalking()).toEqual([false]);
+    expect(h.connections().map((c) => [c.client, c.server])).toEqual([
+      [`${CLIENT.ip}:41130`, S1],
+      [`${CLIENT.ip}:41131`, S1],
+      [`${CLIENT.ip}:41134`, S0],
+    ]);
+    // Server 0's statistics carried over to what serves it now: 3 connections since start.
+    expect(h.services()[0]!.servers.map((s) => [s.server, s.conns, s.activeConns, s.inactiveConns])).toEqual([
+      [S0, 3, 1, 0],
+      [S1, 2, 2, 0],
+    ]);
+    expect(h.counters()).toMatchObject({ conns_retired: 2, drop_conn_retired: 1 });
+  });
+
+  it('another server expired during a walk is walked a whole lap from where the cursor stands', () => {
+    const h = harness({ maxConnections: 8, ...slotsPerIteration(2) });
+    h.apply(add(snapshot({ plan: { kind: 'sequence', sequence: [0, 1, 2] } })));
+    // Slots 0..5: servers 0, 1, 2, 0, 1, 2.
+    const flows = Array.from({ length: 6 }, (_, i) => {
+      const f = new Flow(h, 41140 + i);
+      established(f);
+      return f;
+    });
+    expect(flows.map((f) => f.server)).toEqual([0, 1, 2, 0, 1, 2]);
+    const cport = (out: EmittedFrame[]) =>
+      resets(out)
+        .filter((r) => r.port === 'wan')
+        .map((r) => Number(r.to.split(':')[1]));
+    const servers = (weights: number[], version: number, retired: string[]) => ({
+      servers: SERVERS.map((s, i) => ({ address: s.ip, port: 8080, weight: weights[i]! })),
+      plan: { kind: 'sequence' as const, sequence: weights.flatMap((w, i) => (w > 0 ? [i] : [])) },
+      retired: retired.map((server) => ({ server, action: 'expire' as const })),
+      version,
+    });
+    const S2 = `${SERVERS[2]!.ip}:8080`;
+    expect(cport(h.apply(update(snapshot(servers([0, 1, 1], 2, [S0])))))).toEqual([41140]); // slots 0, 1
+    // Server 1 goes too: its lap runs from slot 2 round to slot 1; server 0's ends at slot 7.
+    expect(cport(h.apply(update(snapshot(servers([0, 0, 1], 3, [S1])))))).toEqual([41143]); // slots 2, 3
+    expect(cport(h.step())).toEqual([41144]); // 4, 5
+    expect(cport(h.step())).toEqual([]); // 6, 7: server 0's lap is done
+    expect(h.expireWalking()).toEqual([true]);
+    expect(cport(h.step())).toEqual([41141]); // 0, 1: server 1's connection behind where it started
+    expect(h.expireWalking()).toEqual([false]);
+    expect(h.connections().map((c) => [c.client, c.server])).toEqual([
+      [`${CLIENT.ip}:41142`, S2],
+      [`${CLIENT.ip}:41145`, S2],
+    ]);
+    expect(h.counters()).toMatchObject({ conns_retired: 4, conns_reset: 4, rst_sent: 8 });
+  });
+
+  it('a service removed during its walk: the walk still ends the expired server’s connections', () => {
+    const h = harness({ maxConnections: 8, ...slotsPerIteration(2) });
+    h.apply(add(snapshot({ servers: two })));
+    const flows = Array.from({ length: 4 }, (_, i) => {
+      const f = new Flow(h, 41150 + i);
+      established(f);
+      return f;
+    });
+    expect(flows.map((f) => f.server)).toEqual([0, 1, 0, 1]);
+    expect(resets(h.apply(update(snapshot(retire0('expire')))))).toEqual([
+      toClient(41150, S + 21, C + 11),
+      toServer(flows[0]!, C + 11, S + 21),
+    ]);
+    // The service goes: its connections keep running until they end, as any removed
+    // service's; the expire's still end (slots 2, 3).
+    expect(resets(h.apply(remove('web')))).toEqual([
+      toClient(41152, S + 21, C + 11),
+      toServer(flows[2]!, C + 11, S + 21),
+    ]);
+    h.step();
+    h.step();
+    expect(h.expireWalking()).toEqual([false]);
+    expect(h.connections().map((c) => c.client)).toEqual([41151, 41153].map((p) => `${CLIENT.ip}:${p}`));
+    // Server 1's connection of the removed service still forwards.
+    expect(flows[1]!.client({ flags: TCP.ACK, seq: C + 11, ack: S + 21 }, 1).map((e) => e.port)).toEqual([
+      'lan',
+    ]);
+  });
+
+  it('with two workers, each walks its own table and ends its own connections as they speak', () => {
+    const h = harness({ workers: 2, maxConnections: 8, ...slotsPerIteration(1) }); // 4 slots each
+    h.apply(add(snapshot({ servers: two, plan: { kind: 'sequence', sequence: [0] } })));
+    // Two connections on each worker (slots 0 and 1 of its table), opened where their SYN landed.
+    const conns = [0, 0, 1, 1].map((w, i) => {
+      const cport = 41160 + i;
+      const client = (flags: number, seq: number, ack: number) =>
+        h.inject(
+          'wan',
+          tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: cport, dport: 80, flags, seq, ack }),
+          0,
+          w,
+        );
+      const lport = parseFrame(client(TCP.SYN, C, 0)[0]!.frame).tcp!.sport;
+      h.inject('lan', serverSeg(0, lport, { flags: TCP.SYN | TCP.ACK, seq: S, ack: C + 1 }), 0, w);
+      client(TCP.ACK, C + 1, S + 1);
+      return { w, cport, lport };
+    });
+    expect(h.workerCounters().map((c) => c.connections)).toEqual([2, 2]);
+    const who = (out: EmittedFrame[]) =>
+      out.map((o) => [
+        o.worker,
+        o.port,
+        parseFrame(o.frame).tcp!.flags & TCP.RST ? 'rst' : 'other',
+        parseFrame(o.frame).tcp!.dport,
+      ]);
+    // Each worker's first iteration: its slot 0.
+    expect(who(h.apply(update(snapshot(retire0('expire')))))).toEqual([
+      [0, 'wan', 'rst', 41160],
+      [0, 'lan', 'rst', 8080],
+      [1, 'wan', 'rst', 41162],
+      [1, 'lan', 'rst', 8080],
+    ]);
+    // The server writes on worker 1's second connection, received by worker 0: redirected to
+    // its owner, which ends it; then each worker's next iteration (slot 1): worker 0's second.
+    const late = conns[3]!;
+    expect(
+      who(h.inject('lan', serverSeg(0, late.lport, { flags: TCP.ACK, seq: S + 1, ack: C + 1 }), 1, 0)),
+    ).toEqual([
+      [1, 'wan', 'rst', 41163],
+      [1, 'lan', 'rst', 8080],
+      [0, 'wan', 'rst', 41161],
+      [0, 'lan', 'rst', 8080],
+    ]);
+    expect(h.workerCounters().map((c) => [c.connections, c.conns_reset, c.drop_conn_retired])).toEqual([
+      [0, 2, 0],
+      [0, 2, 1],
+    ]);
+    h.step();
+    expect(h.expireWalking()).toEqual([true, true]);
+    h.step(); // slot 3: each worker's lap of its 4 slots is done
+    expect(h.expireWalking()).toEqual([false, false]);
   });
 });
 
