@@ -529,6 +529,27 @@ describe.skipIf(need.skip)(`servers taken out: expire walks the table a chunk at
     expect(h.expireWalking()).toEqual([false]);
   });
 
+  it('a segment outside the window ends nothing: the walk resets the connection where it stood', () => {
+    const h = harness({ maxConnections: 8, ...slotsPerIteration(1) });
+    h.apply(add(snapshot({ servers: two, plan: { kind: 'sequence', sequence: [0] } })));
+    h.inject(
+      'wan',
+      tcpFrame(fromClient, { src: CLIENT.ip, dst: VIP, sport: 41125, dport: 80, flags: TCP.SYN, seq: C }),
+    ); // slot 0, a handshake that never ends
+    const f = new Flow(h, 41126); // slot 1
+    established(f);
+    expect(h.apply(update(snapshot(retire0('expire'))))).toHaveLength(1); // slot 0: its RST toward the server
+    // A forged segment acknowledging what the server never sent: dropped before it can place
+    // or end anything; the same iteration's walk (slot 1) resets f where it stood.
+    const out = f.client({ flags: TCP.ACK, seq: C + 11, ack: S + 1_000_021 }, 1);
+    expect(resets(out.map((e) => ({ port: e.port, frame: e.raw, worker: 0 })))).toEqual([
+      toClient(41126, S + 21, C + 11),
+      toServer(f, C + 11, S + 21),
+    ]);
+    expect(out).toHaveLength(2);
+    expect(h.counters()).toMatchObject({ drop_out_of_window: 1, drop_conn_retired: 0, conns_retired: 2 });
+  });
+
   it('a server back in service during the walk keeps its new connections; its old ones are still reset', () => {
     const h = harness({ maxConnections: 8, ...slotsPerIteration(1) });
     const only = (i: number) => ({ kind: 'sequence', sequence: [i] }) as const;
