@@ -98,6 +98,7 @@ export class DpdkDataplane implements DataplaneInstance {
           localPortMax: o.localPorts.max,
           mssClamp: nativeMssClamp(o.tcp.mssClamp),
           tcpWindowCheck: o.tcp.windowCheck,
+          tcpResetUnknown: o.tcp.resetUnknown,
           tcpTimeoutsMs: t.tcp,
           udpTimeoutsMs: t.udp,
           redirectRing: o.redirectRing,

@@ -100,6 +100,7 @@ export class PacketHarness {
       localPortMax: options.localPorts?.max ?? 65535,
       mssClamp: nativeMssClamp(options.tcp?.mssClamp),
       tcpWindowCheck: options.tcp?.windowCheck ?? true,
+      tcpResetUnknown: options.tcp?.resetUnknown ?? 1000,
       tcpTimeoutsMs: t.tcp,
       udpTimeoutsMs: t.udp,
       workers: options.workers ?? 1,

@@ -70,6 +70,8 @@ export interface NativeHarnessConfig {
   mssClamp?: number;
   /** Drop TCP segments outside the window (default true). */
   tcpWindowCheck?: boolean;
+  /** RSTs per second per worker for segments no connection holds (default 1000; 0 never). */
+  tcpResetUnknown?: number;
   /** Per IPVS TCP state, in the order of TCP_STATES. */
   tcpTimeoutsMs?: number[];
   /** ONEWAY, NORMAL */

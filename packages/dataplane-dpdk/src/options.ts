@@ -46,6 +46,13 @@ export interface DpdkDataplaneOptions {
      * data), counted as `drop_out_of_window`, before they move the connection's state.
      */
     windowCheck: boolean;
+    /**
+     * Answer a TCP segment for a VIP service or a local address that no connection holds (an
+     * expired one, one whose RST was lost) with a RST, as a host with no socket for it does
+     * (LVS's director does, through its own stack): at most this many per second per worker,
+     * 0 never.
+     */
+    resetUnknown: number;
   };
   /** Frames each worker's redirect ring holds (replies that arrived on another worker's queue). */
   redirectRing: number;
@@ -198,6 +205,14 @@ export const optionsSchema: JsonSchema = {
           default: true,
           description:
             'drop TCP segments outside the window both ends advertised (sequence beyond the receiver window or older than one window, ACK of unsent or long-acknowledged data), counted as drop_out_of_window',
+        },
+        resetUnknown: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 10_000_000,
+          default: 1000,
+          description:
+            'answer a TCP segment (not a RST) for a VIP service or a local address that no connection holds with a RST, at most this many per second per worker; 0 never (rst_unknown_sent, rst_unknown_limited)',
         },
       },
     },

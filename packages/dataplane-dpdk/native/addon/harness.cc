@@ -143,6 +143,7 @@ void read_pipeline_config(const Napi::Object& o, PipelineConfig& cfg) {
   cfg.local_port_max = static_cast<uint16_t>(u32(o, "localPortMax", cfg.local_port_max));
   if (o.Get("mssClamp").IsNumber()) cfg.mss_clamp = o.Get("mssClamp").As<Napi::Number>().Int32Value();
   if (o.Get("tcpWindowCheck").IsBoolean()) cfg.tcp_window_check = o.Get("tcpWindowCheck").As<Napi::Boolean>();
+  cfg.tcp_reset_unknown = u32(o, "tcpResetUnknown", cfg.tcp_reset_unknown);
   std::vector<uint32_t> tcp = u32_list(o.Get("tcpTimeoutsMs"));
   for (size_t i = 0; i < tcp.size() && i < kTcpStateCount; i++) cfg.timeouts.tcp_ms[i] = tcp[i];
   std::vector<uint32_t> udp = u32_list(o.Get("udpTimeoutsMs"));
@@ -406,12 +407,17 @@ void Harness::process(Worker& w, uint16_t port, std::vector<uint8_t>& frame, uin
   if (v.action == Action::Miss) {
     // As the EAL loop does: round the workers once, through their redirect rings.
     uint16_t from = origin < 0 ? w.index() : static_cast<uint16_t>(origin);
-    int next = w.pass_miss(from, v.port, now, len);
+    const uint16_t reason = v.port;
+    int next = w.pass_miss(from, reason, now, len);
     if (next >= 0) {
       void* item = new RedirectedFrame{port, std::move(frame), from};
       if (w.redirect_burst(set_->at(static_cast<size_t>(next)), &item, 1) == 0) delete static_cast<RedirectedFrame*>(item);
+      return;
     }
-    return;
+    if (next != Worker::kMissUnknown || reason != kCtr_drop_no_conn) return;
+    frame.resize(kDataRoom);
+    v = w.pipeline().reset_unknown(frame.data(), now, sink);  // no worker holds it
+    frame.resize(v.len ? v.len : len);
   }
   if (v.action == Action::Transmit) sink.frames.push_back(CollectSink::Sent{v.port, w.index(), std::move(frame)});
   set_->share_learned(w);

@@ -311,14 +311,18 @@ void EalRunner::loop(uint16_t index) {
     Verdict v =
         pipeline.process(p, rte_pktmbuf_mtod(m, uint8_t*), len, len + rte_pktmbuf_tailroom(m), now, sink, hint);
     if (v.action == Action::Miss) {
-      int next = w.pass_miss(origin, v.port, now, len);
-      if (next < 0) {
-        rte_pktmbuf_free(m);
-      } else {
+      const uint16_t reason = v.port;
+      int next = w.pass_miss(origin, reason, now, len);
+      if (next >= 0) {
         m->hash.usr = origin;
         batch.add(static_cast<uint16_t>(next), tag_miss(m));
+        return;
       }
-    } else if (v.action == Action::Transmit && v.port < tx.size()) {
+      v = Verdict{Action::Drop, 0};
+      if (next == Worker::kMissUnknown && reason == kCtr_drop_no_conn)
+        v = pipeline.reset_unknown(rte_pktmbuf_mtod(m, uint8_t*), now, sink);  // no worker holds it
+    }
+    if (v.action == Action::Transmit && v.port < tx.size()) {
       // The pipeline wrote a grown frame into the tailroom or shortened it: fix the lengths.
       if (v.len > len)
         rte_pktmbuf_append(m, static_cast<uint16_t>(v.len - len));

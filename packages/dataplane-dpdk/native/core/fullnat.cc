@@ -90,6 +90,12 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
   if (!c) {
     auto it = by_vip_.find(svc_key(proto, key.daddr, key.dport));
     if (it == by_vip_.end()) {
+      if (proto == IPPROTO_TCP && laddrs_.count(key.daddr)) {
+        // A server's segment for a connection that is gone (expired, reset, a lost RST):
+        // this worker owns the local port, so no other one holds it.
+        drop(kCtr_drop_no_conn);
+        return reset_unknown(frame, now_ms, sink);
+      }
       drop(kCtr_drop_no_service);
       return dropped;
     }
@@ -97,7 +103,7 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
       // Only a SYN opens a connection; another worker may hold this one.
       if (cfg_.workers > 1) return Verdict{Action::Miss, kCtr_drop_no_conn};
       drop(kCtr_drop_no_conn);
-      return dropped;
+      return reset_unknown(frame, now_ms, sink);
     }
     c = new_conn(services_[it->second], key.saddr, key.sport, now_ms);
     if (!c) return dropped;
@@ -143,6 +149,58 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
     c->dest->out_bytes += total;
   }
   return forward(*c, dir, frame, sink);
+}
+
+Verdict Pipeline::reset_unknown(uint8_t* frame, uint64_t now_ms, FrameSink& sink) {
+  const Verdict dropped{Action::Drop, 0};
+  uint8_t* ip = frame + kEth;
+  const uint32_t ihl = (ip[0] & 0x0f) * 4u, total = be16(load16(ip + 2));
+  const uint8_t* th = ip + ihl;
+  const uint8_t f = th[13];
+  if (!cfg_.tcp_reset_unknown || (f & RTE_TCP_RST_FLAG)) return dropped;  // never a RST for a RST
+  if (now_ms / 1000 != rst_second_) rst_second_ = now_ms / 1000, rst_budget_ = cfg_.tcp_reset_unknown;
+  if (rst_budget_ == 0) {
+    counters_[kCtr_rst_unknown_limited]++;
+    return dropped;
+  }
+  rst_budget_--;
+  uint32_t saddr, daddr, seq, ack;
+  uint16_t sport, dport;
+  std::memcpy(&saddr, ip + 12, 4);
+  std::memcpy(&daddr, ip + 16, 4);
+  std::memcpy(&sport, th, 2);
+  std::memcpy(&dport, th + 2, 2);
+  std::memcpy(&seq, th + 4, 4);
+  std::memcpy(&ack, th + 8, 4);
+  const uint32_t len = total - ihl - tcp::header_len(th) + ((f & RTE_TCP_SYN_FLAG) ? 1 : 0) + ((f & RTE_TCP_FIN_FLAG) ? 1 : 0);
+  // A fresh 20-byte IPv4 header and 20-byte TCP header, back toward the sender.
+  std::memset(ip, 0, 40);
+  ip[0] = 0x45;
+  store16(ip + 2, rte_cpu_to_be_16(40));
+  store16(ip + 6, rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG));
+  ip[8] = 64;
+  ip[9] = IPPROTO_TCP;
+  std::memcpy(ip + 12, &daddr, 4);
+  std::memcpy(ip + 16, &saddr, 4);
+  uint8_t* rt = ip + 20;
+  std::memcpy(rt, &dport, 2);
+  std::memcpy(rt + 2, &sport, 2);
+  if (f & RTE_TCP_ACK_FLAG) {
+    std::memcpy(rt + 4, &ack, 4);  // <SEQ=SEG.ACK><CTL=RST>
+    rt[13] = RTE_TCP_RST_FLAG;
+  } else {
+    const uint32_t a = rte_cpu_to_be_32(be32(seq) + len);  // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+    std::memcpy(rt + 8, &a, 4);
+    rt[13] = RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG;
+  }
+  rt[12] = 5 << 4;
+  ipv4_header_checksum_set(ip, 20);
+  const uint16_t c = l4_checksum(daddr, saddr, IPPROTO_TCP, rt, 20);
+  std::memcpy(rt + 16, &c, 2);
+  counters_[kCtr_rst_unknown_sent]++;
+  Verdict v = output(frame, be32(saddr), sink);
+  if (v.action == Action::Transmit) v.len = kEth + 40;
+  return v;
 }
 
 Verdict Pipeline::forward(Conn& c, int dir, uint8_t* frame, FrameSink& sink) {

@@ -89,9 +89,10 @@ uint32_t Pipeline::port_address(uint16_t id, uint32_t toward) const {
 
 void Pipeline::rebuild_owned() {
   owned_.clear();
+  laddrs_.clear();
   for (const auto& [id, st] : services_) {
     owned_.insert(st.svc->vip);
-    for (uint32_t a : st.svc->laddrs) owned_.insert(a);
+    for (uint32_t a : st.svc->laddrs) owned_.insert(a), laddrs_.insert(a);
   }
 }
 

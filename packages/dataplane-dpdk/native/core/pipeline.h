@@ -54,7 +54,9 @@ namespace fulcrum {
   /* Servers taken out: drain and expire (core/drain.cc) */                       \
   X(conns_drain_idle) X(conns_drain_deadline) X(conns_reset) X(rst_sent)           \
   /* TCP segments outside the window (options.tcp.windowCheck, core/track.h) */      \
-  X(drop_out_of_window)                                                           \
+  X(drop_out_of_window)                                                          \
+  /* RSTs for segments of connections nobody holds (options.tcp.resetUnknown) */     \
+  X(rst_unknown_sent) X(rst_unknown_limited)                                                           \
   /* A segment that ended its connection of an expired server (core/drain.cc) */  \
   X(drop_conn_retired)
 
@@ -81,6 +83,10 @@ struct PipelineConfig {
   int32_t mss_clamp = 0;
   // Drops TCP segments outside the window both ends have told each other (core/track.h).
   bool tcp_window_check = true;
+  // Answers a TCP segment (not a RST) for a VIP service or a local address that no
+  // connection holds with a RST, as a host with no socket for it does: at most this many per
+  // second per worker (0: never), so a flood of strays draws a bounded answer.
+  uint32_t tcp_reset_unknown = 1000;
   // This pipeline is worker `worker` of `workers` (its slice of every local-port pool).
   uint16_t worker = 0;
   uint16_t workers = 1;
@@ -225,6 +231,10 @@ class Pipeline {
   }
   ConnTable& conns() { return conns_; }
   const LocalPortPool& local_ports() const { return lports_; }
+  // The frame (a TCP segment that process() found no connection for, and no other worker
+  // either) turned into the RST a host with no socket for it sends (RFC 9293 3.10.7.1):
+  // Transmit, or Drop when it is a RST itself, resets are off, or this second's are spent.
+  Verdict reset_unknown(uint8_t* frame, uint64_t now_ms, FrameSink& sink);
 
  private:
   struct Port {
@@ -325,6 +335,9 @@ class Pipeline {
   std::unordered_map<uint32_t, ServiceState> services_;  // by id
   std::unordered_map<uint64_t, uint32_t> by_vip_;         // (proto, vip, vport) → id
   std::unordered_set<uint32_t> owned_;                    // VIPs and local addresses
+  std::unordered_set<uint32_t> laddrs_;                   // local addresses
+  uint64_t rst_second_ = ~uint64_t{0};  // the second rst_budget_ belongs to (reset_unknown)
+  uint32_t rst_budget_ = 0;
   std::vector<HealthSignal> signals_;
   std::vector<LearnedNeighbor> learned_;
   std::vector<ConnEvent> conn_events_;

@@ -90,8 +90,9 @@ int Worker::pass_miss(uint16_t origin, uint16_t reason, uint64_t now_ms, uint32_
     pipeline_.uncount_rx(len);
     return next;
   }
-  if (next != origin) pipeline_.count(kCtr_miss_pass_limited, 1);
   pipeline_.count(static_cast<CounterId>(reason), 1);
+  if (next == origin) return kMissUnknown;
+  pipeline_.count(kCtr_miss_pass_limited, 1);
   return -1;
 }
 

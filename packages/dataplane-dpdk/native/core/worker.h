@@ -83,11 +83,14 @@ class Worker {
   // when the queue choice moved a client flow: af_packet's fanout rolls a flow over to
   // another socket when its ring is full, and a NIC's RSS table can be reprogrammed. The
   // segment goes round the workers once, from `origin` (the one that received it first):
-  // returns the next worker to try, or -1 when every worker has seen it, or when this
+  // returns the next worker to try; kMissUnknown when every worker has seen it (no
+  // connection anywhere: the caller may answer it, Pipeline::reset_unknown), or -1 when this
   // worker already passed kMissPerMs this millisecond (an ACK flood must not multiply its
-  // cost by the number of workers); then `reason` is counted here and the caller frees it.
-  // A segment passed on counts as received (`len` bytes) by the worker that handles it last.
+  // cost by the number of workers). Unless passed on, `reason` is counted here and the caller
+  // frees it. A segment passed on counts as received (`len` bytes) by the worker that
+  // handles it last.
   int pass_miss(uint16_t origin, uint16_t reason, uint64_t now_ms, uint32_t len);
+  static constexpr int kMissUnknown = -2;
   static constexpr uint32_t kMissPerMs = 256;
   unsigned redirect_backlog() const { return redirect_ring_.size(); }
 

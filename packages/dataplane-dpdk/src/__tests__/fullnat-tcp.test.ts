@@ -281,13 +281,62 @@ describe.skipIf(need.skip)(`FULLNAT TCP, packet by packet${need.note}`, () => {
     expect(h.expire(60_999)).toBe(1);
   });
 
-  it('drops a non-SYN segment that belongs to no connection', () => {
+  it('answers a segment no connection holds with the RST a host without the socket sends, never a RST with one', () => {
     const h = harness();
     h.apply(add(snapshot()));
-    expect(h.inject('wan', clientSeg(47000, { flags: TCP.ACK }))).toEqual([]);
-    expect(h.inject('wan', clientSeg(47001, { flags: TCP.SYN | TCP.ACK }))).toEqual([]);
-    expect(h.counters().drop_no_conn).toBe(2);
+    const rst = (out: { port: string; frame: Buffer }[]) => {
+      expect(out.map((o) => o.port)).toHaveLength(1);
+      const p = parseFrame(out[0]!.frame);
+      expect(p.ip).toMatchObject({ ttl: 64, checksumOk: true });
+      expect(p.tcp!.checksumOk).toBe(true);
+      expect(p.payload.length).toBe(0);
+      return { port: out[0]!.port, eth: p.eth, ip: p.ip, tcp: p.tcp! };
+    };
+    // With ACK: <SEQ=SEG.ACK><CTL=RST>, from the VIP back to the client.
+    const a = rst(
+      h.inject(
+        'wan',
+        clientSeg(47000, { flags: TCP.ACK | TCP.PSH, seq: 1000, ack: 777, data: Buffer.from('x') }),
+      ),
+    );
+    expect(a.port).toBe('wan');
+    expect(a.eth).toEqual({ src: WAN_MAC, dst: CLIENT.mac, type: 0x0800 });
+    expect(a.ip).toMatchObject({ src: VIP, dst: CLIENT.ip });
+    expect(a.tcp).toMatchObject({ sport: 80, dport: 47000, seq: 777, flags: TCP.RST });
+    expect(
+      rst(h.inject('wan', clientSeg(47001, { flags: TCP.SYN | TCP.ACK, seq: 1, ack: 5 }))).tcp,
+    ).toMatchObject({
+      seq: 5,
+      flags: TCP.RST,
+    });
+    // Without ACK: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>, FIN counted.
+    expect(
+      rst(h.inject('wan', clientSeg(47002, { flags: TCP.FIN, seq: 2000, data: Buffer.alloc(10) }))).tcp,
+    ).toMatchObject({ seq: 0, ack: 2011, flags: TCP.RST | TCP.ACK });
+    // A server's segment to a local port nobody holds: the RST goes back from the local address.
+    const s = rst(h.inject('lan', serverSeg(0, 3333, { flags: TCP.ACK, seq: 9, ack: 4242 })));
+    expect(s.port).toBe('lan');
+    expect(s.ip).toMatchObject({ src: LADDR, dst: SERVERS[0]!.ip });
+    expect(s.tcp).toMatchObject({ sport: 3333, dport: 8080, seq: 4242, flags: TCP.RST });
+    // A RST is never answered.
+    expect(h.inject('wan', clientSeg(47003, { flags: TCP.RST, seq: 5 }))).toEqual([]);
+    expect(h.counters()).toMatchObject({ drop_no_conn: 5, rst_unknown_sent: 4, rst_unknown_limited: 0 });
     expect(h.connections()).toEqual([]);
+  });
+
+  it('answers strays at most tcp.resetUnknown times a second, and not at all with 0', () => {
+    const h = harness({ tcp: { resetUnknown: 2 } });
+    h.apply(add(snapshot()));
+    const stray = (port: number, now: number) =>
+      h.inject('wan', clientSeg(port, { flags: TCP.ACK, ack: 1 }), now).length;
+    expect([stray(48000, 1000), stray(48001, 1500), stray(48002, 1999), stray(48003, 2000)]).toEqual([
+      1, 1, 0, 1,
+    ]);
+    expect(h.counters()).toMatchObject({ drop_no_conn: 4, rst_unknown_sent: 3, rst_unknown_limited: 1 });
+    const off = harness({ tcp: { resetUnknown: 0 } });
+    off.apply(add(snapshot()));
+    expect(off.inject('wan', clientSeg(48000, { flags: TCP.ACK, ack: 1 }))).toEqual([]);
+    expect(off.counters()).toMatchObject({ drop_no_conn: 1, rst_unknown_sent: 0 });
   });
 
   it('bench() runs the same pipeline natively, frame copies and all', () => {

@@ -278,10 +278,14 @@ describe.skipIf(need.skip)(
     it('a segment no worker has a connection for goes round once and is counted once', () => {
       const h = harness({ workers: 3 });
       h.apply(add(snapshot()));
-      expect(h.inject('wan', clientSeg(41000, { flags: TCP.ACK, seq: 1, ack: 1 }), 0, 1)).toEqual([]);
+      // Where the round ends, the RST a host without the connection sends goes back.
+      const out = h.inject('wan', clientSeg(41000, { flags: TCP.ACK, seq: 1, ack: 77 }), 0, 1);
+      expect(out.map((o) => [o.port, o.worker])).toEqual([['wan', 0]]);
+      expect(parseFrame(out[0]!.frame).tcp).toMatchObject({ dport: 41000, seq: 77, flags: TCP.RST });
       const counters = h.workerCounters();
       expect(counters.map((c) => c.miss_passed)).toEqual([0, 1, 1]); // 1 passes to 2, 2 to 0; 0's next is 1
       expect(counters.map((c) => c.drop_no_conn)).toEqual([1, 0, 0]);
+      expect(counters.map((c) => c.rst_unknown_sent)).toEqual([1, 0, 0]);
       expect(h.counters()).toMatchObject({ drop_no_conn: 1, rx_packets: 1 });
     });
 
