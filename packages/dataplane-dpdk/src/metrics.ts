@@ -36,6 +36,7 @@ export class CounterMetrics {
   readonly #eventsDropped;
   readonly #missPassed;
   readonly #resets;
+  readonly #strayResets;
 
   constructor(metrics: MetricsRegistry) {
     this.#packets = metrics.counter({
@@ -115,6 +116,11 @@ export class CounterMetrics {
       name: 'fulcrum_dpdk_resets_sent_total',
       help: 'RST segments sent to end connections of servers drained or expired (one or two per side)',
     });
+    this.#strayResets = metrics.counter({
+      name: 'fulcrum_dpdk_stray_resets_total',
+      help: 'TCP segments no connection holds (expired, balancer restarted, a lost RST) answered with a RST (sent), or not, over tcp.resetUnknown per second (limited)',
+      labelNames: ['outcome'] as const,
+    });
     this.#open = metrics.gauge({
       name: 'fulcrum_dpdk_connections',
       help: 'Connections in the dpdk dataplane table',
@@ -151,6 +157,8 @@ export class CounterMetrics {
     this.#missPassed.inc({ outcome: 'limited' }, delta('miss_pass_limited'));
     this.#redirected.inc(delta('redirected'));
     this.#resets.inc(delta('rst_sent'));
+    this.#strayResets.inc({ outcome: 'sent' }, delta('rst_unknown_sent'));
+    this.#strayResets.inc({ outcome: 'limited' }, delta('rst_unknown_limited'));
     if (c.connections !== undefined) this.#open.set(c.connections);
     this.#last = { ...c };
   }

@@ -69,14 +69,8 @@ describe.skipIf(need.skip)(`TCP window check through the EAL dataplane${need.not
     return { ...p, rows };
   };
 
-  beforeAll(async () => {
-    t.setup();
-    await t.startServer();
-    const iperf = run(t.srv, ['iperf3', '-s', '-B', '10.2.0.11', '-p', '5201', '--forceflush']);
-    await until(() => /Server listening/.test(iperf.out()), 'iperf3 -s');
-    dp = startChild(
-      t,
-      `${dataplaneYaml(t, { prefix })}
+  // Two services: web (the Topology's HTTP server) and bulk (iperf3).
+  const yaml = () => `${dataplaneYaml(t, { prefix })}
 services:
   - name: web
     protocol: tcp
@@ -92,8 +86,14 @@ services:
     localAddresses: [10.2.0.201]
     realServers:
       - { address: '10.2.0.11:5201', weight: 1 }
-`,
-    );
+`;
+
+  beforeAll(async () => {
+    t.setup();
+    await t.startServer();
+    const iperf = run(t.srv, ['iperf3', '-s', '-B', '10.2.0.11', '-p', '5201', '--forceflush']);
+    await until(() => /Server listening/.test(iperf.out()), 'iperf3 -s');
+    dp = startChild(t, yaml());
     await dp.next('ready');
   }, 30_000);
   afterAll(() => {
@@ -216,6 +216,46 @@ services:
         expect(ack).not.toBe(far(acked));
         expect(reset).not.toMatch(/1|True/);
       }
+    },
+  );
+
+  it(
+    'answers a live client connection the balancer no longer holds (it restarted) with a RST at once',
+    { timeout: 60_000 },
+    async () => {
+      // A keep-alive connection, then a new dataplane process with an empty table: the
+      // client's next request draws a RST (ECONNRESET in well under a second) instead of
+      // retransmitting into silence, as LVS's director answers through its own stack.
+      const client = run(
+        t.cli,
+        [
+          process.execPath,
+          '-e',
+          `const s = require('net').connect({ host: '10.1.0.100', port: 80 }, () => s.write('GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'));
+          s.once('data', () => console.log('first'));
+          require('readline').createInterface({ input: process.stdin }).once('line', () => {
+            const t0 = Date.now();
+            s.on('error', (e) => { console.log(e.code, Date.now() - t0); process.exit(0); });
+            s.on('data', () => { console.log('answered'); process.exit(1); });
+            s.write('GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n');
+          });
+          setTimeout(() => { console.log('silence'); process.exit(2); }, 15000).unref();`,
+        ],
+        'pipe',
+      );
+      await until(() => /first/.test(client.out()), 'the first response');
+      dp!.child.kill('SIGKILL');
+      await dp!.exited;
+      dp = startChild(t, yaml());
+      await dp.next('ready');
+      client.c.stdin!.write('go\n');
+      const r = await client.done;
+      const [code, ms] = r.out.trim().split('\n').at(-1)!.split(' ');
+      expect(code, r.out).toBe('ECONNRESET');
+      expect(Number(ms), r.out).toBeLessThan(1000);
+      dp.send('counters');
+      const { metrics } = JSON.parse(await dp.next('counters')) as { metrics: string };
+      expect(metrics).toMatch(/fulcrum_dpdk_drops_total\{reason="no_conn"\} [1-9]/);
     },
   );
 });
