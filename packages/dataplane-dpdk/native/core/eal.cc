@@ -41,11 +41,18 @@ uint64_t now_ms() {
 }
 
 // Frames a worker originates (ARP requests, gratuitous ARP), sent on its own TX queue.
+// A worker's transmit queues, one per port: the frames the pipeline forwards in place and
+// those it emits (ARP, RSTs, SYNPROXY's replays) in the order it made them, sent in bursts
+// once per loop iteration (an emitted frame used to cost a TX call of its own: on af_packet
+// a system call per RST of an expire).
 class MbufSink : public FrameSink {
  public:
   MbufSink(rte_mempool* pool, const std::vector<uint16_t>& ids, uint16_t queue)
-      : pool_(pool), ids_(ids), queue_(queue) {}
+      : pool_(pool), ids_(ids), queue_(queue), tx_(ids.size()) {
+    for (auto& q : tx_) q.reserve(kBurst * 2);
+  }
   void emit(uint16_t port, const uint8_t* data, uint32_t len) override {
+    if (port >= tx_.size()) return;
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
     if (!m) return;
     char* p = rte_pktmbuf_append(m, static_cast<uint16_t>(len));
@@ -54,13 +61,34 @@ class MbufSink : public FrameSink {
       return;
     }
     std::memcpy(p, data, len);
-    if (port >= ids_.size() || rte_eth_tx_burst(ids_[port], queue_, &m, 1) != 1) rte_pktmbuf_free(m);
+    tx_[port].push_back(m);
+  }
+  void queue(uint16_t port, rte_mbuf* m) { tx_[port].push_back(m); }
+  // Sends what is queued, in bursts of at most kBurst while the port takes them; returns
+  // how many a full TX queue refused (freed here).
+  uint64_t flush() {
+    uint64_t refused = 0;
+    for (size_t p = 0; p < tx_.size(); p++) {
+      auto& q = tx_[p];
+      size_t off = 0;
+      while (off < q.size()) {
+        const uint16_t n = static_cast<uint16_t>(std::min<size_t>(q.size() - off, kBurst));
+        const uint16_t sent = rte_eth_tx_burst(ids_[p], queue_, q.data() + off, n);
+        off += sent;
+        if (sent < n) break;
+      }
+      for (size_t i = off; i < q.size(); i++) rte_pktmbuf_free(q[i]);
+      refused += q.size() - off;
+      q.clear();
+    }
+    return refused;
   }
 
  private:
   rte_mempool* pool_;
   const std::vector<uint16_t>& ids_;
   uint16_t queue_;
+  std::vector<std::vector<rte_mbuf*>> tx_;
 };
 }  // namespace
 
@@ -301,8 +329,6 @@ void EalRunner::loop(uint16_t index) {
   rte_mbuf* rx[kBurst];
   uint64_t hints[kBurst];
   void* redirected[kBurst];
-  std::vector<std::vector<rte_mbuf*>> tx(ports.size());
-  for (auto& q : tx) q.reserve(kBurst * 2);
   uint64_t last_sweep = now_ms();
   unsigned empty_polls = 0;
   RedirectBatch batch(workers_->size());
@@ -322,13 +348,13 @@ void EalRunner::loop(uint16_t index) {
       if (next == Worker::kMissUnknown && reason == kCtr_drop_no_conn)
         v = pipeline.reset_unknown(rte_pktmbuf_mtod(m, uint8_t*), now, sink);  // no worker holds it
     }
-    if (v.action == Action::Transmit && v.port < tx.size()) {
+    if (v.action == Action::Transmit && v.port < ports.size()) {
       // The pipeline wrote a grown frame into the tailroom or shortened it: fix the lengths.
       if (v.len > len)
         rte_pktmbuf_append(m, static_cast<uint16_t>(v.len - len));
       else if (v.len && v.len < len)
         rte_pktmbuf_trim(m, static_cast<uint16_t>(len - v.len));
-      tx[v.port].push_back(m);
+      sink.queue(v.port, m);
     } else {
       rte_pktmbuf_free(m);
     }
@@ -370,20 +396,14 @@ void EalRunner::loop(uint16_t index) {
       }
     }
     batch.flush(w, *workers_, [](void* m) { rte_pktmbuf_free(untag(m)); });
-    for (uint16_t p = 0; p < ports.size(); p++) {
-      auto& q = tx[p];
-      if (q.empty()) continue;
-      uint16_t sent = rte_eth_tx_burst(ports[p], index, q.data(), static_cast<uint16_t>(q.size()));
-      for (size_t i = sent; i < q.size(); i++) rte_pktmbuf_free(q[i]);
-      if (sent < q.size()) pipeline.count(kCtr_drop_tx_full, q.size() - sent);
-      q.clear();
-    }
     if (got) workers_->share_learned(w);
     w.list_step(now);
     pipeline.expire_walk(sink);  // a chunk of an expire's table walk, if one is under way
-    if (now - last_sweep >= 100) {
+    const bool sweep = now - last_sweep >= 100;
+    if (sweep) pipeline.expire(now, sink);
+    if (uint64_t refused = sink.flush()) pipeline.count(kCtr_drop_tx_full, refused);
+    if (sweep) {
       last_sweep = now;
-      pipeline.expire(now, sink);
       auto signals = pipeline.take_signals();
       if (!signals.empty()) hooks_.signals(std::move(signals));
       auto events = pipeline.take_conn_events();
