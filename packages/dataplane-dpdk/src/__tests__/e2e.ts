@@ -40,16 +40,27 @@ export interface DataplaneYaml {
   workers?: number;
   queues?: number;
   wanIface?: string;
+  /** The connection table's size (split between the workers). */
+  maxConnections?: number;
   /** More lines under `options:`, each starting with a newline and four spaces. */
   options?: string;
 }
 
 /**
  * The `dataplane:` section the end-to-end tests run (the issue's config shape): the two
- * ports of `t`, its client and servers as permanent neighbours, a 4096-connection table.
+ * ports of `t`, its client and servers as permanent neighbours, a 4096-connection table
+ * unless `maxConnections` says otherwise.
  */
 export function dataplaneYaml(t: Topology, o: DataplaneYaml): string {
-  const { prefix, pmd = 'af_packet', workers = 1, queues = workers, wanIface = t.wan, options = '' } = o;
+  const {
+    prefix,
+    pmd = 'af_packet',
+    workers = 1,
+    queues = workers,
+    wanIface = t.wan,
+    maxConnections = 4096,
+    options = '',
+  } = o;
   return `
 dataplane:
   name: dpdk
@@ -62,7 +73,7 @@ dataplane:
       - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }
       - { port: lan, address: 10.2.0.11, mac: '${t.serverMac}' }
       - { port: lan, address: 10.2.0.12, mac: '${t.serverMac}' }
-    maxConnections: 4096${workers > 1 ? '\n    idle: { mode: adaptive }' : ''}${options}`;
+    maxConnections: ${maxConnections}${workers > 1 ? '\n    idle: { mode: adaptive }' : ''}${options}`;
 }
 
 export interface Dataplane {
