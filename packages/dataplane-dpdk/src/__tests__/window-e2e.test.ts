@@ -40,11 +40,12 @@ describe.skipIf(need.skip)(`TCP window check through the EAL dataplane${need.not
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  const drops = async () => {
+  const metric = async (re: RegExp) => {
     dp!.send('counters');
     const { metrics } = JSON.parse(await dp!.next('counters')) as { metrics: string };
-    return Number(/fulcrum_dpdk_drops_total\{reason="out_of_window"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    return Number(re.exec(metrics)?.[1] ?? 0);
   };
+  const drops = () => metric(/fulcrum_dpdk_drops_total\{reason="out_of_window"\} (\d+)/);
 
   // tshark capturing live on `iface` in `ns`, one row of `names` per packet.
   const fields = (ns: string, iface: string, filter: string, names: string[]) => {
@@ -69,8 +70,13 @@ describe.skipIf(need.skip)(`TCP window check through the EAL dataplane${need.not
     return { ...p, rows };
   };
 
-  // Two services: web (the Topology's HTTP server) and bulk (iperf3).
-  const yaml = () => `${dataplaneYaml(t, { prefix })}
+  // Three services: web (the Topology's HTTP server), and iperf3 plain and behind SYNPROXY
+  // with every SYN-ACK option on (window scaling, timestamps translated, SACK).
+  const yaml = () => `${dataplaneYaml(t, {
+    prefix,
+    options: `
+    synproxy: { synackOptions: { wscale: 7, timestamp: true, sack: true } }`,
+  })}
 services:
   - name: web
     protocol: tcp
@@ -84,6 +90,14 @@ services:
     listen: 10.1.0.100:5201
     scheduler: rr
     localAddresses: [10.2.0.201]
+    realServers:
+      - { address: '10.2.0.11:5201', weight: 1 }
+  - name: guarded-bulk
+    protocol: tcp
+    listen: 10.1.0.100:5202
+    scheduler: rr
+    synproxy: true
+    localAddresses: [10.2.0.202]
     realServers:
       - { address: '10.2.0.11:5201', weight: 1 }
 `;
@@ -104,18 +118,23 @@ services:
   });
 
   it(
-    'carries iperf3 bulk transfers both ways with no segment counted out of window',
+    'carries iperf3 bulk transfers both ways, plain and through SYNPROXY, with no segment counted out of window',
     { timeout: 60_000 },
     async () => {
-      for (const reverse of [[], ['-R']]) {
+      for (const [port, reverse] of [
+        ['5201', []],
+        ['5201', ['-R']],
+        ['5202', []],
+        ['5202', ['-R']],
+      ] as const) {
         const r = await run(t.cli, [
           'iperf3',
           '-c',
           '10.1.0.100',
           '-p',
-          '5201',
+          port,
           '-t',
-          '3',
+          '2',
           '-P',
           '4',
           '-J',
@@ -125,9 +144,13 @@ services:
         const report = JSON.parse(r.out.slice(r.out.indexOf('{'), r.out.lastIndexOf('}') + 1)) as {
           end: { sum_received: { bytes: number } };
         };
-        expect(report.end.sum_received.bytes, reverse.join('')).toBeGreaterThan(10_000_000);
+        expect(report.end.sum_received.bytes, `${port} ${reverse.join('')}`).toBeGreaterThan(10_000_000);
       }
       expect(await drops()).toBe(0);
+      // Each SYNPROXY run opened its control and four data connections with cookies.
+      expect(await metric(/fulcrum_dpdk_synproxy_total\{event="ack_valid"\} (\d+)/)).toBeGreaterThanOrEqual(
+        10,
+      );
     },
   );
 
