@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -35,6 +36,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -314,7 +316,13 @@ class Worker {
     ev.data.ptr = nullptr;
     epoll_ctl(ep_, EPOLL_CTL_ADD, efd_, &ev);
     scratch_ = static_cast<char*>(std::malloc(kChunk));
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      // Named, so that top -H, perf and /proc/<pid>/task tell the relay threads apart.
+      char name[16];
+      std::snprintf(name, sizeof name, "fulcrum-relay%d", index_);
+      pthread_setname_np(pthread_self(), name);
+      Run();
+    });
   }
 
   // Stopping is two steps, so that no thread posts to one already gone: every thread is
@@ -883,7 +891,13 @@ class Relay : public Napi::ObjectWrap<Relay> {
   Napi::Value Strings(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto arr = Napi::Array::New(env, strings_.size());
-    for (size_t i = 0; i < strings_.size(); i++) arr.Set(i, Napi::String::New(env, strings_[i]));
+    // Clients often come from a few addresses: a string equal to the previous one is the
+    // same JavaScript string (one allocation, and one string kept by the lingering entries).
+    Napi::String last;
+    for (size_t i = 0; i < strings_.size(); i++) {
+      if (i == 0 || strings_[i] != strings_[i - 1]) last = Napi::String::New(env, strings_[i]);
+      arr.Set(i, last);
+    }
     return arr;
   }
 
