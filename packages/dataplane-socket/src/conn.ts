@@ -1,3 +1,4 @@
+import type { LingerState } from './conn-table.js';
 import type { Dest } from './dest.js';
 import { endpoint } from './net-util.js';
 import type { Template } from './persistence.js';
@@ -115,6 +116,16 @@ export abstract class Conn {
     this.live = false;
     this.service.live--;
     this.service.releaseTemplate(this);
+  }
+
+  /**
+   * Closed: it leaves the table as an object and lingers in the table's ring for
+   * `timeWait` (TIME_WAIT, or CLOSE after a reset), listed and counted as inactive.
+   */
+  protected linger(state: LingerState): void {
+    if (this.live) this.released();
+    this.rt.table.linger(this, state, this.rt.clock.now());
+    this.state = state;
   }
 
   /** Leaves the table for good. */

@@ -57,7 +57,7 @@ export class SocketDataplane implements DataplaneInstance {
   #fallback: string | undefined;
 
   constructor(ctx: PluginContext, options: SocketDataplaneOptions) {
-    const table = new ConnTable();
+    const table = new ConnTable(options.timeouts.timeWait);
     this.#rt = new Runtime({
       options,
       clock: ctx.clock,
@@ -185,6 +185,7 @@ export class SocketDataplane implements DataplaneInstance {
     this.#rt.stopping = true;
     this.#sweeper?.cancel();
     for (const s of all) s.closeAll();
+    this.#rt.table.expire(this.#rt.clock.now(), true);
     // Sockets report 'close' on a later turn of the event loop; give them a few turns.
     for (let i = 0; i < 20 && this.#rt.table.size > 0; i++) {
       await new Promise((r) => setImmediate(r));
@@ -251,6 +252,18 @@ export class SocketDataplane implements DataplaneInstance {
         ...(local ? { local } : {}),
       });
     }
+    const timeWait = this.#rt.options.timeouts.timeWait;
+    this.#rt.table.forEachLingering((e) => {
+      out.push({
+        protocol: 'TCP',
+        state: e.state,
+        expiresInMs: Math.max(0, timeWait - (now - e.since)),
+        client: endpoint(e.clientAddress, e.clientPort),
+        virtual: e.service.virtual,
+        server: e.dest?.key ?? '-',
+        service: e.service.name,
+      });
+    });
     if (options.templates !== false) {
       for (const s of this.#services.values()) {
         const p = s.persistence;

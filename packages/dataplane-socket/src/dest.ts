@@ -37,7 +37,10 @@ export class Dest {
   inactive = 0;
   /** Persistence templates that point here (ipvsadm's PersistConn). */
   persistent = 0;
+  /** Its connections that are Conn objects (live, or ending)… */
   readonly conns = new Set<Conn>();
+  /** …and those lingering in the table's ring (TIME_WAIT, CLOSE), counted in `inactive`. */
+  lingering = 0;
   drain: DrainState | undefined;
   readonly stats: DestStats = zeroStats();
   /** What was last handed to the metrics counters, to add only the difference. */

@@ -287,6 +287,6 @@ export class NativeTcpConn extends Conn implements Relayed {
       this.remove();
       return;
     }
-    this.setState(this.#reset ? 'CLOSE' : 'TIME_WAIT');
+    this.linger(this.#reset ? 'CLOSE' : 'TIME_WAIT');
   }
 }

@@ -566,6 +566,6 @@ export class TcpConn extends Conn implements Relayed {
       this.remove();
       return;
     }
-    this.setState(this.#reset ? 'CLOSE' : 'TIME_WAIT');
+    this.linger(this.#reset ? 'CLOSE' : 'TIME_WAIT');
   }
 }

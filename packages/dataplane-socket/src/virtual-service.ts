@@ -200,8 +200,8 @@ export abstract class VirtualService {
     this.persistence?.dropUnavailable();
   }
 
-  /** Called when a connection leaves the table. */
-  connRemoved(_conn: Conn, dest: Dest | undefined): void {
+  /** Called when a connection leaves the table (`conn` undefined: a lingering entry expired). */
+  connRemoved(_conn: Conn | undefined, dest: Dest | undefined): void {
     if (dest) this.#dropIfUnused(dest);
   }
 
@@ -211,7 +211,7 @@ export abstract class VirtualService {
 
   /** A server no longer in the service is forgotten with its last connection. */
   #dropIfUnused(d: Dest): void {
-    if (d.index >= 0 || d.conns.size > 0 || this.dests.get(d.key) !== d) return;
+    if (d.index >= 0 || d.conns.size > 0 || d.lingering > 0 || this.dests.get(d.key) !== d) return;
     this.rt.metrics.flushTotals(this.name, d);
     this.dests.delete(d.key);
   }
@@ -223,7 +223,7 @@ export abstract class VirtualService {
 
   /** Whether any connection (live or lingering) still belongs to this service. */
   get idle(): boolean {
-    for (const d of this.dests.values()) if (d.conns.size > 0) return false;
+    for (const d of this.dests.values()) if (d.conns.size > 0 || d.lingering > 0) return false;
     return true;
   }
 
