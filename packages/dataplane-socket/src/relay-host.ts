@@ -32,25 +32,29 @@ export interface Relayed {
 /** A listening socket the relay threads accept on. */
 export interface NativeAcceptor {
   /**
-   * A client accepted. `pick` says that the relay executed the plan itself and is already
-   * connecting to a server: that server, and the owner that pushed the plan (undefined
-   * when the plan it came from is not known any more).
+   * A client accepted. `plan` says that the relay executed that plan itself and is already
+   * connecting to its server `index` (a plan with no owner and no servers when the plan it
+   * came from is not known any more); undefined: TypeScript schedules the client.
    */
   onAccept(
     relayId: number,
     clientAddress: string,
     clientPort: number,
     localAddress: string | undefined,
-    pick: NativePick | undefined,
+    plan: PushedPlan | undefined,
+    index: number,
   ): void;
   onAcceptError(code: string): void;
 }
 
-/** A server the relay picked at accept from a plan pushed with pushPlan(). */
-export interface NativePick {
+/** A plan pushed with pushPlan(), as the relay's picks from it name it (the same object for each pick). */
+export interface PushedPlan {
   readonly owner: unknown;
-  readonly dest: Dest | undefined;
+  readonly dests: readonly Dest[];
 }
+
+/** What a pick names when its plan is not known any more. */
+const UNKNOWN_PLAN: PushedPlan = { owner: undefined, dests: [] };
 
 /** A service's plan, for the relay threads to execute at accept (pushPlan()). */
 export interface PlanForRelay {
@@ -84,7 +88,7 @@ export class RelayHost {
   readonly #conns = new Map<number, Relayed>();
   readonly #acceptors = new Map<number, NativeAcceptor>();
   /** Plans pushed to the relay, by generation, until no record can name them any more. */
-  readonly #plans = new Map<number, { owner: unknown; dests: readonly Dest[] }>();
+  readonly #plans = new Map<number, PushedPlan>();
   /** The generation each listener executes now. */
   readonly #current = new Map<number, number>();
   #gen = 0;
@@ -213,14 +217,15 @@ export class RelayHost {
         continue;
       }
       const picked = r[i + 7]!;
-      let pick: NativePick | undefined;
+      let plan: PushedPlan | undefined;
+      let index = -1;
       if (picked >= 0) {
         const gen = Math.floor(picked / PICK_SCALE);
-        const plan = this.#plans.get(gen);
-        pick = { owner: plan?.owner, dest: plan?.dests[picked - gen * PICK_SCALE] };
+        plan = this.#plans.get(gen) ?? UNKNOWN_PLAN;
+        index = picked - gen * PICK_SCALE;
         this.picked++;
       }
-      acceptor.onAccept(r[i]!, str(r[i + 4]!)!, r[i + 3]!, str(r[i + 5]!), pick);
+      acceptor.onAccept(r[i]!, str(r[i + 4]!)!, r[i + 3]!, str(r[i + 5]!), plan, index);
     }
     for (let i = 0; i < r.length; i += RECORD_FIELDS) {
       const id = r[i]!;

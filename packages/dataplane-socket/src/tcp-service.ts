@@ -11,7 +11,7 @@ import { errorCode, plainAddress } from './net-util.js';
 import type { HeaderEncoder } from './proxy-header.js';
 import { NativeTcpConn } from './native-tcp-conn.js';
 import { CloseMode, NativePlanKind, PICK_SCALE } from './native-relay.js';
-import type { NativeAcceptor, NativePick, PlanForRelay, RelayHost } from './relay-host.js';
+import type { NativeAcceptor, PlanForRelay, PushedPlan, RelayHost } from './relay-host.js';
 import type { Runtime } from './runtime.js';
 import { TcpConn } from './tcp-conn.js';
 import { VirtualService, type Listener } from './virtual-service.js';
@@ -74,9 +74,10 @@ export class TcpListener implements NativeAcceptor {
     clientAddress: string,
     clientPort: number,
     localAddress: string | undefined,
-    pick: NativePick | undefined,
+    plan: PushedPlan | undefined,
+    index: number,
   ): void {
-    this.owner.acceptNative(relayId, clientAddress, clientPort, localAddress, pick);
+    this.owner.acceptNative(relayId, clientAddress, clientPort, localAddress, plan, index);
   }
 
   /** Whether the relay threads accept on this listener (and so may execute plans). */
@@ -266,14 +267,16 @@ export class TcpService extends VirtualService {
 
   /**
    * A client the native relay accepted (relayAccept): the same decisions as accept(), without
-   * a net.Socket. With `pick` the relay executed the plan and is connecting already.
+   * a net.Socket. With `plan` the relay executed that plan and is connecting to its server
+   * `index` already.
    */
   acceptNative(
     relayId: number,
     clientAddress: string,
     clientPort: number,
     localAddress: string | undefined,
-    pick?: NativePick,
+    plan?: PushedPlan,
+    index = -1,
   ): void {
     const rt = this.rt;
     const relay = rt.relay!;
@@ -292,8 +295,8 @@ export class TcpService extends VirtualService {
       destinationAddress: localAddress ?? listen.address,
       destinationPort: listen.port,
     };
-    if (pick) {
-      const dest = this.#picked(pick);
+    if (plan) {
+      const dest = this.#picked(plan, index);
       if (!dest) {
         // Picked from the plan of a service this listener no longer belongs to, for a server
         // this one does not have: nothing to account it to.
@@ -349,12 +352,12 @@ export class TcpService extends VirtualService {
    * left (index -1), kept until this connection ends, as IPVS keeps a removed server's
    * connections.
    */
-  #picked(pick: NativePick): Dest | undefined {
-    const d = pick.dest;
+  #picked(plan: PushedPlan, index: number): Dest | undefined {
+    const d = plan.dests[index];
     if (!d) return undefined;
     const current = this.dests.get(d.key);
     if (current) return current;
-    if (pick.owner !== this) return undefined;
+    if (plan.owner !== this) return undefined;
     this.dests.set(d.key, d);
     return d;
   }
