@@ -893,7 +893,9 @@ class Relay : public Napi::ObjectWrap<Relay> {
     auto arr = Napi::Array::New(env, strings_.size());
     // Clients often come from a few addresses: a string equal to the previous one is the
     // same JavaScript string (one allocation, and one string kept by the lingering entries).
-    Napi::String last;
+    // (Held as a Napi::Value: Set() given the Napi::String itself stored a new JavaScript
+    // string for each element.)
+    Napi::Value last;
     for (size_t i = 0; i < strings_.size(); i++) {
       if (i == 0 || strings_[i] != strings_[i - 1]) last = Napi::String::New(env, strings_[i]);
       arr.Set(i, last);

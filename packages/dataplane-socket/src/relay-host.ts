@@ -92,6 +92,7 @@ export class RelayHost {
   /** The generation each listener executes now. */
   readonly #current = new Map<number, number>();
   #gen = 0;
+  #lastClient = '';
 
   constructor(settings: RelaySettings, accepts: boolean) {
     this.settings = settings;
@@ -225,7 +226,12 @@ export class RelayHost {
         index = picked - gen * PICK_SCALE;
         this.picked++;
       }
-      acceptor.onAccept(r[i]!, str(r[i + 4]!)!, r[i + 3]!, str(r[i + 5]!), plan, index);
+      // An address equal to the last one is that same string: what lingering entries keep
+      // of clients from one address is one string, not one per poll.
+      let client = str(r[i + 4]!)!;
+      if (client === this.#lastClient) client = this.#lastClient;
+      else this.#lastClient = client;
+      acceptor.onAccept(r[i]!, client, r[i + 3]!, str(r[i + 5]!), plan, index);
     }
     for (let i = 0; i < r.length; i += RECORD_FIELDS) {
       const id = r[i]!;
