@@ -9,7 +9,10 @@
 //
 // Measures requests/s with keep-alive and new connections/s (wrk, `Connection: close`), p99
 // latency of both, bulk throughput (iperf3, 1 and 8 streams), and the CPU each balancer used
-// (its whole process tree, from /proc) per 1,000 requests or per GB. Rounds interleave the
+// (its whole process tree, from /proc) per 1,000 requests or per GB; with each run, how long
+// the balancer's threads waited for a core (schedstat) and how much other load the machine
+// carried meanwhile (/proc/stat less this benchmark's processes), to tell a slow balancer
+// from a busy machine. Rounds interleave the
 // peers so that other load on a shared machine hits them alike; figures are medians. Prints
 // every figure and the Fulcrum/HAProxy ratios; writes bench/results/socket-<time>.json, a PNG
 // chart next to it, and socket-latest.{json,png}. Installs what it needs with apt-get when
@@ -27,6 +30,7 @@ import {
 import { createServer, connect } from 'node:net';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { argv, ensureTools, flag, log, opt } from '../lib/tools.mjs';
 import { chart } from './chart.mjs';
 
@@ -127,8 +131,8 @@ async function waitPort(port, what) {
   throw new Error(`${what} is not listening on ${port}`);
 }
 
-/** CPU seconds used so far by `pid` and every descendant (user + system, from /proc). */
-function treeCpu(pid) {
+/** The processes of the machine: parent and CPU ticks (user + system) of each, from /proc. */
+function processes() {
   const stats = new Map();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -140,14 +144,56 @@ function treeCpu(pid) {
       // the process ended meanwhile
     }
   }
-  let ticks = 0;
+  return stats;
+}
+
+/** `pid` and every descendant. */
+function tree(pid, stats = processes()) {
+  const pids = [];
   const todo = [pid];
   while (todo.length) {
     const p = todo.pop();
-    ticks += stats.get(p)?.ticks ?? 0;
+    pids.push(p);
     for (const [q, s] of stats) if (s.ppid === p) todo.push(q);
   }
-  return ticks / 100; // USER_HZ
+  return pids;
+}
+
+/** CPU seconds used so far by `pid` and every descendant (user + system, from /proc). */
+function treeCpu(pid) {
+  const stats = processes();
+  return tree(pid, stats).reduce((t, p) => t + (stats.get(p)?.ticks ?? 0), 0) / 100; // USER_HZ
+}
+
+/**
+ * Seconds the threads of `pid` and its descendants have spent runnable but waiting for a
+ * core so far (schedstat): on a shared machine, what a balancer's tail latency is made of.
+ */
+function treeWait(pid) {
+  let ns = 0;
+  for (const p of tree(pid)) {
+    try {
+      for (const t of readdirSync(`/proc/${p}/task`))
+        ns += Number(readFileSync(`/proc/${p}/task/${t}/schedstat`, 'utf8').split(' ')[1]);
+    } catch {
+      // ended meanwhile, or no schedstat (a kernel without CONFIG_SCHEDSTATS)
+    }
+  }
+  return ns / 1e9;
+}
+
+/**
+ * CPU seconds used so far by the whole machine (/proc/stat) and by this benchmark (its
+ * processes, and those it ran to the end such as wrk): the difference over a run is the
+ * other load the run shared the machine with.
+ */
+function machineCpu() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const busy = f.reduce((a, b) => a + b, 0) - f[3] - f[4]; // all but idle and iowait
+  const self = readFileSync('/proc/self/stat', 'utf8');
+  const g = self.slice(self.lastIndexOf(')') + 2).split(' ');
+  const reaped = Number(g[13]) + Number(g[14]); // cutime + cstime
+  return { busy: busy / 100, ours: treeCpu(process.pid) + reaped / 100 };
 }
 
 // ---- load generators ---------------------------------------------------------------------------
@@ -342,8 +388,18 @@ for (let round = 0; round < ROUNDS; round++) {
     const order = peers.map((_, i) => peers[(i + round) % peers.length]);
     for (const peer of order) {
       const cpu0 = treeCpu(peer.pid);
+      const wait0 = treeWait(peer.pid);
+      const machine0 = machineCpu();
+      const t0 = performance.now();
       const result = test.run(peer);
+      const seconds = (performance.now() - t0) / 1000;
+      const machine1 = machineCpu();
       const cpuSeconds = treeCpu(peer.pid) - cpu0;
+      const waitSeconds = treeWait(peer.pid) - wait0;
+      const otherCores = Math.max(
+        0,
+        (machine1.busy - machine0.busy - (machine1.ours - machine0.ours)) / seconds,
+      );
       const units = test.id.startsWith('iperf') ? result.bytes / 1e9 : result.requests / 1000;
       runs.push({
         round,
@@ -352,12 +408,14 @@ for (let round = 0; round < ROUNDS; round++) {
         ...result,
         cpuSeconds,
         cpuPerUnit: cpuSeconds / units,
+        waitPerUnit: waitSeconds / units,
+        otherCores,
       });
       const figure = test.id.startsWith('iperf')
         ? `${result.gbps.toFixed(2)} Gbit/s`
         : `${Math.round(result.perSecond)}/s p99 ${result.p99Ms} ms`;
       log(
-        `round ${round + 1}/${ROUNDS} ${test.id.padEnd(6)} ${peer.name.padEnd(9)} ${figure}, cpu ${cpuSeconds.toFixed(1)} s${result.errors ? `, ${result.errors} socket errors` : ''}`,
+        `round ${round + 1}/${ROUNDS} ${test.id.padEnd(6)} ${peer.name.padEnd(9)} ${figure}, cpu ${cpuSeconds.toFixed(1)} s, waiting for a core ${waitSeconds.toFixed(1)} s, other load ${otherCores.toFixed(2)} cores${result.errors ? `, ${result.errors} socket errors` : ''}`,
       );
     }
   }
@@ -380,6 +438,7 @@ for (const peer of peers) {
     cps: of('cps', 'perSecond'),
     cpsP99Ms: of('cps', 'p99Ms'),
     cpsCpuMsPer1k: of('cps', 'cpuPerUnit') * 1000,
+    cpsWaitMsPer1k: of('cps', 'waitPerUnit') * 1000,
     iperf1Gbps: of('iperf1', 'gbps'),
     iperf8Gbps: of('iperf8', 'gbps'),
     iperfCpuSecPerGB: of('iperf8', 'cpuPerUnit'),
@@ -434,6 +493,16 @@ if (ratios.fulcrum) {
     console.log(
       `node pipe()/HAProxy: requests/s ${fmt(ratios['node-pipe'].rps, 2)}, connections/s ${fmt(ratios['node-pipe'].cps, 2)}`,
     );
+}
+{
+  const other = runs.map((r) => r.otherCores).sort((a, b) => a - b);
+  console.log(
+    `other load during the runs: median ${fmt(median(other), 2)} cores, max ${fmt(other.at(-1), 2)}; waiting for a core per 1,000 new connections: ${Object.entries(
+      summary,
+    )
+      .map(([name, s]) => `${name} ${fmt(s.cpsWaitMsPer1k, 1)} ms`)
+      .join(', ')}`,
+  );
 }
 console.log(
   `load average: ${loadStart.map((l) => l.toFixed(2)).join(' ')} at start, ${loadEnd.map((l) => l.toFixed(2)).join(' ')} at end`,
