@@ -13,7 +13,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadDpdk, tcpService, upServers, tcpFrame, SYN, ACK } from '../lib/frames.mjs';
+import {
+  benchHarness,
+  BENCH_MACS,
+  loadDpdk,
+  tcpService,
+  upServers,
+  tcpFrame,
+  SYN,
+  ACK,
+} from '../lib/frames.mjs';
 
 const quick = process.argv.includes('--quick');
 const SLOTS = quick ? 100_000 : 1_000_000;
@@ -38,26 +47,9 @@ if (process.argv[2] === '--child') {
 
 async function child(c, chunk) {
   const dpdk = await loadDpdk();
-  const WAN = '02:00:00:00:00:01',
-    LAN = '02:00:00:00:00:02',
-    CMAC = '02:00:00:00:01:02',
-    SMAC = '02:00:00:00:02:11';
   const servers = Array.from({ length: c.servers }, (_, i) => `10.2.0.${11 + i}`);
   const laddrs = Array.from({ length: Math.ceil(SLOTS / 60_000) + 1 }, (_, i) => `10.2.1.${i + 1}`);
-  const h = new dpdk.PacketHarness({
-    ports: [
-      { name: 'wan', mac: WAN, addresses: ['10.1.0.1/24'] },
-      { name: 'lan', mac: LAN, addresses: ['10.2.0.1/16'] },
-    ],
-    routes: [{ to: '0.0.0.0/0', via: '10.1.0.254', port: 'wan' }],
-    neighbors: [
-      ...servers.map((s) => ({ port: 'lan', address: s, mac: SMAC })),
-      { port: 'wan', address: '10.1.0.254', mac: CMAC },
-    ],
-    maxConnections: SLOTS,
-    timeouts: { established: 3_600_000, synRecv: 3_600_000 },
-    ...(chunk ? { expireChunk: chunk } : {}),
-  });
+  const h = benchHarness(dpdk, servers, { maxConnections: SLOTS, ...(chunk ? { expireChunk: chunk } : {}) });
   const realServers = upServers(servers, 8080);
   const service = tcpService({ realServers, localAddresses: laddrs });
   h.apply({ added: [service], updated: [], removed: [] });
@@ -69,7 +61,14 @@ async function child(c, chunk) {
     const frames = [];
     for (let i = done; i < Math.min(done + BATCH, c.conns); i++) {
       const cl = clientOf(i);
-      const f = { srcMac: CMAC, dstMac: WAN, src: cl.ip, dst: '10.1.0.100', sport: cl.port, dport: 80 };
+      const f = {
+        srcMac: BENCH_MACS.client,
+        dstMac: BENCH_MACS.wan,
+        src: cl.ip,
+        dst: '10.1.0.100',
+        sport: cl.port,
+        dport: 80,
+      };
       frames.push({ port: 'wan', frame: tcpFrame({ ...f, flags: SYN, seq: 1 }) });
       frames.push({ port: 'wan', frame: tcpFrame({ ...f, flags: ACK, seq: 2, ack: 5001 }) });
     }

@@ -8,7 +8,17 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { loadDpdk, tcpService, upServers, tcpFrame as buildTcpFrame, SYN, ACK, PSH } from '../lib/frames.mjs';
+import {
+  benchHarness,
+  BENCH_MACS,
+  loadDpdk,
+  tcpService,
+  upServers,
+  tcpFrame as buildTcpFrame,
+  SYN,
+  ACK,
+  PSH,
+} from '../lib/frames.mjs';
 
 const dpdk = await loadDpdk();
 
@@ -22,10 +32,7 @@ const tcpFrame = (srcMac, dstMac, src, dst, sport, dport, flags, payload = 0) =>
   buildTcpFrame({ srcMac, dstMac, src, dst, sport, dport, flags, payload });
 
 // ---- setup ---------------------------------------------------------------------------------
-const WAN = '02:00:00:00:00:01',
-  LAN = '02:00:00:00:00:02',
-  CMAC = '02:00:00:00:01:02',
-  SMAC = '02:00:00:00:02:11';
+const { wan: WAN, lan: LAN, client: CMAC, server: SMAC } = BENCH_MACS;
 const laddrs = Array.from({ length: Math.ceil(CONNECTIONS / 60_000) + 1 }, (_, i) => `10.2.1.${i + 1}`);
 const servers = Array.from({ length: 8 }, (_, i) => ({ address: `10.2.0.${11 + i}`, port: 8080 }));
 // Native memory: resident growth minus what V8 and Buffers took meanwhile.
@@ -35,21 +42,11 @@ const nativeBytes = () => {
   return m.rss - m.heapTotal - m.external;
 };
 const rssBefore = nativeBytes();
-const h = new dpdk.PacketHarness({
-  ports: [
-    { name: 'wan', mac: WAN, addresses: ['10.1.0.1/24'] },
-    { name: 'lan', mac: LAN, addresses: ['10.2.0.1/16'] },
-  ],
-  // Clients are beyond a gateway, as on the Internet: one neighbour for all of them.
-  routes: [{ to: '0.0.0.0/0', via: '10.1.0.254', port: 'wan' }],
-  neighbors: [
-    ...servers.map((s) => ({ port: 'lan', address: s.address, mac: SMAC })),
-    { port: 'wan', address: '10.1.0.254', mac: CMAC },
-  ],
-  maxConnections: CONNECTIONS + PROBES,
-  timeouts: { established: 3_600_000, synRecv: 3_600_000 },
-  tcp: { windowCheck },
-});
+const h = benchHarness(
+  dpdk,
+  servers.map((s) => s.address),
+  { maxConnections: CONNECTIONS + PROBES, tcp: { windowCheck } },
+);
 const rssTable = nativeBytes();
 const realServers = upServers(
   servers.map((s) => s.address),

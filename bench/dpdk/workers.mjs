@@ -9,7 +9,17 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { loadDpdk, tcpService, upServers, tcpFrame as buildTcpFrame, SYN, ACK, PSH } from '../lib/frames.mjs';
+import {
+  benchHarness,
+  BENCH_MACS,
+  loadDpdk,
+  tcpService,
+  upServers,
+  tcpFrame as buildTcpFrame,
+  SYN,
+  ACK,
+  PSH,
+} from '../lib/frames.mjs';
 
 const dpdk = await loadDpdk();
 
@@ -18,10 +28,7 @@ const ROUNDS = 500;
 
 const tcpFrame = (srcMac, dstMac, src, dst, sport, dport, flags, payload = 0) =>
   buildTcpFrame({ srcMac, dstMac, src, dst, sport, dport, flags, payload });
-const WAN = '02:00:00:00:00:01',
-  LAN = '02:00:00:00:00:02',
-  CMAC = '02:00:00:00:01:02',
-  SMAC = '02:00:00:00:02:11';
+const { wan: WAN, lan: LAN, client: CMAC, server: SMAC } = BENCH_MACS;
 const servers = Array.from({ length: 8 }, (_, i) => ({ address: `10.2.0.${11 + i}`, port: 8080 }));
 const realServers = upServers(
   servers.map((s) => s.address),
@@ -30,20 +37,11 @@ const realServers = upServers(
 
 // Replies (64 B payload) to CONNECTIONS established connections, all owned by worker 1.
 function setup(workers) {
-  const h = new dpdk.PacketHarness({
-    ports: [
-      { name: 'wan', mac: WAN, addresses: ['10.1.0.1/24'] },
-      { name: 'lan', mac: LAN, addresses: ['10.2.0.1/16'] },
-    ],
-    routes: [{ to: '0.0.0.0/0', via: '10.1.0.254', port: 'wan' }],
-    neighbors: [
-      ...servers.map((s) => ({ port: 'lan', address: s.address, mac: SMAC })),
-      { port: 'wan', address: '10.1.0.254', mac: CMAC },
-    ],
-    maxConnections: 4 * CONNECTIONS,
-    timeouts: { established: 3_600_000, synRecv: 3_600_000 },
-    workers,
-  });
+  const h = benchHarness(
+    dpdk,
+    servers.map((s) => s.address),
+    { maxConnections: 4 * CONNECTIONS, workers },
+  );
   h.apply({
     added: [tcpService({ realServers, localAddresses: ['10.2.1.1'] })],
     updated: [],

@@ -71,6 +71,35 @@ export function tcpFrame({
   return Buffer.concat([mac(dstMac), mac(srcMac), Buffer.from([8, 0]), ip, tcp]);
 }
 
+/** The MACs of the pipeline benchmarks' two-arm topology. */
+export const BENCH_MACS = {
+  wan: '02:00:00:00:00:01',
+  lan: '02:00:00:00:00:02',
+  client: '02:00:00:00:01:02',
+  server: '02:00:00:00:02:11',
+};
+
+/**
+ * A PacketHarness on the benchmarks' two-arm topology: clients beyond a gateway on wan (one
+ * neighbour for all of them, as on the Internet), `servers` on lan 10.2.0.0/16, connections
+ * that never time out while measured; `extra` adds or overrides harness options.
+ */
+export function benchHarness(dpdk, servers, extra = {}) {
+  return new dpdk.PacketHarness({
+    ports: [
+      { name: 'wan', mac: BENCH_MACS.wan, addresses: ['10.1.0.1/24'] },
+      { name: 'lan', mac: BENCH_MACS.lan, addresses: ['10.2.0.1/16'] },
+    ],
+    routes: [{ to: '0.0.0.0/0', via: '10.1.0.254', port: 'wan' }],
+    neighbors: [
+      ...servers.map((address) => ({ port: 'lan', address, mac: BENCH_MACS.server })),
+      { port: 'wan', address: '10.1.0.254', mac: BENCH_MACS.client },
+    ],
+    timeouts: { established: 3_600_000, synRecv: 3_600_000 },
+    ...extra,
+  });
+}
+
 /** Real servers as the kernel hands them to a dataplane: all up, weight 1. */
 export const upServers = (addresses, port) =>
   addresses.map((address, index) => ({

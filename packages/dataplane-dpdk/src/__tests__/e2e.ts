@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Topology } from './netns.js';
@@ -120,4 +120,14 @@ export function startChild(t: Topology, yaml: string): Dataplane {
     }
   };
   return { child, next, send: (command) => child.stdin!.write(`${command}\n`), exited };
+}
+
+/**
+ * After a file's tests: kills what is still running of `children` (by PID, through their
+ * handles), removes the namespaces of `t`, and the runtime directory EAL left for `prefix`.
+ */
+export function teardown(t: Topology, prefix: string, children: readonly (ChildProcess | undefined)[]): void {
+  for (const c of children) if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  t.cleanup();
+  rmSync(`/var/run/dpdk/${prefix}`, { recursive: true, force: true });
 }

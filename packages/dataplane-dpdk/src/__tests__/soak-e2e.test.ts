@@ -6,10 +6,9 @@
 import type { ServiceStatus } from '@fulcrum/kernel';
 import { requires } from '@fulcrum/testkit';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
-import { dataplaneYaml, distReason, startChild, type Dataplane } from './e2e.js';
+import { dataplaneYaml, distReason, startChild, teardown, type Dataplane } from './e2e.js';
 import { Topology } from './netns.js';
 
 const need = requires({
@@ -67,12 +66,7 @@ services:
     );
     await dp.next('ready');
   }, 30_000);
-  afterAll(() => {
-    for (const c of spawned) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    dp?.child.kill('SIGKILL');
-    t.cleanup();
-    rmSync(`/var/run/dpdk/${prefix}`, { recursive: true, force: true });
-  });
+  afterAll(() => teardown(t, prefix, [...spawned, dp?.child]));
 
   it(
     'serves every short and kept-alive request, and ends with an empty table and no drop that means a leak',

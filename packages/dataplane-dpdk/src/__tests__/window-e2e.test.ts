@@ -5,10 +5,9 @@
 // connection carries on.
 import { requires } from '@fulcrum/testkit';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeUnavailableReason } from '../native.js';
-import { dataplaneYaml, distReason, startChild, type Dataplane } from './e2e.js';
+import { dataplaneYaml, distReason, startChild, teardown, type Dataplane } from './e2e.js';
 import { Topology } from './netns.js';
 
 const need = requires({
@@ -110,12 +109,7 @@ services:
     dp = startChild(t, yaml());
     await dp.next('ready');
   }, 30_000);
-  afterAll(() => {
-    for (const c of spawned) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    dp?.child.kill('SIGKILL');
-    t.cleanup();
-    rmSync(`/var/run/dpdk/${prefix}`, { recursive: true, force: true });
-  });
+  afterAll(() => teardown(t, prefix, [...spawned, dp?.child]));
 
   it(
     'carries iperf3 bulk transfers both ways, plain and through SYNPROXY, with no segment counted out of window',
