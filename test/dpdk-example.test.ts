@@ -70,5 +70,7 @@ describe.skipIf(need.skip)(`examples/dpdk: the daemon with the DPDK dataplane${n
     expect(await exited).toBe(0);
     const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
     for (const n of ['lb', 'cli', 'srv']) expect(left).not.toContain(ns(n));
+    // Nor the EAL's runtime directory for the example's file prefix.
+    expect(existsSync(`/var/run/dpdk/${name}`)).toBe(false);
   }, 90_000);
 });

@@ -52,6 +52,8 @@ function cleanup() {
     } catch {
       /* not created, or already gone */
     }
+  // The runtime directory DPDK's EAL made for this file prefix (it never removes it).
+  rmSync(`/var/run/dpdk/${name}`, { recursive: true, force: true });
 }
 
 function setup() {
