@@ -160,8 +160,7 @@ bool Pipeline::expire_on_packet(Conn& c, int dir, const uint8_t* l4, uint32_t l4
   if (c.proto == IPPROTO_TCP) {
     // One the window check refuses (forged, or long out of date) ends nothing and places
     // nothing: dropped as any such segment; the walk resets the connection when it gets there.
-    if (cfg_.tcp_window_check && !(l4[13] & 0x02) && (c.trk_seen & kTrkWinBoth) == kTrkWinBoth &&
-        !track_in_window(c, dir, l4, l4len)) {
+    if (out_of_window(c, dir, l4, l4len)) {
       drop(kCtr_drop_out_of_window);
       return true;
     }

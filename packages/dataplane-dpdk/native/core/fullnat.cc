@@ -118,8 +118,7 @@ Verdict Pipeline::handle_l4(uint16_t in_port, uint8_t* frame, uint8_t* ip, uint3
       if (c->state != kTcpEstablished && c->state != kTcpFinWait && c->state != kTcpCloseWait &&
           c->state != kTcpLastAck && be32(reinterpret_cast<rte_tcp_hdr*>(l4)->sent_seq) + 1 != c->trk_next[0])
         track_restart(*c);
-    } else if (cfg_.tcp_window_check && !syn && (c->trk_seen & kTrkWinBoth) == kTrkWinBoth &&
-               !track_in_window(*c, dir, l4, l4len)) {
+    } else if (out_of_window(*c, dir, l4, l4len)) {
       drop(kCtr_drop_out_of_window);  // before it moves the state or a timer
       return dropped;
     }

@@ -248,6 +248,12 @@ class Pipeline {
   }
   const Port* port(uint16_t id) const;
   bool owns(uint16_t port, uint32_t ip) const;
+  // The window check (options.tcp.windowCheck, core/track.h): a TCP segment other than a SYN,
+  // on a connection whose two window states are set, outside what its two ends told each other.
+  bool out_of_window(const Conn& c, int dir, const uint8_t* l4, uint32_t l4len) const {
+    return cfg_.tcp_window_check && !(l4[13] & 0x02) && (c.trk_seen & kTrkWinBoth) == kTrkWinBoth &&
+           !track_in_window(c, dir, l4, l4len);
+  }
   bool connected(uint16_t port, uint32_t ip) const;
   uint32_t port_address(uint16_t port, uint32_t toward) const;
   void rebuild_owned();
