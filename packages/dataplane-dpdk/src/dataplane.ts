@@ -83,6 +83,8 @@ export class DpdkDataplane implements DataplaneInstance {
         const c = parseCidr(a)!;
         return [ipv4ToNumber(c.address), c.prefix];
       }),
+      rxDescriptors: p.rxDescriptors,
+      txDescriptors: p.txDescriptors,
     }));
     const t = timeoutTables(o.timeouts);
     process.on('exit', this.#onExit);
@@ -122,6 +124,10 @@ export class DpdkDataplane implements DataplaneInstance {
             const s = info?.ports[i];
             return `${p.name}=${s?.steering ? 'rte_flow' : `ring (${s?.reason ?? '?'})`}`;
           }),
+          // Descriptors per RX/TX queue, as the driver took them.
+          descriptors: o.ports.map(
+            (p, i) => `${p.name}=${info?.ports[i]?.rxDescriptors}/${info?.ports[i]?.txDescriptors}`,
+          ),
         },
         'dpdk dataplane started',
       );

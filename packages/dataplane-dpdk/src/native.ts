@@ -205,7 +205,7 @@ export interface NativeBinding {
   planHash(fields: number[], src: string, sport: number, dst: string, dport: number): number;
   ealStart(
     args: string[],
-    ports: { device: string; addrs: number[] }[],
+    ports: { device: string; addrs: number[]; rxDescriptors?: number; txDescriptors?: number }[],
     config: NativeEalConfig,
     /** 'signals' with NativeSignal[], 'connections' with NativeConnEvent[]. */
     onEvent: (kind: 'signals' | 'connections', payload: unknown[]) => void,
@@ -225,7 +225,8 @@ export interface NativeBinding {
     /** Lcores in `-l` that run no worker (a port has fewer queue pairs), and why. */
     idleLcores: number;
     idleReason: string;
-    ports: { steering: boolean; reason: string }[];
+    /** Per port: replies steered by rte_flow (or why not), and the descriptors per queue. */
+    ports: { steering: boolean; reason: string; rxDescriptors: number; txDescriptors: number }[];
     steeringRules: number;
   } | null;
   /** Asks every worker to copy its table out; false when EAL is not running. */

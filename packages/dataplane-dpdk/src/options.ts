@@ -10,6 +10,13 @@ export interface DpdkPortOptions {
   pci?: string;
   /** The port's own addresses with their networks, `10.1.0.1/24`: connected routes. */
   addresses: string[];
+  /**
+   * Descriptors per RX queue (DPVS's `rx descriptor_number`). Default: the driver's preferred
+   * size, at least 1,024 (af_xdp prefers 2,048). Fitted to the driver's limits.
+   */
+  rxDescriptors?: number;
+  /** Descriptors per TX queue; default as for `rxDescriptors`. */
+  txDescriptors?: number;
 }
 
 export interface DpdkRouteOptions {
@@ -143,6 +150,18 @@ export const optionsSchema: JsonSchema = {
           vdev: { type: 'string', minLength: 1 },
           pci: { type: 'string', pattern: '^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$' },
           addresses: { type: 'array', minItems: 1, items: { type: 'string', pattern: ipv4Cidr } },
+          rxDescriptors: {
+            type: 'integer',
+            minimum: 64,
+            maximum: 32768,
+            description: "descriptors per RX queue; default: the driver's preferred size, at least 1024",
+          },
+          txDescriptors: {
+            type: 'integer',
+            minimum: 64,
+            maximum: 32768,
+            description: "descriptors per TX queue; default: the driver's preferred size, at least 1024",
+          },
         },
       },
     },

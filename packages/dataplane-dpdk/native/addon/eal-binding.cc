@@ -23,6 +23,8 @@ struct EalState {
   std::string idle_reason;
   std::vector<bool> steering;
   std::vector<std::string> no_steering;
+  std::vector<uint16_t> rx_descriptors;
+  std::vector<uint16_t> tx_descriptors;
   uint32_t steering_rules = 0;
 };
 EalState* g_state = nullptr;  // heap, never destroyed: see above
@@ -53,6 +55,11 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
     Napi::Object po = pa.Get(i).As<Napi::Object>();
     Napi::Array flat = po.Get("addrs").As<Napi::Array>();
     EalPort port{po.Get("device").ToString().Utf8Value(), {}};
+    auto descriptors = [&po](const char* k) {
+      return po.Get(k).IsNumber() ? static_cast<uint16_t>(po.Get(k).As<Napi::Number>().Uint32Value()) : uint16_t{0};
+    };
+    port.rx_descriptors = descriptors("rxDescriptors");
+    port.tx_descriptors = descriptors("txDescriptors");
     for (uint32_t j = 0; j + 1 < flat.Length(); j += 2)
       port.addrs.push_back({flat.Get(j).As<Napi::Number>().Uint32Value(),
                             static_cast<uint8_t>(flat.Get(j + 1).As<Napi::Number>().Uint32Value())});
@@ -84,6 +91,8 @@ Napi::Value EalStart(const Napi::CallbackInfo& info) {
         g_state->idle_reason = r->idle_reason;
         g_state->steering = r->steering;
         g_state->no_steering = r->no_steering;
+        g_state->rx_descriptors = r->rx_descriptors;
+        g_state->tx_descriptors = r->tx_descriptors;
         Napi::Array macs = Napi::Array::New(env, r->macs.size());
         for (size_t i = 0; i < r->macs.size(); i++)
           macs.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(env, r->macs[i].data(), 6));
@@ -214,6 +223,8 @@ Napi::Value EalInfo(const Napi::CallbackInfo& info) {
     Napi::Object p = Napi::Object::New(env);
     p.Set("steering", Napi::Boolean::New(env, g_state->steering[i]));
     p.Set("reason", i < g_state->no_steering.size() ? g_state->no_steering[i] : "");
+    if (i < g_state->rx_descriptors.size()) p.Set("rxDescriptors", Napi::Number::New(env, g_state->rx_descriptors[i]));
+    if (i < g_state->tx_descriptors.size()) p.Set("txDescriptors", Napi::Number::New(env, g_state->tx_descriptors[i]));
     ports.Set(static_cast<uint32_t>(i), p);
   }
   o.Set("ports", ports);

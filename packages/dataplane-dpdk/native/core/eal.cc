@@ -245,12 +245,33 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
   uint32_t local_ports = static_cast<uint32_t>(cfg.local_port_max) - cfg.local_port_min + 1;
   if (nworkers > local_ports)
     return fail(kEalTooFewQueues, "more worker lcores than local ports: each worker needs its own");
+  // Ring sizes: what the config asks, else the driver's preferred size (as testpmd takes it:
+  // af_xdp prefers 2,048, which a bulk TCP transfer's bursts need) but at least kRing; then
+  // fitted to the driver's limits.
+  unsigned ring_mbufs = 0;
+  for (size_t i = 0; i < ports.size(); i++) {
+    rte_eth_dev_info info{};
+    uint16_t rx = config_ports[i].rx_descriptors, tx = config_ports[i].tx_descriptors;
+    if (rte_eth_dev_info_get(ports[i], &info) == 0) {
+      if (!rx) rx = std::max(kRing, info.default_rxportconf.ring_size);
+      if (!tx) tx = std::max(kRing, info.default_txportconf.ring_size);
+    }
+    if (!rx) rx = kRing;
+    if (!tx) tx = kRing;
+    const int rc = rte_eth_dev_adjust_nb_rx_tx_desc(ports[i], &rx, &tx);
+    if (rc != 0) return fail(kEalPortSetupFailed, "port " + config_ports[i].device + ": " + rte_strerror(-rc));
+    res.rx_descriptors.push_back(rx);
+    res.tx_descriptors.push_back(tx);
+    ring_mbufs += rx + tx;
+  }
   // Sized to fit --no-huge -m 512 (DPDK-NOTES: the default 155k-mbuf pool does not), with
-  // room for every RX ring of every worker.
-  unsigned mbufs = std::max(8191u, 2u * kRing * nworkers * static_cast<unsigned>(ports.size()) + 4095u);
+  // room for every RX and TX ring of every worker.
+  unsigned mbufs = std::max(8191u, ring_mbufs * nworkers + 4095u);
   io_->pool = rte_pktmbuf_pool_create("fulcrum_mbufs", mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                       static_cast<int>(rte_socket_id()));
-  if (!io_->pool) return fail(kEalMempoolFailed, std::string("mbuf pool: ") + rte_strerror(rte_errno));
+  if (!io_->pool)
+    return fail(kEalMempoolFailed, "mbuf pool of " + std::to_string(mbufs) + " mbufs (the ports' rings and " +
+                                       std::to_string(nworkers) + " worker(s)): " + rte_strerror(rte_errno));
   workers_ = std::make_unique<WorkerSet>(cfg, nworkers, opts_.redirect_ring, 4096);
   workers_->post_wait_ms = 1000;
   for (uint16_t i = 0; i < ports.size(); i++) {
@@ -266,8 +287,9 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
     }
     if (rc == 0) rc = rte_eth_dev_configure(pid, nworkers, nworkers, &conf);
     for (uint16_t q = 0; rc == 0 && q < nworkers; q++) {
-      rc = rte_eth_rx_queue_setup(pid, q, kRing, rte_eth_dev_socket_id(pid), nullptr, io_->pool);
-      if (rc == 0) rc = rte_eth_tx_queue_setup(pid, q, kRing, rte_eth_dev_socket_id(pid), nullptr);
+      rc = rte_eth_rx_queue_setup(pid, q, res.rx_descriptors[i], rte_eth_dev_socket_id(pid), nullptr, io_->pool);
+      if (rc == 0)
+        rc = rte_eth_tx_queue_setup(pid, q, res.tx_descriptors[i], rte_eth_dev_socket_id(pid), nullptr);
     }
     if (rc == 0) rc = rte_eth_dev_start(pid);
     if (rc != 0) return fail(kEalPortSetupFailed, "port " + config_ports[i].device + ": " + rte_strerror(-rc));

@@ -44,6 +44,9 @@ struct EalOptions {
 struct EalPort {
   std::string device;
   std::vector<InterfaceAddress> addrs;
+  // Descriptors per RX / TX queue; 0: the driver's preferred size, at least 1024.
+  uint16_t rx_descriptors = 0;
+  uint16_t tx_descriptors = 0;
 };
 
 // rte_eth_stats of one port, as last published by the loop.
@@ -60,6 +63,8 @@ struct EalStartResult {
   std::string idle_reason;
   std::vector<bool> steering;             // per port: replies steered by rte_flow rules
   std::vector<std::string> no_steering;   // per port: why not (the PMD's message)
+  std::vector<uint16_t> rx_descriptors;   // per port: descriptors per RX queue, as set up
+  std::vector<uint16_t> tx_descriptors;   // per port: descriptors per TX queue, as set up
 };
 
 struct EalHooks {

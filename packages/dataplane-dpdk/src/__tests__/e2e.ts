@@ -44,6 +44,8 @@ export interface DataplaneYaml {
   maxConnections?: number;
   /** More lines under `options:`, each starting with a newline and four spaces. */
   options?: string;
+  /** More keys of the wan port's mapping, e.g. `rxDescriptors: 512`. */
+  wanPort?: string;
 }
 
 /**
@@ -60,6 +62,7 @@ export function dataplaneYaml(t: Topology, o: DataplaneYaml): string {
     wanIface = t.wan,
     maxConnections = 4096,
     options = '',
+    wanPort = '',
   } = o;
   return `
 dataplane:
@@ -67,7 +70,7 @@ dataplane:
   options:
     eal: ['-l', '${workers > 1 ? `0-${workers - 1}` : '0'}', '--no-pci', '--no-huge', '-m', '512', '--no-shconf', '--no-telemetry', '--file-prefix', '${prefix}']
     ports:
-      - { name: wan, vdev: '${vdev(pmd, 0, wanIface, queues)}', addresses: [10.1.0.1/24] }
+      - { name: wan, vdev: '${vdev(pmd, 0, wanIface, queues)}', addresses: [10.1.0.1/24]${wanPort ? `, ${wanPort}` : ''} }
       - { name: lan, vdev: '${vdev(pmd, 1, t.lan, queues)}', addresses: [10.2.0.1/24] }
     neighbors:
       - { port: wan, address: 10.1.0.2, mac: '${t.clientMac}' }

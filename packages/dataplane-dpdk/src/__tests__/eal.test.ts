@@ -28,6 +28,7 @@ function startDataplane(
   workers = 1,
   queues = workers,
   options = '',
+  wanPort = '',
 ): Dataplane {
   const prefix = `fulcrum-${t.id}-${name}`;
   prefixes.push(prefix);
@@ -39,6 +40,7 @@ function startDataplane(
     queues,
     wanIface,
     options: `${workers > 1 ? '\n    connectionEvents: true' : ''}${options}`,
+    wanPort,
   })}
 services:
   - name: web
@@ -190,10 +192,19 @@ describe.skipIf(need.skip)(
             };
             connections: { protocol: string; local: string; state: string }[];
             connectionEvents: { opened: number; closed: number; clients: string[] };
-            info: { workers: number; ports: { steering: boolean; reason: string }[]; steeringRules: number };
+            info: {
+              workers: number;
+              ports: { steering: boolean; reason: string; rxDescriptors: number; txDescriptors: number }[];
+              steeringRules: number;
+            };
           };
           // af_packet has no rte_flow: every reply that lands elsewhere takes the ring.
           expect(w.info).toMatchObject({ workers: 2, steeringRules: 0 });
+          // af_packet names no preferred ring size: 1,024 per queue.
+          expect(w.info.ports.map((p) => [p.rxDescriptors, p.txDescriptors])).toEqual([
+            [1024, 1024],
+            [1024, 1024],
+          ]);
           expect(w.info.ports.map((p) => p.steering)).toEqual([false, false]);
           for (const p of w.info.ports) expect(p.reason).toMatch(/not implemented/i); // ENOSYS: no flow ops
           expect(w.counters).toHaveLength(2);
@@ -245,7 +256,18 @@ describe.skipIf(need.skip)(
     it("runs one worker per queue pair when a port has fewer than -l has lcores (the issue's af_xdp config)", async () => {
       // af_xdp on veth cannot have more than one queue (veth has no combined channels, and
       // DPDK 22.11's af_xdp refuses queue_count > 1 there): -l 0-1 runs one worker, not an error.
-      const dp = startDataplane(t, 'fewqueues', t.wan, 'af_xdp', '', 2, 1);
+      // The wan port's rings as configured; lan's at af_xdp's preferred size.
+      const dp = startDataplane(
+        t,
+        'fewqueues',
+        t.wan,
+        'af_xdp',
+        '',
+        2,
+        1,
+        '',
+        'rxDescriptors: 512, txDescriptors: 256',
+      );
       try {
         await dp.next('ready');
         const answer = JSON.parse(t.exec('cli', 'curl', '-s', '-m', '5', 'http://10.1.0.100/')) as {
@@ -255,9 +277,20 @@ describe.skipIf(need.skip)(
         dp.child.stdin!.write('workers\n');
         const w = JSON.parse(await dp.next('workers')) as {
           counters: unknown[];
-          info: { workers: number; idleLcores: number; idleReason: string };
+          info: {
+            workers: number;
+            idleLcores: number;
+            idleReason: string;
+            ports: { rxDescriptors: number; txDescriptors: number }[];
+          };
         };
         expect(w.info).toMatchObject({ workers: 1, idleLcores: 1 });
+        // Configured on wan; on lan af_xdp's own preference (ETH_AF_XDP_DFLT_NUM_DESCS), not
+        // the 1,024 used where a driver names none.
+        expect(w.info.ports.map((p) => [p.rxDescriptors, p.txDescriptors])).toEqual([
+          [512, 256],
+          [2048, 2048],
+        ]);
         expect(w.info.idleReason).toMatch(/has 1 queue pair\(s\).*queue_count=N for net_af_xdp/);
         expect(w.counters).toHaveLength(1);
         // A clean stop detaches the XDP program (a kill would leave it for the next test).

@@ -72,6 +72,14 @@ describe('the dpdk plugin declaration', () => {
     [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], extra: 1 }, /additional/],
     [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/33x'] }] }, /pattern/],
     [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], maxConnections: 0 }, />= 1/],
+    [
+      { ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'], rxDescriptors: 32 }] },
+      /ports\/0\/rxDescriptors.*>= 64/,
+    ],
+    [
+      { ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'], txDescriptors: 65536 }] },
+      /ports\/0\/txDescriptors.*<= 32768/,
+    ],
     [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], tcp: { mssClamp: 40 } }, /oneOf/],
     [{ ports: [{ name: 'wan', vdev: 'x', addresses: ['10.1.0.1/24'] }], tcp: { mssClamp: 'max' } }, /oneOf/],
     [
