@@ -9,7 +9,9 @@
 //   - first, the forwarder alone with no kernel in the way: memif from a txonly generator in,
 //     net_null out (`--no-memif` skips it).
 // Both forwarders poll on CPU 0; the generator runs on CPU 1. Rounds alternate the two
-// forwarders so other load on the machine hits them alike; figures are medians.
+// forwarders so other load on the machine hits them alike; figures are medians. Each round
+// prints the other load the machine carried, and the run ends with a warning naming the
+// rounds that shared it with more than a quarter of a core.
 //
 //   node bench/dpdk/forward.mjs [--pmd af_packet|af_xdp|both|none] [--seconds 5] [--rounds 3]
 //                               [--quick] [--no-install]
@@ -23,6 +25,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { machineCpu } from '../lib/proc.mjs';
 import { ensureTools, flag, log, median, opt } from '../lib/tools.mjs';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -508,6 +511,23 @@ async function measure(name, pmd, startForwarder) {
   }
 }
 
+/**
+ * Runs one round, and adds the other load the machine carried meanwhile (cores busy beyond
+ * this benchmark's processes, from /proc): a round beside other jobs measures the machine,
+ * not the forwarders. A quiet machine shows 0.01–0.06 core here, memif and veth alike.
+ */
+const DISTURBED = 0.25;
+async function withOtherLoad(round) {
+  const m0 = machineCpu();
+  const t0 = process.hrtime.bigint();
+  const r = await round();
+  const m1 = machineCpu();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const otherCores = Math.max(0, (m1.busy - m0.busy - (m1.ours - m0.ours)) / seconds);
+  log(`  other load ${otherCores.toFixed(2)} cores${otherCores > DISTURBED ? ': DISTURBED' : ''}`);
+  return { ...r, otherCores };
+}
+
 // ---- run -----------------------------------------------------------------------------------
 
 const results = {};
@@ -515,7 +535,7 @@ if (!flag('--no-memif')) {
   const rounds = { testpmd: [], fulcrum: [] };
   for (let r = 0; r < ROUNDS; r++)
     for (const name of r % 2 ? ['fulcrum', 'testpmd'] : ['testpmd', 'fulcrum'])
-      rounds[name].push(await memifRound(name));
+      rounds[name].push(await withOtherLoad(() => memifRound(name)));
   const med = (name) => median(rounds[name].map((x) => x.forwarded));
   results.memif = {
     rounds,
@@ -531,7 +551,9 @@ for (const pmd of PMDS) {
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 ? ['fulcrum', 'testpmd'] : ['testpmd', 'fulcrum'];
     for (const name of order)
-      rounds[name].push(await measure(name, pmd, name === 'testpmd' ? startTestpmd : startFulcrum));
+      rounds[name].push(
+        await withOtherLoad(() => measure(name, pmd, name === 'testpmd' ? startTestpmd : startFulcrum)),
+      );
   }
   const med = (name, key) => median(rounds[name].map((x) => x[key]));
   const keys = ['pps', 'tcp1', 'tcp4', 'cps'];
@@ -569,8 +591,19 @@ for (const [pmd, r] of Object.entries(results)) {
       `  ${label.padEnd(22)} ${fmt(r.medians.testpmd[k]).padStart(14)} | ${fmt(r.medians.fulcrum[k]).padStart(14)} | ${r.ratios[k].toFixed(2)}`,
     );
 }
+const disturbed = Object.entries(results).flatMap(([pmd, r]) =>
+  Object.entries(r.rounds).flatMap(([name, rs]) =>
+    rs.flatMap((x, i) => (x.otherCores > DISTURBED ? [`${pmd} ${name} round ${i + 1}`] : [])),
+  ),
+);
+if (disturbed.length)
+  console.log(
+    `\nWARNING: ${disturbed.length} round(s) ran beside more than ${DISTURBED} core of other load ` +
+      `(${disturbed.join(', ')}): the figures above measure the machine as much as the forwarders.`,
+  );
 const out = {
   when: new Date().toISOString(),
+  disturbed,
   machine: { cpus: cpus().length, model: cpus()[0]?.model, kernel: release(), loadavg: loadavg() },
   seconds: SECONDS,
   rounds: ROUNDS,
