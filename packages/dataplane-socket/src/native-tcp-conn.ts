@@ -1,11 +1,12 @@
 import { constants } from 'node:os';
 import type { ConnectionFailureReason, ConnectionTuple } from '@fulcrum/kernel';
-import { Conn, type CloseCause } from './conn.js';
+import type { CloseCause } from './conn.js';
 import type { Dest } from './dest.js';
 import { closedHow, CloseMode, RecordKind } from './native-relay.js';
 import { endpoint, failureReason } from './net-util.js';
 import type { RelayHost, Relayed } from './relay-host.js';
 import type { Runtime } from './runtime.js';
+import { TcpConnBase } from './tcp-conn-base.js';
 import type { TcpService } from './tcp-service.js';
 
 const ETIMEDOUT = constants.errno.ETIMEDOUT;
@@ -17,14 +18,11 @@ const ETIMEDOUT = constants.errno.ETIMEDOUT;
  * bytes can be replayed (the relay keeps them until the server's first byte), the
  * connectTimeout, drain, expiry — from the relay's records, without a net.Socket.
  */
-export class NativeTcpConn extends Conn implements Relayed {
-  readonly protocol = 'tcp';
+export class NativeTcpConn extends TcpConnBase implements Relayed {
   readonly relayId: number;
   readonly tuple: ConnectionTuple;
   readonly #relay: RelayHost;
   #attempt = 0;
-  #tried: Dest[] | undefined;
-  #retriesLeft: number;
   #localAddress: string | undefined;
   #localTries = 0;
   #connected = false;
@@ -35,16 +33,13 @@ export class NativeTcpConn extends Conn implements Relayed {
   #reset = false;
   #closing = false;
   #expired = false;
-  #opened = false;
-  #openedAt = 0;
   #closed = false;
 
   constructor(rt: Runtime, service: TcpService, relay: RelayHost, relayId: number, tuple: ConnectionTuple) {
-    super(rt, service, tuple.sourceAddress, tuple.sourcePort, undefined, 'SYN_SENT');
+    super(rt, service, tuple, undefined);
     this.#relay = relay;
     this.relayId = relayId;
     this.tuple = tuple;
-    this.#retriesLeft = rt.options.retries;
     relay.track(this);
   }
 
@@ -92,21 +87,6 @@ export class NativeTcpConn extends Conn implements Relayed {
     return local ? endpoint(local[0], local[1]) : undefined;
   }
 
-  timeoutMs(): number {
-    const t = this.rt.options.timeouts;
-    switch (this.state) {
-      case 'SYN_SENT':
-        return this.rt.options.connectTimeout;
-      case 'ESTABLISHED':
-        return t.tcp;
-      case 'TIME_WAIT':
-      case 'CLOSE':
-        return t.timeWait;
-      default:
-        return t.tcpFin;
-    }
-  }
-
   onTimeout(): void {
     if (this.state === 'SYN_SENT' && this.live && !this.#connected && this.dest) {
       // The relay fails the attempt (unless it connected meanwhile) and reports it.
@@ -150,18 +130,7 @@ export class NativeTcpConn extends Conn implements Relayed {
     this.#connected = true;
     this.#localTries = 0;
     this.setState(this.#clientEnded ? 'CLOSE_WAIT' : 'ESTABLISHED');
-    if (!this.#opened) {
-      this.#opened = true;
-      this.#openedAt = this.rt.clock.now();
-      this.dest!.stats.conns++;
-      const server = this.dest!.key;
-      if (this.rt.listens('connection:opened'))
-        this.rt.emit('connection:opened', () => ({
-          service: this.service.name,
-          server,
-          client: this.client,
-        }));
-    }
+    this.opened();
   }
 
   onServerFailed(attempt: number, code: string, replayable: boolean): void {
@@ -185,27 +154,7 @@ export class NativeTcpConn extends Conn implements Relayed {
       }
     }
     const reason: ConnectionFailureReason = timedOut ? 'timeout' : failureReason(err);
-    this.rt.serverFailed(service, dest.key, reason, err);
-    (this.#tried ??= []).push(dest);
-    let next: Dest | undefined;
-    if (this.#retriesLeft > 0 && replayable && !this.rt.stopping && !this.service.retiring) {
-      next = this.service.schedule(this.tuple, this.#tried);
-    }
-    this.rt.emit('connection:failed', () => ({
-      service,
-      server: dest.key,
-      client: this.client,
-      reason,
-      retried: next !== undefined,
-    }));
-    if (next) {
-      this.#retriesLeft--;
-      this.rt.metrics.retries.inc({ service, server: dest.key });
-      this.service.persist(this, next);
-      this.connect(next);
-      return;
-    }
-    this.rt.metrics.refused.inc({ service, reason: 'retries-exhausted' });
+    if (this.retryElsewhere(reason, err, replayable)) return;
     this.#reset = true;
     this.#relay.close(this.relayId, CloseMode.RESET);
   }
@@ -262,31 +211,6 @@ export class NativeTcpConn extends Conn implements Relayed {
   #finished(): void {
     if (this.#closed || !this.live) return;
     this.#closed = true;
-    this.released();
-    const now = this.rt.clock.now();
-    if (this.#opened && this.dest) {
-      const server = this.dest.key;
-      const durationMs = now - this.#openedAt;
-      if (!this.#answered && !this.#reset && this.rt.listens('health:signal')) {
-        this.rt.emit('health:signal', () => ({
-          service: this.service.name,
-          server,
-          ok: true,
-          reason: 'closed cleanly',
-        }));
-      }
-      if (this.rt.listens('connection:closed'))
-        this.rt.emit('connection:closed', () => ({
-          service: this.service.name,
-          server,
-          client: this.client,
-          durationMs,
-        }));
-    }
-    if (this.#expired || this.rt.options.timeouts.timeWait === 0) {
-      this.remove();
-      return;
-    }
-    this.linger(this.#reset ? 'CLOSE' : 'TIME_WAIT');
+    this.finished({ answered: this.#answered, reset: this.#reset, expired: this.#expired });
   }
 }

@@ -1,11 +1,12 @@
 import { connect, type Socket } from 'node:net';
 import type { ConnectionFailureReason, ConnectionTuple } from '@fulcrum/kernel';
-import { Conn, type CloseCause } from './conn.js';
+import type { CloseCause } from './conn.js';
 import type { Dest } from './dest.js';
 import { closedHow, CloseMode, RecordKind } from './native-relay.js';
 import { endpoint, errorCode, failureReason, finishSocket, resetSocket } from './net-util.js';
 import type { Relayed } from './relay-host.js';
 import type { Runtime } from './runtime.js';
+import { TcpConnBase } from './tcp-conn-base.js';
 import type { TcpService } from './tcp-service.js';
 
 /** Client bytes read ahead while the server connection is being opened, without a replay buffer. */
@@ -34,8 +35,7 @@ const noop = () => {};
  * that a server that refuses, resets or times out can be replaced by another one without
  * the client noticing.
  */
-export class TcpConn extends Conn implements Relayed {
-  readonly protocol = 'tcp';
+export class TcpConn extends TcpConnBase implements Relayed {
   get relayId(): number {
     return this.id;
   }
@@ -43,8 +43,6 @@ export class TcpConn extends Conn implements Relayed {
   #client: Socket | undefined;
   readonly tuple: ConnectionTuple;
   server: Socket | undefined;
-  #tried: Dest[] | undefined;
-  #retriesLeft: number;
   #replay: Buffer[] | null;
   #replayBytes = 0;
   /** Client bytes read so far: a retry needs them all in the replay buffer, or none read. */
@@ -63,8 +61,6 @@ export class TcpConn extends Conn implements Relayed {
   #reset = false;
   #closing = false;
   #expired = false;
-  #opened = false;
-  #openedAt = 0;
   #localTries = 0;
   /** Handed over to the native relay: no sockets here any more, the relay reports instead. */
   #relayed = false;
@@ -72,17 +68,9 @@ export class TcpConn extends Conn implements Relayed {
   #local: string | undefined;
 
   constructor(rt: Runtime, service: TcpService, client: Socket, tuple: ConnectionTuple) {
-    super(
-      rt,
-      service,
-      tuple.sourceAddress,
-      tuple.sourcePort,
-      endpoint(tuple.sourceAddress, tuple.sourcePort),
-      'SYN_SENT',
-    );
+    super(rt, service, tuple, endpoint(tuple.sourceAddress, tuple.sourcePort));
     this.#client = client;
     this.tuple = tuple;
-    this.#retriesLeft = rt.options.retries;
     this.#replay = rt.options.retries > 0 && rt.options.retryBufferBytes > 0 ? [] : null;
     client.on('data', this.#onClientData);
     client.on('end', this.#onClientEnd);
@@ -134,21 +122,6 @@ export class TcpConn extends Conn implements Relayed {
     if (this.#relayed) return this.live ? this.#local : undefined;
     const s = this.#connected ? this.server : undefined;
     return s?.localAddress ? endpoint(s.localAddress, s.localPort ?? 0) : undefined;
-  }
-
-  timeoutMs(): number {
-    const t = this.rt.options.timeouts;
-    switch (this.state) {
-      case 'SYN_SENT':
-        return this.rt.options.connectTimeout;
-      case 'ESTABLISHED':
-        return t.tcp;
-      case 'TIME_WAIT':
-      case 'CLOSE':
-        return t.timeWait;
-      default:
-        return t.tcpFin;
-    }
   }
 
   onTimeout(): void {
@@ -307,13 +280,7 @@ export class TcpConn extends Conn implements Relayed {
     if (this.#replayBytes > this.rt.options.retryBufferBytes) this.#replay = null;
     if (backlog.length) this.#waitingSince = this.rt.clock.now();
     if (this.#clientEnded) s.end();
-    if (!this.#opened) {
-      this.#opened = true;
-      this.#openedAt = this.rt.clock.now();
-      this.dest!.stats.conns++;
-      const server = this.dest!.key;
-      this.rt.emit('connection:opened', () => ({ service: this.service.name, server, client: this.client }));
-    }
+    this.opened();
     if (flowing && !this.#clientEnded) this.#c.resume();
     this.#tryHandOff();
   }
@@ -497,40 +464,12 @@ export class TcpConn extends Conn implements Relayed {
    * be replayed; else the client gets a reset.
    */
   #serverFailed(s: Socket, reason: ConnectionFailureReason, err: Error | undefined): void {
-    const dest = this.dest!;
-    const service = this.service.name;
     s.destroy();
     this.server = undefined;
     this.#serverClosed = true;
     this.#connected = false;
-    this.rt.serverFailed(service, dest.key, reason, err);
-    (this.#tried ??= []).push(dest);
-    const replayable = this.#replay !== null || this.#clientBytes === 0;
-    let next: Dest | undefined;
-    if (
-      this.#retriesLeft > 0 &&
-      replayable &&
-      !this.#clientClosed &&
-      !this.rt.stopping &&
-      !this.service.retiring
-    ) {
-      next = this.service.schedule(this.tuple, this.#tried!);
-    }
-    this.rt.emit('connection:failed', () => ({
-      service,
-      server: dest.key,
-      client: this.client,
-      reason,
-      retried: next !== undefined,
-    }));
-    if (next) {
-      this.#retriesLeft--;
-      this.rt.metrics.retries.inc({ service, server: dest.key });
-      this.service.persist(this, next);
-      this.connect(next);
-      return;
-    }
-    this.rt.metrics.refused.inc({ service, reason: 'retries-exhausted' });
+    const replayable = (this.#replay !== null || this.#clientBytes === 0) && !this.#clientClosed;
+    if (this.retryElsewhere(reason, err, replayable)) return;
     this.#reset = true;
     resetSocket(this.#c);
     this.#maybeFinished();
@@ -538,34 +477,10 @@ export class TcpConn extends Conn implements Relayed {
 
   #maybeFinished(): void {
     if (!this.#clientClosed || !this.#serverClosed || !this.live) return;
-    this.released();
-    const now = this.rt.clock.now();
-    if (this.#opened) {
-      const server = this.dest!.key;
-      const durationMs = now - this.#openedAt;
-      if (!this.#answered && !this.#reset) {
-        this.rt.emit('health:signal', () => ({
-          service: this.service.name,
-          server,
-          ok: true,
-          reason: 'closed cleanly',
-        }));
-      }
-      this.rt.emit('connection:closed', () => ({
-        service: this.service.name,
-        server,
-        client: this.client,
-        durationMs,
-      }));
-    }
     this.#pending = undefined;
     this.#replay = null;
     this.#client = undefined;
     this.server = undefined;
-    if (this.#expired || this.rt.options.timeouts.timeWait === 0) {
-      this.remove();
-      return;
-    }
-    this.linger(this.#reset ? 'CLOSE' : 'TIME_WAIT');
+    this.finished({ answered: this.#answered, reset: this.#reset, expired: this.#expired });
   }
 }
