@@ -240,13 +240,17 @@ export class PacketHarness {
   /**
    * As bench(), but each frame is received by `worker` in bursts of 32, as from its RX
    * queue: the owner check runs on every frame, and those another worker owns go through
-   * its redirect ring before it processes them. One thread: the software cost of a redirect.
+   * its redirect ring before it processes them. On one thread (the software cost of a
+   * redirect), or with `across` the owners drain their rings on a second thread on CPU 1
+   * while this one receives on CPU 0 (with the cache traffic between two cores; the time is
+   * the slower stage's).
    */
   benchReceived(
     frames: readonly { port: string; frame: Buffer }[],
     rounds: number,
     worker: number,
     nowMs = 0,
+    across = false,
   ): number {
     for (const f of frames)
       if (f.frame.length > 2048) throw new RangeError('bench frames are at most 2048 bytes');
@@ -255,6 +259,7 @@ export class PacketHarness {
       rounds,
       nowMs,
       this.#worker(worker),
+      across,
     );
   }
 

@@ -191,7 +191,13 @@ export interface NativeHarness {
   /** Nanoseconds spent processing `frames` `rounds` times (frames ≤ 2048 bytes). */
   bench(frames: [number, Buffer][], rounds: number, nowMs: number): number;
   /** As bench, but received by `worker` in bursts of 32: owner check, redirect ring, owner. */
-  benchReceived(frames: [number, Buffer][], rounds: number, nowMs: number, worker: number): number;
+  benchReceived(
+    frames: [number, Buffer][],
+    rounds: number,
+    nowMs: number,
+    worker: number,
+    across?: boolean,
+  ): number;
   signals(): NativeSignal[];
   counters(): NativeCounters;
   workerCounters(): NativeCounters[];

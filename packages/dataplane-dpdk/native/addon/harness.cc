@@ -1,7 +1,12 @@
 #include "addon/harness.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <cstring>
 #include <vector>
 
@@ -556,6 +561,19 @@ Napi::Value Harness::BenchExpireWalk(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The [[port, frame], …] a benchmark entry point is given, copied out of JavaScript.
+using BenchFrames = std::vector<std::pair<uint16_t, std::vector<uint8_t>>>;
+static BenchFrames bench_frames(const Napi::Array& list) {
+  BenchFrames frames;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Array pair = list.Get(i).As<Napi::Array>();
+    auto buf = pair.Get(1u).As<Napi::Buffer<uint8_t>>();
+    frames.emplace_back(static_cast<uint16_t>(pair.Get(0u).As<Napi::Number>().Uint32Value()),
+                        std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()));
+  }
+  return frames;
+}
+
 // bench([[port, frame], …], rounds, nowMs) → nanoseconds spent: each frame copied into a
 // scratch buffer (as a NIC would have written it) and processed by worker 0, `rounds`
 // times over. The cost of the pipeline itself, with no I/O and no JavaScript per packet.
@@ -563,13 +581,7 @@ Napi::Value Harness::Bench(const Napi::CallbackInfo& info) {
   Napi::Array list = info[0].As<Napi::Array>();
   uint32_t rounds = info[1].As<Napi::Number>().Uint32Value();
   uint64_t now = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
-  std::vector<std::pair<uint16_t, std::vector<uint8_t>>> frames;
-  for (uint32_t i = 0; i < list.Length(); i++) {
-    Napi::Array pair = list.Get(i).As<Napi::Array>();
-    auto buf = pair.Get(1u).As<Napi::Buffer<uint8_t>>();
-    frames.emplace_back(static_cast<uint16_t>(pair.Get(0u).As<Napi::Number>().Uint32Value()),
-                        std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()));
-  }
+  BenchFrames frames = bench_frames(list);
   std::vector<uint8_t> scratch(kDataRoom);
   DiscardSink sink;
   Pipeline& pipeline = set_->at(0).pipeline();
@@ -583,83 +595,139 @@ Napi::Value Harness::Bench(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(ns));
 }
 
-// benchReceived([[port, frame], …], rounds, nowMs, worker) → nanoseconds spent: as bench(),
-// but every frame is received by `worker` as from its RX queue, in bursts of 32 (with the
-// EAL loop's prefetch passes): the owner
-// check runs on each, frames another worker owns go through that worker's ring (one
-// enqueue per owner per burst) and are processed when it drains. All on this one thread:
-// the software cost of a redirect, without the cache traffic between two cores.
+namespace {
+
+// A frame as a worker received it, where a benchmark keeps it until it is processed.
+struct BenchSlot {
+  uint16_t port;
+  uint32_t len;
+  uint8_t data[2048];
+};
+constexpr unsigned kBenchBurst = 32, kBenchAhead = 4;
+
+// Processes a burst of frames as the EAL loop does: the two passes of Pipeline::prefetch,
+// then each frame with its connection prefetched a few frames ahead.
+void process_burst(Pipeline& p, BenchSlot* const* slots, unsigned n, uint64_t now, FrameSink& sink) {
+  uint64_t hints[kBenchBurst];
+  for (unsigned i = 0; i < n; i++) hints[i] = p.prefetch(slots[i]->data, slots[i]->len);
+  for (unsigned i = 0; i < n && i < kBenchAhead; i++) p.prefetch_conn(hints[i]);
+  for (unsigned i = 0; i < n; i++) {
+    if (i + kBenchAhead < n) p.prefetch_conn(hints[i + kBenchAhead]);
+    p.process(slots[i]->port, slots[i]->data, slots[i]->len, sizeof slots[i]->data, now, sink, hints[i]);
+  }
+}
+
+// Takes a burst from `w`'s redirect ring and processes it; how many frames it took.
+unsigned drain_redirected(Worker& w, uint64_t now, FrameSink& sink) {
+  void* items[kBenchBurst];
+  unsigned k = w.take_redirected(items, kBenchBurst);
+  process_burst(w.pipeline(), reinterpret_cast<BenchSlot* const*>(items), k, now, sink);
+  return k;
+}
+
+void pin_to_cpu(pthread_t t, unsigned cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(t, sizeof set, &set);
+}
+
+}  // namespace
+
+// benchReceived([[port, frame], …], rounds, nowMs, worker, across) → nanoseconds spent: as
+// bench(), but every frame is received by `worker` as from its RX queue, in bursts of 32:
+// the owner check runs on each, and frames another worker owns go through that worker's
+// ring (one enqueue per owner per burst). Without `across`, all on this one thread (the
+// software cost of a redirect); with it, the owners drain their rings on a second thread
+// on another CPU while this one receives (a pipeline of two cores, with the cache traffic
+// between them: the time is that of its slower stage).
 Napi::Value Harness::BenchReceived(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array list = info[0].As<Napi::Array>();
   uint32_t rounds = info[1].As<Napi::Number>().Uint32Value();
   uint64_t now = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
   uint32_t worker = info[3].As<Napi::Number>().Uint32Value();
+  const bool across = info.Length() > 4 && info[4].ToBoolean().Value();
   if (worker >= set_->size()) {
     Napi::RangeError::New(env, "no such worker").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  struct Slot {
-    uint16_t port;
-    uint32_t len;
-    uint8_t data[2048];
-  };
-  std::vector<std::pair<uint16_t, std::vector<uint8_t>>> frames;
-  for (uint32_t i = 0; i < list.Length(); i++) {
-    Napi::Array pair = list.Get(i).As<Napi::Array>();
-    auto buf = pair.Get(1u).As<Napi::Buffer<uint8_t>>();
-    frames.emplace_back(static_cast<uint16_t>(pair.Get(0u).As<Napi::Number>().Uint32Value()),
-                        std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()));
-  }
-  constexpr unsigned kBurst = 32, kAhead = 4;
-  std::vector<Slot> slots(kBurst);
-  uint64_t hints[kBurst];
+  BenchFrames frames = bench_frames(list);
   DiscardSink sink;
   Worker& rx = set_->at(worker);
   RedirectBatch batch(set_->size());
+  // With `across`, frames handed to another worker stay in a pool until it has processed
+  // them: they take its slots in order and the owners process them in order, so a slot is
+  // free again once the owners are less than `kPool - kBenchBurst` behind.
+  constexpr uint64_t kPool = 1024;
+  std::vector<BenchSlot> pool(kPool), local(kBenchBurst);
+  uint64_t handed = 0;
+  std::atomic<uint64_t> taken{0};
+  std::atomic<bool> done{false};
+  std::thread owners;
+  cpu_set_t saved;
+  pthread_getaffinity_np(pthread_self(), sizeof saved, &saved);
+  if (across) {
+    pin_to_cpu(pthread_self(), 0);
+    owners = std::thread([&] {
+      pin_to_cpu(pthread_self(), 1);
+      DiscardSink theirs;
+      for (;;) {
+        const bool last = done.load(std::memory_order_acquire);
+        uint64_t got = 0;
+        for (size_t o = 0; o < set_->size(); o++)
+          if (o != rx.index()) got += drain_redirected(set_->at(o), now, theirs);
+        taken.fetch_add(got, std::memory_order_release);
+        if (last && got == 0) return;
+      }
+    });
+  }
   auto t0 = std::chrono::steady_clock::now();
   for (uint32_t r = 0; r < rounds; r++)
-    for (size_t at = 0; at < frames.size(); at += kBurst) {
-      size_t n = std::min<size_t>(kBurst, frames.size() - at);
-      // As the EAL loop takes a burst: all frames first (the RX burst), the two passes of
-      // Pipeline::prefetch, then each frame.
-      for (size_t i = 0; i < n; i++) {
-        Slot& s = slots[i];
+    for (size_t at = 0; at < frames.size(); at += kBenchBurst) {
+      const unsigned n = static_cast<unsigned>(std::min<size_t>(kBenchBurst, frames.size() - at));
+      if (across)
+        while (handed - taken.load(std::memory_order_acquire) > kPool - kBenchBurst) std::this_thread::yield();
+      // As the EAL loop takes a burst: all frames first (the RX burst; with `across` each
+      // written where it stays until processed), the two passes of Pipeline::prefetch, then
+      // the owner check and this worker's own frames.
+      BenchSlot* slots[kBenchBurst];
+      uint16_t owners_of[kBenchBurst];
+      uint64_t hints[kBenchBurst];
+      for (unsigned i = 0; i < n; i++) {
         const auto& [port, f] = frames[at + i];
-        s.port = port;
-        s.len = static_cast<uint32_t>(f.size());
-        std::memcpy(s.data, f.data(), f.size());
+        BenchSlot* s = &local[i];
+        if (across) {
+          owners_of[i] = rx.owner(f.data(), static_cast<uint32_t>(f.size()));
+          if (owners_of[i] != rx.index()) s = &pool[handed++ % kPool];
+        }
+        s->port = port;
+        s->len = static_cast<uint32_t>(f.size());
+        std::memcpy(s->data, f.data(), f.size());
+        slots[i] = s;
       }
-      for (size_t i = 0; i < n; i++) hints[i] = rx.pipeline().prefetch(slots[i].data, slots[i].len);
-      for (size_t i = 0; i < n && i < kAhead; i++) rx.pipeline().prefetch_conn(hints[i]);
-      for (size_t i = 0; i < n; i++) {
-        if (i + kAhead < n) rx.pipeline().prefetch_conn(hints[i + kAhead]);
-        Slot& s = slots[i];
-        uint16_t owner = rx.owner(s.data, s.len);
+      for (unsigned i = 0; i < n; i++) hints[i] = rx.pipeline().prefetch(slots[i]->data, slots[i]->len);
+      for (unsigned i = 0; i < n && i < kBenchAhead; i++) rx.pipeline().prefetch_conn(hints[i]);
+      for (unsigned i = 0; i < n; i++) {
+        if (i + kBenchAhead < n) rx.pipeline().prefetch_conn(hints[i + kBenchAhead]);
+        BenchSlot* s = slots[i];
+        const uint16_t owner = across ? owners_of[i] : rx.owner(s->data, s->len);
         if (owner != rx.index())
-          batch.add(owner, &s);
+          batch.add(owner, s);
         else
-          rx.pipeline().process(s.port, s.data, s.len, sizeof s.data, now, sink, hints[i]);
+          rx.pipeline().process(s->port, s->data, s->len, sizeof s->data, now, sink, hints[i]);
       }
       batch.flush(rx, *set_, [](void*) {});
-      for (size_t o = 0; o < set_->size(); o++) {
-        Worker& w = set_->at(o);
-        void* items[kBurst];
-        unsigned k;
-        while ((k = w.take_redirected(items, kBurst)) > 0) {
-          for (unsigned i = 0; i < k; i++) {
-            auto* s = static_cast<Slot*>(items[i]);
-            hints[i] = w.pipeline().prefetch(s->data, s->len);
+      if (!across)
+        for (size_t o = 0; o < set_->size(); o++)
+          while (drain_redirected(set_->at(o), now, sink) > 0) {
           }
-          for (unsigned i = 0; i < k && i < kAhead; i++) w.pipeline().prefetch_conn(hints[i]);
-          for (unsigned i = 0; i < k; i++) {
-            if (i + kAhead < k) w.pipeline().prefetch_conn(hints[i + kAhead]);
-            auto* s = static_cast<Slot*>(items[i]);
-            w.pipeline().process(s->port, s->data, s->len, sizeof s->data, now, sink, hints[i]);
-          }
-        }
-      }
     }
+  if (across) {
+    done.store(true, std::memory_order_release);
+    owners.join();
+    pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
+  }
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
   return Napi::Number::New(env, static_cast<double>(ns));
 }

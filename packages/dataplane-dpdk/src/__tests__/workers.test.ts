@@ -257,6 +257,13 @@ describe.skipIf(need.skip)(
       const [w0, w1] = h.workerCounters();
       expect(w0).toMatchObject({ redirected: 40, rx_packets: 0 });
       expect(w1).toMatchObject({ fullnat_out: 41, drop_no_conn: 0 });
+      // Across two threads: enough frames to wrap the pool of in-flight frames several
+      // times; every one reaches the owner and is processed once, none is dropped.
+      const frames = Array.from({ length: 32 }, () => ({ port: 'lan', frame: reply }));
+      expect(h.benchReceived(frames, 200, 0, 0, true)).toBeGreaterThan(0);
+      const [a0, a1] = h.workerCounters();
+      expect(a0).toMatchObject({ redirected: 40 + 6400, rx_packets: 0, drop_redirect_ring_full: 0 });
+      expect(a1).toMatchObject({ fullnat_out: 41 + 6400, drop_no_conn: 0 });
     });
 
     it('passes a client segment that lands on a worker without its connection round to the one that has it', () => {
