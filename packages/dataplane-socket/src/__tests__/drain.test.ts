@@ -1,6 +1,7 @@
 import { defineHealthCheck, type HealthVerdict } from '@fulcrum/kernel';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  closeHarness,
   counts,
   harness,
   openClient,
@@ -23,10 +24,8 @@ let clients: OpenClient[] = [];
 afterEach(async () => {
   for (const c of clients) c.socket.destroy();
   clients = [];
-  await h?.close();
+  await closeHarness(h, backends);
   h = undefined;
-  for (const b of backends) await b.close();
-  backends = [];
 });
 
 /** Opens `n` clients, each exchanging one byte, so they are ESTABLISHED on their servers. */

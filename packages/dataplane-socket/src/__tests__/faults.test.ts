@@ -6,6 +6,7 @@ import { exhaustDescriptors, requires } from '@fulcrum/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { socketDataplane } from '../index.js';
 import {
+  closeHarness,
   freePort,
   harness,
   openClient,
@@ -30,10 +31,8 @@ const clients: OpenClient[] = [];
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.socket.destroy();
-  await h?.close();
+  await closeHarness(h, backends);
   h = undefined;
-  for (const b of backends) await b.close();
-  backends = [];
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
   for (const c of children.splice(0)) if (c.exitCode === null && c.pid) process.kill(c.pid);
 });

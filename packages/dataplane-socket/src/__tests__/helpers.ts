@@ -338,6 +338,15 @@ export async function harness(
   return h;
 }
 
+/** What each test file's afterEach does first: closes the test's harness, then its backends (emptying the list). */
+export async function closeHarness(
+  h: Harness | undefined,
+  backends: { close(): Promise<unknown> }[],
+): Promise<void> {
+  await h?.close();
+  for (const b of backends.splice(0)) await b.close();
+}
+
 /** `{ server: active/inactive }` of one service, for compact assertions. */
 export function counts(
   dp: SocketDataplane,

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  closeHarness,
   counts,
   expectRelayed,
   harness,
@@ -21,10 +22,8 @@ let backends: Backend[] = [];
 let h: Harness | undefined;
 
 afterEach(async () => {
-  await h?.close();
+  await closeHarness(h, backends);
   h = undefined;
-  for (const b of backends) await b.close();
-  backends = [];
 });
 
 const TIME_WAIT = 10_000;

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  closeHarness,
   harness,
   openClient,
   request,
@@ -17,10 +18,8 @@ const clients: OpenClient[] = [];
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.socket.destroy();
-  await h?.close();
+  await closeHarness(h, backends);
   h = undefined;
-  for (const b of backends) await b.close();
-  backends = [];
 });
 
 /** `name{labels} value` lines of the exposition text, as a map. */

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  closeHarness,
   harness,
   openClient,
   request,
@@ -22,10 +23,8 @@ let sockets: Socket[] = [];
 afterEach(async () => {
   for (const s of sockets) s.close();
   sockets = [];
-  await h?.close();
+  await closeHarness(h, backends);
   h = undefined;
-  for (const b of backends) await b.close();
-  backends = [];
 });
 
 /** A request from a given client address (the whole of 127/8 is local on Linux). */

@@ -8,6 +8,7 @@ import { decodeProxyHeader, proxyProtocolPassthrough } from '@fulcrum/proxy-prot
 import { requires } from '@fulcrum/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  closeHarness,
   freePort,
   harness,
   openClient,
@@ -28,10 +29,8 @@ let h: Harness | undefined;
 const cleanups: (() => unknown)[] = [];
 
 afterEach(async () => {
-  await h?.close();
+  await closeHarness(h, backends);
   h = undefined;
-  for (const b of backends) await b.close();
-  backends = [];
   for (const c of cleanups.splice(0)) await c();
 });
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  closeHarness,
   freePort,
   harness,
   openClient,
@@ -19,10 +20,8 @@ const clients: OpenClient[] = [];
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.socket.destroy();
-  await h?.close();
+  await closeHarness(h, backends);
   h = undefined;
-  for (const b of backends) await b.close();
-  backends = [];
 });
 
 async function held(port: number): Promise<OpenClient> {

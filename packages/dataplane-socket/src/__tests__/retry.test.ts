@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { requires } from '@fulcrum/testkit';
 import {
+  closeHarness,
   counts,
   freePort,
   hangingPort,
@@ -21,10 +22,8 @@ let h: Harness | undefined;
 const cleanups: (() => unknown)[] = [];
 
 afterEach(async () => {
-  await h?.close();
+  await closeHarness(h, backends);
   h = undefined;
-  for (const b of backends) await b.close();
-  backends = [];
   for (const c of cleanups.splice(0)) await c();
 });
 

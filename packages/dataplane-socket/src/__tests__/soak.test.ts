@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  closeHarness,
   expectRelayed,
   harness,
   tcpBackend,
@@ -16,10 +17,8 @@ let backends: Backend[] = [];
 let h: Harness | undefined;
 
 afterEach(async () => {
-  await h?.close();
+  await closeHarness(h, backends);
   h = undefined;
-  for (const b of backends) await b.close();
-  backends = [];
 });
 
 type Outcome = 'echoed' | 'reset' | 'half-closed';

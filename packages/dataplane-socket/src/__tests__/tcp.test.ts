@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  closeHarness,
   counts,
   freePort,
   harness,
@@ -22,10 +23,8 @@ let h: Harness | undefined;
 const servers: Server[] = [];
 
 afterEach(async () => {
-  await h?.close();
+  await closeHarness(h, backends);
   h = undefined;
-  for (const b of backends) await b.close();
-  backends = [];
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
 });
 

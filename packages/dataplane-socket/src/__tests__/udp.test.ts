@@ -1,6 +1,7 @@
 import type { Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  closeHarness,
   counts,
   freeUdpPort,
   harness,
@@ -18,10 +19,8 @@ let clients: Socket[] = [];
 let h: Harness | undefined;
 
 afterEach(async () => {
-  await h?.close();
+  await closeHarness(h, backends);
   h = undefined;
-  for (const b of backends) await b.close();
-  backends = [];
   for (const c of clients) c.close();
   clients = [];
 });
