@@ -1,3 +1,4 @@
+import type { ConnectionFailureReason, ConnectionTuple } from '@fulcrum/kernel';
 import type { LingerState } from './conn-table.js';
 import type { Dest } from './dest.js';
 import { endpoint } from './net-util.js';
@@ -25,6 +26,8 @@ let nextId = 1;
 /** One entry of the connection table: a TCP connection or a UDP session. */
 export abstract class Conn {
   abstract readonly protocol: 'tcp' | 'udp';
+  /** The client's 4-tuple toward the virtual service, as plans hash it. */
+  abstract readonly tuple: ConnectionTuple;
   readonly id = nextId++;
   readonly rt: Runtime;
   readonly service: VirtualService;
@@ -40,6 +43,8 @@ export abstract class Conn {
   live = true;
   template: Template | undefined;
   #countedActive = false;
+  #tried: Dest[] | undefined;
+  #retriesLeft: number;
 
   constructor(
     rt: Runtime,
@@ -56,6 +61,40 @@ export abstract class Conn {
     this.#client = client;
     this.state = state;
     this.createdAt = this.lastActive = rt.clock.now();
+    this.#retriesLeft = rt.options.retries;
+  }
+
+  /**
+   * The current server failed (a TCP server before it answered, a UDP server that never
+   * did): a passive-health failure and `connection:failed`; then, when a retry is left,
+   * `retry` allows one and the dataplane is not stopping, the next server — counted as a
+   * retry, persistence moved to it — for the caller to connect to.
+   */
+  protected failedOver(
+    reason: ConnectionFailureReason,
+    err: Error | undefined,
+    retry: boolean,
+  ): Dest | undefined {
+    const dest = this.dest!;
+    const service = this.service.name;
+    this.rt.serverFailed(service, dest.key, reason, err);
+    (this.#tried ??= []).push(dest);
+    let next: Dest | undefined;
+    if (this.#retriesLeft > 0 && retry && !this.rt.stopping && !this.service.retiring)
+      next = this.service.schedule(this.tuple, this.#tried);
+    this.rt.emit('connection:failed', () => ({
+      service,
+      server: dest.key,
+      client: this.client,
+      reason,
+      retried: next !== undefined,
+    }));
+    if (next) {
+      this.#retriesLeft--;
+      this.rt.metrics.retries.inc({ service, server: dest.key });
+      this.service.persist(this, next);
+    }
+    return next;
   }
 
   /** `address:port` of the client, as events and listings name it (built when first asked). */

@@ -13,15 +13,11 @@ import type { TcpService } from './tcp-service.js';
  */
 export abstract class TcpConnBase extends Conn {
   readonly protocol = 'tcp';
-  abstract readonly tuple: ConnectionTuple;
-  #tried: Dest[] | undefined;
-  #retriesLeft: number;
   #opened = false;
   #openedAt = 0;
 
   constructor(rt: Runtime, service: TcpService, tuple: ConnectionTuple, client: string | undefined) {
     super(rt, service, tuple.sourceAddress, tuple.sourcePort, client, 'SYN_SENT');
-    this.#retriesLeft = rt.options.retries;
   }
 
   /** Connects to `dest`: the first attempt or a retry. */
@@ -64,28 +60,12 @@ export abstract class TcpConnBase extends Conn {
     err: Error | undefined,
     replayable: boolean,
   ): boolean {
-    const dest = this.dest!;
-    const service = this.service.name;
-    this.rt.serverFailed(service, dest.key, reason, err);
-    (this.#tried ??= []).push(dest);
-    let next: Dest | undefined;
-    if (this.#retriesLeft > 0 && replayable && !this.rt.stopping && !this.service.retiring)
-      next = this.service.schedule(this.tuple, this.#tried);
-    this.rt.emit('connection:failed', () => ({
-      service,
-      server: dest.key,
-      client: this.client,
-      reason,
-      retried: next !== undefined,
-    }));
+    const next = this.failedOver(reason, err, replayable);
     if (next) {
-      this.#retriesLeft--;
-      this.rt.metrics.retries.inc({ service, server: dest.key });
-      this.service.persist(this, next);
       this.connect(next);
       return true;
     }
-    this.rt.metrics.refused.inc({ service, reason: 'retries-exhausted' });
+    this.rt.metrics.refused.inc({ service: this.service.name, reason: 'retries-exhausted' });
     return false;
   }
 

@@ -23,8 +23,6 @@ export class UdpSession extends Conn {
   #queue: Buffer[] = [];
   #unanswered: Buffer[] | null;
   #unansweredBytes = 0;
-  #tried: Dest[] | undefined;
-  #retriesLeft: number;
   #opened = false;
   #openedAt = 0;
   #localTries = 0;
@@ -41,7 +39,6 @@ export class UdpSession extends Conn {
     this.tuple = tuple;
     this.key = key;
     this.replyAddress = replyAddress;
-    this.#retriesLeft = rt.options.retries;
     this.#unanswered = rt.options.retries > 0 && rt.options.retryBufferBytes > 0 ? [] : null;
   }
 
@@ -150,37 +147,14 @@ export class UdpSession extends Conn {
   }
 
   #fail(reason: ConnectionFailureReason, err: Error | undefined): void {
-    const dest = this.dest!;
-    const service = this.service.name;
-    this.rt.serverFailed(service, dest.key, reason, err);
-    (this.#tried ??= []).push(dest);
-    let next: Dest | undefined;
-    if (
-      this.#retriesLeft > 0 &&
-      this.live &&
-      !this.rt.stopping &&
-      !this.service.retiring &&
-      reason !== 'oneway-expired'
-    ) {
-      next = this.service.schedule(this.tuple, this.#tried!);
-    }
-    this.rt.emit('connection:failed', () => ({
-      service,
-      server: dest.key,
-      client: this.client,
-      reason,
-      retried: next !== undefined,
-    }));
+    const next = this.failedOver(reason, err, this.live && reason !== 'oneway-expired');
     this.#closeUpstream();
     if (!next) {
       this.#end();
       return;
     }
-    this.#retriesLeft--;
-    this.rt.metrics.retries.inc({ service, server: dest.key });
     // What the failed server never answered goes to the next one (when it was kept).
     this.#queue = this.state === 'ONEWAY' && this.#unanswered ? [...this.#unanswered] : [];
-    this.service.persist(this, next);
     this.connect(next);
   }
 
