@@ -665,9 +665,9 @@ Napi::Value Harness::BenchReceived(const Napi::CallbackInfo& info) {
   std::atomic<uint64_t> taken{0};
   std::atomic<bool> done{false};
   std::thread owners;
-  cpu_set_t saved;
-  pthread_getaffinity_np(pthread_self(), sizeof saved, &saved);
+  cpu_set_t saved;  // this (JavaScript's) thread's CPUs, given back when the run ends
   if (across) {
+    pthread_getaffinity_np(pthread_self(), sizeof saved, &saved);
     pin_to_cpu(pthread_self(), 0);
     owners = std::thread([&] {
       pin_to_cpu(pthread_self(), 1);
