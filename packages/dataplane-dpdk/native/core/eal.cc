@@ -228,31 +228,23 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
   }
   // One worker per lcore, as far as every port has a queue pair for each: a port with fewer
   // (af_xdp on veth has one) leaves the extra lcores idle rather than refusing the config.
-  const uint16_t lcores = static_cast<uint16_t>(rte_lcore_count());
-  uint16_t nworkers = lcores;
-  for (size_t i = 0; i < ports.size(); i++) {
-    rte_eth_dev_info info{};
-    if (rte_eth_dev_info_get(ports[i], &info) != 0) continue;
-    uint16_t q = std::min(info.max_rx_queues, info.max_tx_queues);
-    if (q >= 1 && q < nworkers) {
-      nworkers = q;
-      res.idle_reason = "port " + config_ports[i].device + " has " + std::to_string(q) +
-                        " queue pair(s): give it more (qpairs=N for net_af_packet, queue_count=N for net_af_xdp "
-                        "where the device has them) or list fewer lcores in -l";
-    }
-  }
-  res.idle_lcores = static_cast<uint16_t>(lcores - nworkers);
-  uint32_t local_ports = static_cast<uint32_t>(cfg.local_port_max) - cfg.local_port_min + 1;
-  if (nworkers > local_ports)
-    return fail(kEalTooFewQueues, "more worker lcores than local ports: each worker needs its own");
   // Ring sizes: what the config asks, else the driver's preferred size (as testpmd takes it:
   // af_xdp prefers 2,048, which a bulk TCP transfer's bursts need) but at least kRing; then
   // fitted to the driver's limits.
+  const uint16_t lcores = static_cast<uint16_t>(rte_lcore_count());
+  uint16_t nworkers = lcores;
   unsigned ring_mbufs = 0;
   for (size_t i = 0; i < ports.size(); i++) {
     rte_eth_dev_info info{};
     uint16_t rx = config_ports[i].rx_descriptors, tx = config_ports[i].tx_descriptors;
     if (rte_eth_dev_info_get(ports[i], &info) == 0) {
+      uint16_t q = std::min(info.max_rx_queues, info.max_tx_queues);
+      if (q >= 1 && q < nworkers) {
+        nworkers = q;
+        res.idle_reason = "port " + config_ports[i].device + " has " + std::to_string(q) +
+                          " queue pair(s): give it more (qpairs=N for net_af_packet, queue_count=N for net_af_xdp "
+                          "where the device has them) or list fewer lcores in -l";
+      }
       if (!rx) rx = std::max(kRing, info.default_rxportconf.ring_size);
       if (!tx) tx = std::max(kRing, info.default_txportconf.ring_size);
     }
@@ -264,6 +256,10 @@ void EalRunner::run(std::vector<std::string> args, std::vector<EalPort> config_p
     res.tx_descriptors.push_back(tx);
     ring_mbufs += rx + tx;
   }
+  res.idle_lcores = static_cast<uint16_t>(lcores - nworkers);
+  uint32_t local_ports = static_cast<uint32_t>(cfg.local_port_max) - cfg.local_port_min + 1;
+  if (nworkers > local_ports)
+    return fail(kEalTooFewQueues, "more worker lcores than local ports: each worker needs its own");
   // Sized to fit --no-huge -m 512 (DPDK-NOTES: the default 155k-mbuf pool does not), with
   // room for every RX and TX ring of every worker.
   unsigned mbufs = std::max(8191u, ring_mbufs * nworkers + 4095u);
