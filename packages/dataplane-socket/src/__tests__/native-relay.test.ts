@@ -4,13 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { exhaustDescriptors, requires } from '@fulcrum/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nativeRelayUnavailable } from '../index.js';
-import { harness, relayOptions, request, tick, waitFor, type Harness } from './helpers.js';
+import { freePort, harness, relayOptions, request, tick, waitFor, type Harness } from './helpers.js';
 
 // What only the native relay with native accept does: its listening sockets are the
 // relay's own (no libuv handle), so it must keep the process alive itself, and it answers
 // running out of descriptors with spare descriptors of its own.
 
 const root = fileURLToPath(new URL('../../../../', import.meta.url));
+const addonPath = fileURLToPath(new URL('../../build/Release/fulcrum_relay.node', import.meta.url));
 const built = ['kernel', 'dataplane-socket', 'scheduler-rr'].map((p) => `${root}packages/${p}/dist/index.js`);
 
 const need = requires({
@@ -172,3 +173,79 @@ describe.skipIf(need.skip)('native relay, native accept' + need.note, () => {
     await waitFor(() => h!.dp.size === 0, 'an empty table');
   }, 30_000);
 });
+
+// The relay threads wake the event loop with a libuv async handle of the addon's own; its
+// callback must behave as any I/O callback of Node's.
+describe.skipIf(!!nativeRelayUnavailable())(
+  'native relay, waking the event loop' +
+    (nativeRelayUnavailable() ? ` (skipped: ${nativeRelayUnavailable()})` : ''),
+  () => {
+    const settings = {
+      threads: 1,
+      splice: false,
+      acceptLocal: false,
+      noDelay: true,
+      replayLimit: 0,
+      earlyLimit: 65536,
+    };
+
+    it('what the records callback throws is an uncaught exception of the process', async () => {
+      const port = await freePort();
+      const child = spawn(process.execPath, [
+        '-e',
+        `
+      const { Relay } = require(${JSON.stringify(addonPath)});
+      process.on('uncaughtException', (e) => { console.log('uncaught: ' + e.message); relay.stop(); process.exit(0); });
+      const relay = new Relay(${JSON.stringify(settings)}, () => {
+        if (relay.poll(false).length > 0) throw new Error('thrown by onRecords');
+      });
+      if (relay.listen('127.0.0.1', ${port}, 16) < 0) process.exit(3);
+      require('net').connect(${port}, '127.0.0.1').on('error', () => {});
+      setTimeout(() => { console.log('not thrown'); process.exit(4); }, 5000).unref();
+      `,
+      ]);
+      children.push(child);
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d));
+      const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      expect(out).toBe('uncaught: thrown by onRecords\n');
+      expect(code).toBe(0);
+    }, 15_000);
+
+    it('a worker thread that ends with its relay running, records on their way, ends cleanly, and the process goes on', async () => {
+      // The environment is torn down while the threads still wake its loop: JavaScript
+      // cannot run then, and the addon's code is unloaded before the loop's last turn.
+      const port = await freePort();
+      const child = spawn(process.execPath, [
+        '--input-type=module',
+        '-e',
+        `
+        import { Worker } from 'node:worker_threads';
+        const code = \`
+          const { Relay } = require(${JSON.stringify(JSON.stringify(addonPath)).slice(1, -1)});
+          const net = require('net');
+          const relay = new Relay(${JSON.stringify(JSON.stringify(settings)).slice(1, -1)}, () => relay.poll(false));
+          if (relay.listen('127.0.0.1', ${port}, 64) < 0) process.exit(3);
+          let open = 0;
+          for (let i = 0; i < 20; i++)
+            net.connect(${port}, '127.0.0.1').on('error', () => {}).on('connect', () => { if (++open === 20) process.exit(0); });
+        \`;
+        for (let i = 0; i < 4; i++) {
+          const code_ = await new Promise((r) => new Worker(code, { eval: true, execArgv: [] }).on('exit', r));
+          if (code_ !== 0) { console.log('worker exited with ' + code_); process.exit(1); }
+        }
+        console.log('done');
+        `,
+      ]);
+      children.push(child);
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d));
+      child.stderr!.on('data', (d: Buffer) => (out += d));
+      const exit = await new Promise<[number | null, string | null]>((r) =>
+        child.on('exit', (c, sig) => r([c, sig])),
+      );
+      expect(out).toBe('done\n');
+      expect(exit).toEqual([0, null]);
+    }, 20_000);
+  },
+);
