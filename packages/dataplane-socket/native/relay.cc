@@ -354,17 +354,23 @@ class Worker {
     std::free(scratch_);
   }
 
+  // Commands reach a thread through cmds_; only a thread asleep in epoll_wait needs the
+  // eventfd write that wakes it: a busy one takes them before it would sleep again. (Each
+  // write is a system call, and wakes the thread at once, which then often preempts the
+  // writer on a machine with few cores; HAProxy too wakes only threads that sleep.)
   void Post(Command&& cmd) {
+    bool wake;
     {
       std::lock_guard<std::mutex> lk(cmdMu_);
       cmds_.push_back(std::move(cmd));
       wakeDue_ = false;
+      wake = TakeSleeping();
     }
-    Wake();
+    if (wake) Wake();
   }
 
   // Queues a command without waking the thread: Flush() wakes it once for all that were
-  // queued (a batch of connects, or of accepted clients, costs one eventfd write, not one each).
+  // queued (a batch of connects, or of accepted clients, costs one wake-up at most).
   void Queue(Command&& cmd) {
     std::lock_guard<std::mutex> lk(cmdMu_);
     cmds_.push_back(std::move(cmd));
@@ -372,12 +378,14 @@ class Worker {
   }
 
   void Flush() {
+    bool wake;
     {
       std::lock_guard<std::mutex> lk(cmdMu_);
       if (!wakeDue_) return;
       wakeDue_ = false;
+      wake = TakeSleeping();
     }
-    Wake();
+    if (wake) Wake();
   }
 
   void Wake() {
@@ -573,6 +581,16 @@ class Worker {
   std::mutex cmdMu_;
   std::vector<Command> cmds_;
   bool wakeDue_ = false;  // commands queued without a wake-up yet (under cmdMu_)
+  // In (or about to enter) epoll_wait with no command pending, and not woken since (under
+  // cmdMu_).
+  bool sleeping_ = false;
+  // Under cmdMu_: whether the thread sleeps and needs a wake-up for what was just queued
+  // (then it counts as woken).
+  bool TakeSleeping() {
+    bool was = sleeping_;
+    sleeping_ = false;
+    return was;
+  }
   // This batch's records (the thread's alone), then published to outRecords_ (under outMu_).
   std::vector<double> records_;
   std::vector<std::string> strings_;
@@ -1012,10 +1030,22 @@ void Worker::Run() {
                  .count()));
       if (timeout < 0 || left < timeout) timeout = left;
     }
+    {
+      // Commands queued while this thread was busy came with no wake-up: it does not sleep
+      // while any wait.
+      std::lock_guard<std::mutex> ck(cmdMu_);
+      if (cmds_.empty())
+        sleeping_ = true;
+      else
+        timeout = 0;
+    }
     int n = epoll_wait(ep_, evs, 256, timeout);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
+    if (n < 0 && errno != EINTR) break;  // what is still queued, Join() closes
+    if (n < 0) n = 0;
+    {
+      std::lock_guard<std::mutex> ck(cmdMu_);
+      sleeping_ = false;
+      cmds.swap(cmds_);
     }
     if (lazy_ && (n == 0 || std::chrono::steady_clock::now() >= lazyAt_)) {
       lazy_ = false;
@@ -1034,18 +1064,17 @@ void Worker::Run() {
       std::lock_guard<std::mutex> lk(mu_);
       eventsAdded_ = false;
       urgent_ = false;
+      if (!cmds.empty()) {
+        Execute(cmds, stop);
+        cmds.clear();
+      }
       for (int i = 0; i < n; i++) {
         void* ptr = evs[i].data.ptr;
         if (ptr == nullptr) {
+          // A wake-up: the commands it announced were taken above.
           uint64_t v;
           ssize_t r = read(efd_, &v, sizeof v);
           (void)r;
-          {
-            std::lock_guard<std::mutex> ck(cmdMu_);
-            cmds.swap(cmds_);
-          }
-          Execute(cmds, stop);
-          cmds.clear();
           continue;
         }
         if (*static_cast<int*>(ptr) == kListener) {
