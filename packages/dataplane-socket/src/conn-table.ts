@@ -1,3 +1,4 @@
+import { MemberSet, type SlotOf } from './collections.js';
 import type { Conn } from './conn.js';
 import type { Dest } from './dest.js';
 import type { VirtualService } from './virtual-service.js';
@@ -16,6 +17,14 @@ export interface LingeringEntry {
   dest: Dest | undefined;
 }
 
+/** A connection's place in the table's live entries. */
+const TABLE_SLOT: SlotOf<Conn> = {
+  get: (c) => c.tableSlot,
+  set: (c, i) => {
+    c.tableSlot = i;
+  },
+};
+
 /**
  * Every connection of one dataplane instance. Timers are not per connection: one sweep
  * every `sweepInterval` compares each entry's idle time with its state's timeout (IPVS arms
@@ -29,7 +38,7 @@ export interface LingeringEntry {
  * `timeWait`, so they expire from its front and no sweep walks them.
  */
 export class ConnTable {
-  readonly #conns = new Set<Conn>();
+  readonly #conns = new MemberSet<Conn>(TABLE_SLOT);
   readonly #timeWait: number;
   // The ring: `#count` entries from `#head`, capacity a power of two.
   #head = 0;

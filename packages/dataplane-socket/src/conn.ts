@@ -37,6 +37,9 @@ export abstract class Conn {
   readonly createdAt: number;
   state: ConnState;
   dest: Dest | undefined;
+  /** Positions in the table's and the server's member sets (theirs to set; -1: not in it). */
+  tableSlot = -1;
+  destSlot = -1;
   /** Time of the last byte either way (or of the last state change). */
   lastActive: number;
   /** Still holds sockets: counts toward the service's maxConnections. */

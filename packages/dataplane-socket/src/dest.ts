@@ -1,3 +1,4 @@
+import { MemberSet, type SlotOf } from './collections.js';
 import type { Conn } from './conn.js';
 
 /** Traffic totals of one real server, as `ipvsadm -ln --stats` shows them. */
@@ -10,6 +11,14 @@ export interface DestStats {
 }
 
 export const zeroStats = (): DestStats => ({ conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 });
+
+/** A connection's place in its server's `conns`. */
+const DEST_SLOT: SlotOf<Conn> = {
+  get: (c) => c.destSlot,
+  set: (c, i) => {
+    c.destSlot = i;
+  },
+};
 
 /** A server being taken out: its connections close when idle, and all at the deadline. */
 export interface DrainState {
@@ -38,7 +47,7 @@ export class Dest {
   /** Persistence templates that point here (ipvsadm's PersistConn). */
   persistent = 0;
   /** Its connections that are Conn objects (live, or ending)… */
-  readonly conns = new Set<Conn>();
+  readonly conns = new MemberSet<Conn>(DEST_SLOT);
   /** …and those lingering in the table's ring (TIME_WAIT, CLOSE), counted in `inactive`. */
   lingering = 0;
   drain: DrainState | undefined;

@@ -1,3 +1,4 @@
+import { IdMap } from './collections.js';
 import type { Dest } from './dest.js';
 import {
   errnoName,
@@ -85,7 +86,7 @@ export class RelayHost {
   /** Accepted connections whose server the relay threads picked from a pushed plan. */
   picked = 0;
   readonly native: NativeRelay;
-  readonly #conns = new Map<number, Relayed>();
+  readonly #conns = new IdMap<Relayed>();
   readonly #acceptors = new Map<number, NativeAcceptor>();
   /** Plans pushed to the relay, by generation, until no record can name them any more. */
   readonly #plans = new Map<number, PushedPlan>();
