@@ -142,6 +142,10 @@ export class SocketDataplane implements DataplaneInstance {
       throw e;
     }
 
+    // Connections the relay threads accepted and connected on their own reach this loop in
+    // batches: take every record first, so that the change sees all of them (a removed
+    // service keeps them until they end, a server removed with expire resets them).
+    rt.relay?.sync();
     // Commit: synchronous from here, so no connection sees half a change.
     const handedOver = new Set(added.flatMap((a) => (a.reuse ? [a.reuse] : [])));
     for (const name of change.removed) {
@@ -179,6 +183,8 @@ export class SocketDataplane implements DataplaneInstance {
     if (this.#state === 'stopped') return;
     const wasStarted = this.#state === 'started';
     this.#state = 'stopped';
+    // As in apply(): every connection the relay threads accepted so far is in the table.
+    this.#rt.relay?.sync();
     const all = [...this.#services.values(), ...this.#retiring];
     for (const s of all) s.retire(false);
     if (wasStarted && this.#rt.options.stopGrace > 0) await this.#softStop(this.#rt.options.stopGrace);

@@ -36,8 +36,9 @@ describe.each(relayModes())(
     useRelay(mode);
 
     it('refused: retried on the next server, a failure signal for the refusing one', async () => {
-      const dead = `127.0.0.1:${await freePort()}`;
+      // The backends first: a port freePort() found free could be given to one of them.
       backends = await Promise.all(['a', 'b'].map((n) => tcpBackend(n)));
+      const dead = `127.0.0.1:${await freePort()}`;
       h = await harness(
         [
           {
@@ -147,8 +148,8 @@ describe.each(relayModes())(
     });
 
     it('retries with hash plans (sh) on the next server of the table, and with least-connections (wlc)', async () => {
-      const dead = `127.0.0.1:${await freePort()}`;
       backends = [await tcpBackend('a')];
+      const dead = `127.0.0.1:${await freePort()}`;
       for (const scheduler of ['sh', 'wlc']) {
         h = await harness([
           { name: 'web', scheduler, realServers: [{ address: dead }, { address: backends[0]!.address }] },
