@@ -361,14 +361,8 @@ class Worker {
   // write is a system call, and wakes the thread at once, which then often preempts the
   // writer on a machine with few cores; HAProxy too wakes only threads that sleep.)
   void Post(Command&& cmd) {
-    bool wake;
-    {
-      std::lock_guard<std::mutex> lk(cmdMu_);
-      cmds_.push_back(std::move(cmd));
-      wakeDue_ = false;
-      wake = TakeSleeping();
-    }
-    if (wake) Wake();
+    Queue(std::move(cmd));
+    Flush();
   }
 
   // Queues a command without waking the thread: Flush() wakes it once for all that were
@@ -376,16 +370,16 @@ class Worker {
   void Queue(Command&& cmd) {
     std::lock_guard<std::mutex> lk(cmdMu_);
     cmds_.push_back(std::move(cmd));
-    wakeDue_ = true;
   }
 
   void Flush() {
     bool wake;
     {
       std::lock_guard<std::mutex> lk(cmdMu_);
-      if (!wakeDue_) return;
-      wakeDue_ = false;
-      wake = TakeSleeping();
+      // A thread marks itself asleep only with nothing queued: commands queued since, and a
+      // sleeping mark, mean it needs the write (and counts as woken from then on).
+      wake = sleeping_ && !cmds_.empty();
+      if (wake) sleeping_ = false;
     }
     if (wake) Wake();
   }
@@ -582,17 +576,9 @@ class Worker {
   // in the middle of its batch (an accepted client for that thread) without deadlock.
   std::mutex cmdMu_;
   std::vector<Command> cmds_;
-  bool wakeDue_ = false;  // commands queued without a wake-up yet (under cmdMu_)
-  // In (or about to enter) epoll_wait with no command pending, and not woken since (under
+  // In (or about to enter) epoll_wait with no command queued, and not woken since (under
   // cmdMu_).
   bool sleeping_ = false;
-  // Under cmdMu_: whether the thread sleeps and needs a wake-up for what was just queued
-  // (then it counts as woken).
-  bool TakeSleeping() {
-    bool was = sleeping_;
-    sleeping_ = false;
-    return was;
-  }
   // This batch's records (the thread's alone), then published to outRecords_ (under outMu_).
   std::vector<double> records_;
   std::vector<std::string> strings_;
@@ -707,7 +693,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
   }
 
   // While connections live, the wake-up handle keeps the event loop alive.
-  void Live(Napi::Env env, int delta) {
+  void Live(int delta) {
     if (!async_) return;
     if (delta > 0 && live_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(async_));
     if (delta < 0 && --live_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(async_));
@@ -759,7 +745,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     for (int i = 0; i < 2; i++) c->side[i] = Side{kSide, c, i, dup[i], false};
     c->dir[0].src = c->dir[1].dst = 0;
     c->dir[0].dst = c->dir[1].src = 1;
-    Live(env, 1);
+    Live(1);
     Command cmd;
     cmd.op = Command::kAdd;
     cmd.conn = c;
@@ -843,7 +829,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
     l->addr = ss;
     listeners_.emplace_back(l);
     for (auto& w : workers_) w->AddListener(l);
-    Live(env, 1);  // as a listening net.Server does, an open listener keeps the process alive
+    Live(1);  // as a listening net.Server does, an open listener keeps the process alive
     return Napi::Number::New(env, l->id);
   }
 
@@ -919,7 +905,7 @@ class Relay : public Napi::ObjectWrap<Relay> {
       l->closed = true;
       for (auto& w : workers_) w->RemoveListener(l);
       close(l->fd);
-      Live(info.Env(), -1);
+      Live(-1);
     }
     return info.Env().Undefined();
   }
@@ -946,8 +932,8 @@ class Relay : public Napi::ObjectWrap<Relay> {
     }
     for (size_t i = 0; i < out_.size(); i += kFields) {
       int kind = static_cast<int>(out_[i + 1]);
-      if (kind == kAccept) Live(env, 1);
-      if (kind == kClosed) Live(env, -1);
+      if (kind == kAccept) Live(1);
+      if (kind == kClosed) Live(-1);
     }
     auto arr = Napi::Float64Array::New(env, out_.size());
     if (!out_.empty()) std::memcpy(arr.Data(), out_.data(), out_.size() * sizeof(double));
