@@ -1,10 +1,21 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { proxyProtocolPassthrough } from '@fulcrum/proxy-protocol';
 import { exhaustDescriptors, requires } from '@fulcrum/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nativeRelayUnavailable } from '../index.js';
-import { freePort, harness, relayOptions, request, tick, waitFor, type Harness } from './helpers.js';
+import {
+  freePort,
+  harness,
+  openClient,
+  relayOptions,
+  request,
+  tick,
+  waitFor,
+  type Harness,
+} from './helpers.js';
 
 // What only the native relay with native accept does: its listening sockets are the
 // relay's own (no libuv handle), so it must keep the process alive itself, and it answers
@@ -249,3 +260,106 @@ describe.skipIf(!!nativeRelayUnavailable())(
     }, 20_000);
   },
 );
+
+// The connect toward the server leaves the handshake's last ACK to the first bytes it sends
+// when it holds some already (the PROXY header, what the client sent before its server was
+// connected): one segment less, and the server accepts and reads in one wake-up. Without
+// such bytes the ACK must go at once: where the server speaks first, nothing else would
+// carry it, and the server could not accept before the kernel's delayed ACK (200 ms).
+const ackNeed = requires({ commands: ['ss'], check: () => nativeRelayUnavailable() });
+
+/** Segments received so far by each established socket of the server on `serverPort` (ss -ti). */
+function segsIn(serverPort: number): number[] {
+  const out = execFileSync('ss', ['-tinH', 'state', 'established', `( sport = :${serverPort} )`], {
+    encoding: 'utf8',
+  });
+  return [...out.matchAll(/\bsegs_in:(\d+)/g)].map((m) => Number(m[1]));
+}
+
+describe.skipIf(ackNeed.skip)('native relay, the handshake toward the server' + ackNeed.note, () => {
+  const servers: Server[] = [];
+  const sockets: Socket[] = [];
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+  });
+
+  /** A server on loopback; `onConnection` gets each socket (destroyed after the test). */
+  async function server(onConnection: (s: Socket) => void): Promise<number> {
+    const srv = createServer((s) => {
+      sockets.push(s);
+      s.on('error', () => {});
+      onConnection(s);
+    });
+    servers.push(srv);
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return (srv.address() as AddressInfo).port;
+  }
+
+  const withHeader = (port: number) =>
+    harness(
+      [
+        {
+          name: 'pp',
+          scheduler: 'rr',
+          passthrough: { name: 'proxy-protocol', options: { version: 1 } },
+          realServers: [{ address: `127.0.0.1:${port}` }],
+        },
+      ],
+      { options: relayOptions('native'), plugins: [proxyProtocolPassthrough], realClock: true },
+    );
+
+  /** How long each of five clients in a row waits for `bytes` bytes, sending `send` first. */
+  async function fiveTimes(bytes: number, send?: string): Promise<number[]> {
+    const took: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const c = await openClient(h!.port);
+      sockets.push(c.socket);
+      if (send) c.socket.write(send);
+      await c.waitBytes(bytes);
+      took.push(performance.now() - t0);
+    }
+    return took;
+  }
+
+  it('with a PROXY header to send, the handshake’s ACK comes in the header’s segment', async () => {
+    let headers = 0;
+    const port = await server((s) => s.once('data', () => headers++));
+    h = await withHeader(port);
+    // The clients send nothing: the header is all the relay has to send.
+    for (let i = 0; i < 3; i++) sockets.push((await openClient(h.port)).socket);
+    await waitFor(() => headers === 3, 'three headers at the server');
+    // The server's sockets received the SYN and one segment with the ACK and the header
+    // (three with the ACK on its own).
+    expect(segsIn(port)).toEqual([2, 2, 2]);
+  });
+
+  it('then ACKs as usual: a server writing its answer in two pieces under Nagle does not wait for a delayed ACK', async () => {
+    // Left in delayed-ACK mode after its held ACK, the relay's socket would ACK the first
+    // piece only when the delayed-ACK timer fires (40 ms), and Nagle holds the second until then.
+    const port = await server((s) => {
+      s.setNoDelay(false);
+      s.once('data', () => {
+        s.write('a');
+        setTimeout(() => s.write('b'), 1);
+      });
+    });
+    h = await withHeader(port);
+    const took = await fiveTimes(2, 'x');
+    expect(Math.min(...took)).toBeLessThan(30);
+  });
+
+  it('a server that speaks first is accepted at once, the ACK not held for bytes that do not come', async () => {
+    const port = await server((s) => s.end('hello\n'));
+    h = await harness([{ name: 'first', scheduler: 'rr', realServers: [{ address: `127.0.0.1:${port}` }] }], {
+      options: relayOptions('native'),
+      realClock: true,
+    });
+    // A held ACK would go with the kernel's delayed-ACK timer, 200 ms later: each greeting
+    // would take that long. Five in a row, so that one stall of the machine cannot decide.
+    const took = await fiveTimes(6);
+    expect(h.dp.relayInfo().picked).toBe(5);
+    expect(Math.min(...took)).toBeLessThan(100);
+  });
+});
