@@ -14,7 +14,8 @@
 // carried meanwhile (/proc/stat less this benchmark's processes), to tell a slow balancer
 // from a busy machine. Rounds interleave the
 // peers so that other load on a shared machine hits them alike; figures are medians. Prints
-// every figure and the Fulcrum/HAProxy ratios; writes bench/results/socket-<time>.json, a PNG
+// every figure and the Fulcrum/HAProxy ratios (medians, and the lowest and highest round);
+// writes bench/results/socket-<time>.json, a PNG
 // chart next to it, and socket-latest.{json,png}. Installs what it needs with apt-get when
 // run as root (haproxy, nginx, libnginx-mod-stream, wrk, iperf3, librsvg2-bin).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -390,6 +391,33 @@ if (summary.haproxy) {
   }
 }
 
+// The same ratios round by round (each peer against HAProxy in the same round): how far
+// apart the rounds are says how much a median of them can be trusted.
+const FIGURES = [
+  ['rps', 'rps', 'perSecond', false, 'requests/s'],
+  ['cps', 'cps', 'perSecond', false, 'connections/s'],
+  ['rpsP99', 'rps', 'p99Ms', true, 'p99 (keep-alive)'],
+  ['cpsP99', 'cps', 'p99Ms', true, 'p99 (new conn)'],
+  ['iperf1', 'iperf1', 'gbps', false, 'throughput x1'],
+  ['iperf8', 'iperf8', 'gbps', false, 'throughput x8'],
+];
+const ratiosPerRound = {};
+if (summary.haproxy) {
+  for (const peer of Object.keys(summary)) {
+    if (peer === 'haproxy') continue;
+    const of = (round, test, who) => runs.find((r) => r.round === round && r.test === test && r.peer === who);
+    ratiosPerRound[peer] = {};
+    for (const [key, test, field, invert] of FIGURES) {
+      const xs = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const [a, h] = [of(round, test, peer), of(round, test, 'haproxy')];
+        if (a && h) xs.push(ratio(a[field], h[field], invert));
+      }
+      if (xs.some((x) => Number.isFinite(x))) ratiosPerRound[peer][key] = xs;
+    }
+  }
+}
+
 const fmt = (v, d = 0) => (Number.isFinite(v) ? v.toFixed(d) : '-');
 const rows = [
   ['', 'req/s ka', 'p99 ms', 'cpu ms/1k', 'conn/s', 'p99 ms', 'cpu ms/1k', 'Gb/s x1', 'Gb/s x8', 'cpu s/GB'],
@@ -417,6 +445,14 @@ if (ratios.fulcrum) {
   console.log(
     `\nFulcrum/HAProxy: requests/s ${fmt(r.rps, 2)}, connections/s ${fmt(r.cps, 2)}, p99 (keep-alive) ${fmt(r.rpsP99, 2)}, p99 (new conn) ${fmt(r.cpsP99, 2)}, throughput x1 ${fmt(r.iperf1, 2)}, x8 ${fmt(r.iperf8, 2)}`,
   );
+  const spread = Object.entries(ratiosPerRound.fulcrum)
+    .map(([key, xs]) => {
+      const ok = xs.filter((x) => Number.isFinite(x));
+      const label = FIGURES.find((f) => f[0] === key)[4];
+      return `${label} ${fmt(Math.min(...ok), 2)}–${fmt(Math.max(...ok), 2)}`;
+    })
+    .join(', ');
+  if (ROUNDS > 1) console.log(`per round, lowest–highest: ${spread}`);
   if (ratios['node-pipe'])
     console.log(
       `node pipe()/HAProxy: requests/s ${fmt(ratios['node-pipe'].rps, 2)}, connections/s ${fmt(ratios['node-pipe'].cps, 2)}`,
@@ -466,6 +502,7 @@ const report = {
   },
   summary,
   ratiosToHaproxy: ratios,
+  ratiosPerRound,
   runs,
 };
 const json = JSON.stringify(report, null, 2) + '\n';
