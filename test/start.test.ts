@@ -26,7 +26,7 @@ const refused = (port: number) =>
   });
 
 describe('npm start (scripts/start.mjs)', () => {
-  it('runs the demo: wrr 3:2:1 over three backends, metrics, and Ctrl-C stops everything', async () => {
+  it('runs the demo: wrr 3:2:1 over three backends, metrics, a killed backend fails no request, and Ctrl-C stops everything', async () => {
     const demo = spawn(process.execPath, ['scripts/start.mjs'], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -46,6 +46,19 @@ describe('npm start (scripts/start.mjs)', () => {
       expect(answers).toEqual(['one', 'one', 'two', 'one', 'two', 'three']);
       const metrics = await get('http://127.0.0.1:9100/metrics');
       expect(metrics).toMatch(/fulcrum_server_weight\{service="web",server="127.0.0.1:9001"\} 3/);
+
+      // What the demo prints it does: kill one backend (its pid is printed) and curl again —
+      // no request fails. The first clients sent to it are retried on another backend, and
+      // the checks take it out.
+      const pid = Number(/backend two listening on 127\.0\.0\.1:9002 \(pid (\d+)\)/.exec(out)?.[1]);
+      expect(pid).toBeGreaterThan(0);
+      process.kill(pid, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 50));
+      const after: string[] = [];
+      for (let i = 0; i < 30; i++) after.push((await get('http://127.0.0.1:8080/')).split(' ')[1]!);
+      expect(new Set(after)).toEqual(new Set(['one', 'three']));
+      const m = await get('http://127.0.0.1:9100/metrics');
+      expect(m).toMatch(/fulcrum_connection_retries_total\{service="web",server="127.0.0.1:9002"\} [1-9]/);
     } finally {
       demo.kill('SIGINT');
     }
